@@ -1,0 +1,1 @@
+"""Configuration files: loading with line numbers, validation, interpolation."""
