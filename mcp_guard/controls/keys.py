@@ -1,0 +1,96 @@
+"""Which calls a control applies to, and which counter a call lands in.
+
+A control selects calls by tool and upstream globs and an optional principal scope,
+then splits its counters by *dimensions* (``per: [agent, team]``). A dimension with
+several values (a principal in two teams) yields one key per value; the call must be
+within limits under every key. A principal without a value for a dimension (no agent,
+no team) shares the key with the empty value.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Sequence
+from itertools import product
+from typing import Literal
+
+from mcp_guard.principal import Principal
+
+Dimension = Literal["global", "user", "agent", "role", "team", "tenant", "upstream", "tool"]
+
+GlobMatcher = Callable[[str], bool]
+
+
+def glob_matcher(patterns: Iterable[str]) -> GlobMatcher:
+    """One compiled matcher for a list of shell-style globs (``*``, ``?``, ``[..]``)."""
+    pats = tuple(patterns)
+    if "*" in pats:
+        return _always
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in pats) or "(?!)")
+
+    def match(name: str) -> bool:
+        return regex.match(name) is not None
+
+    return match
+
+
+def _always(name: str) -> bool:
+    return True
+
+
+def specificity(patterns: Sequence[str]) -> int:
+    """How specific a glob list is: the literal characters of its most specific glob."""
+    return max((len(p) - sum(p.count(c) for c in "*?[]") for p in patterns), default=0)
+
+
+def _escape(value: str) -> str:
+    if "|" in value or "=" in value or "%" in value:
+        return value.replace("%", "%25").replace("|", "%7C").replace("=", "%3D")
+    return value
+
+
+def _values(dim: Dimension, principal: Principal, upstream: str, tool: str) -> Sequence[str]:
+    if dim == "agent":
+        return (principal.agent or "",)
+    if dim == "user":
+        return (principal.user,)
+    if dim == "team":
+        return sorted(principal.teams) or ("",)
+    if dim == "role":
+        return sorted(principal.roles) or ("",)
+    if dim == "tenant":
+        return (principal.tenant or "",)
+    if dim == "tool":
+        return (tool,)
+    if dim == "upstream":
+        return (upstream,)
+    return ("",)
+
+
+def counter_keys(
+    control_id: str, dims: Sequence[Dimension], principal: Principal, upstream: str, tool: str
+) -> list[tuple[str, str]]:
+    """``(key, label)`` pairs for a call: ``key`` names the counter, ``label`` is for people.
+
+    ``key`` looks like ``payments-per-agent|agent=bot-1``; values are escaped so no
+    principal name can forge another principal's key.
+    """
+    if len(dims) == 1:
+        dim = dims[0]
+        if dim == "global":
+            return [(f"{control_id}|", "everyone")]
+        if dim == "agent" or dim == "user" or dim == "tenant" or dim == "tool" or dim == "upstream":
+            value = _values(dim, principal, upstream, tool)[0]
+            return [(f"{control_id}|{dim}={_escape(value)}", f"{dim} {value or '(none)'}")]
+    parts = [
+        [(f"{d}={_escape(v)}", f"{d} {v or '(none)'}") for v in _values(d, principal, upstream, tool)]
+        for d in dims
+        if d != "global"
+    ]
+    if not parts:
+        return [(f"{control_id}|", "everyone")]
+    out = []
+    for combo in product(*parts):
+        out.append((control_id + "|" + "|".join(k for k, _ in combo), ", ".join(lbl for _, lbl in combo)))
+    return out

@@ -1,0 +1,84 @@
+"""The single decision point: one object answers both "may this principal see the tool?"
+(``tools/list``) and "what happens to this call?" (``tools/call``), so the list a
+principal sees and the calls it may make can never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp import types
+from mcp_guard.decision import ALLOWED, Decision, Verdict
+from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.principal import Principal
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    """What the decision point knows about a tool without a call."""
+
+    name: str
+    upstream: str
+    environment: str
+    definition: types.Tool
+
+
+class AccessPolicy(Protocol):
+    def visible(self, principal: Principal, tool: ToolInfo) -> bool: ...
+
+    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict: ...
+
+
+class AllowAll:
+    """Every principal sees and may call every tool (only for trusted local use)."""
+
+    def visible(self, principal: Principal, tool: ToolInfo) -> bool:
+        return True
+
+    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
+        return ALLOWED
+
+
+class Grant(BaseModel):
+    """Tools (globs on namespaced names) granted to principals with any of these attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roles: list[str] = Field(default_factory=list)
+    agents: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(min_length=1)
+
+    def applies_to(self, principal: Principal) -> bool:
+        if not (self.roles or self.agents or self.users or self.teams):
+            return True
+        return bool(
+            principal.roles.intersection(self.roles)
+            or principal.teams.intersection(self.teams)
+            or (principal.agent is not None and principal.agent in self.agents)
+            or principal.user in self.users
+        )
+
+    def covers(self, tool: str) -> bool:
+        return any(fnmatchcase(tool, pattern) for pattern in self.tools)
+
+
+class AllowlistPolicy:
+    """A principal sees and may call a tool when some grant applies to it and covers the tool."""
+
+    def __init__(self, grants: Sequence[Grant]) -> None:
+        self.grants = tuple(grants)
+
+    def visible(self, principal: Principal, tool: ToolInfo) -> bool:
+        return any(g.applies_to(principal) and g.covers(tool.name) for g in self.grants)
+
+    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
+        if self.visible(call.principal, tool):
+            return ALLOWED
+        return Verdict(decision=Decision.BLOCK, rules=("allowlist",), reason="not granted")

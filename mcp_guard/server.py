@@ -1,0 +1,173 @@
+"""The MCP server clients talk to: every request goes through the :class:`Gateway`.
+
+Built on the SDK's low-level ``Server`` so that nothing is re-validated or reshaped
+on the way through: tool definitions, results, content and ``_meta`` pass unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from mcp import types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler
+from mcp.shared.exceptions import MCPError
+from mcp_guard import __version__
+from mcp_guard.errors import UnknownToolError, UpstreamUnavailableError
+from mcp_guard.gateway import Gateway
+from mcp_guard.principal import Principal
+
+PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], Principal | None]
+
+INSTRUCTIONS = (
+    "mcp-guard governs these tools: every call is checked against policy before it runs. "
+    "A refused call returns an error naming the rule and reason; do not retry it unchanged."
+)
+
+
+class GuardServer(Server[Any]):
+    """Advertises list-changed notifications on every transport (the SDK default is off)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(prompts_changed=True, resources_changed=True,
+                                                        tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+def session_key(ctx: ServerRequestContext[Any, Any], fallback: str) -> str:
+    """The transport session id (streamable HTTP header / SSE query), else ``fallback``."""
+    request = ctx.request
+    if request is not None:
+        sid = request.headers.get("mcp-session-id") or request.query_params.get("session_id")
+        if sid:
+            return str(sid)
+    return fallback
+
+
+def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> GuardServer:
+    """An MCP server whose handlers delegate to ``gateway`` for the resolved principal."""
+    page_size = gateway.settings.server.list_page_size
+    stdio_session = uuid.uuid4().hex
+
+    def principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
+        found = resolve_principal(ctx)
+        if found is None:  # the transport let an unauthenticated request through: refuse, never guess
+            raise MCPError(code=types.INVALID_REQUEST, message="unauthenticated request")
+        return found
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any],
+                         params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        tools = gateway.visible_tools(principal(ctx))
+        page, cursor = _page(tools, params.cursor if params else None, page_size)
+        return types.ListToolsResult(tools=page, next_cursor=cursor)
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any],
+                        params: types.CallToolRequestParams) -> types.CallToolResult:
+        client = ctx.session.client_params
+        client_info = client.client_info.model_dump(mode="json") if client and client.client_info else None
+        meta = params.meta.model_dump(by_alias=True, exclude_none=True) if params.meta else None
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(progress, total, message)
+
+        try:
+            return await gateway.call_tool(
+                principal(ctx), session_key(ctx, stdio_session), params.name, params.arguments,
+                meta=meta, client_info=client_info, on_progress=on_progress,
+            )
+        except UnknownToolError as exc:
+            raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+
+    async def list_resources(ctx: ServerRequestContext[Any, Any],
+                             params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+        principal(ctx)
+        items = [resource for _, resource in gateway.catalog.resources.values()]
+        page, cursor = _page(items, params.cursor if params else None, page_size)
+        return types.ListResourcesResult(resources=page, next_cursor=cursor)
+
+    async def list_templates(ctx: ServerRequestContext[Any, Any],
+                             params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
+        principal(ctx)
+        items = [template for _, template in gateway.catalog.templates]
+        page, cursor = _page(items, params.cursor if params else None, page_size)
+        return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
+
+    async def read_resource(ctx: ServerRequestContext[Any, Any],
+                            params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        principal(ctx)
+        upstream = gateway.catalog.resource_upstream(params.uri)
+        if upstream is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {params.uri}")
+        return await _relay(lambda: gateway.upstreams[upstream].read_resource(params.uri))
+
+    async def list_prompts(ctx: ServerRequestContext[Any, Any],
+                           params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+        principal(ctx)
+        items = [prompt for _, prompt in gateway.catalog.prompts.values()]
+        page, cursor = _page(items, params.cursor if params else None, page_size)
+        return types.ListPromptsResult(prompts=page, next_cursor=cursor)
+
+    async def get_prompt(ctx: ServerRequestContext[Any, Any],
+                         params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        principal(ctx)
+        entry = gateway.catalog.prompts.get(params.name)
+        if entry is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
+        route = entry[0]
+        return await _relay(lambda: gateway.upstreams[route.upstream].get_prompt(route.original, params.arguments))
+
+    async def initialized(ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None) -> None:
+        found = resolve_principal(ctx)
+        connection = getattr(ctx.session, "_connection", None)  # the SDK keeps no public accessor
+        if found is not None and connection is not None:
+            gateway.notifier.register(connection, ctx.session, found)
+
+    server = GuardServer(
+        "mcp-guard",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_list_prompts=list_prompts,
+        on_get_prompt=get_prompt,
+        on_subscriptions_listen=ListenHandler(gateway.notifier.bus),
+    )
+    server.add_notification_handler("notifications/initialized", types.NotificationParams, initialized)
+    return server
+
+
+async def _relay(request: Callable[[], Any]) -> Any:
+    """Run a pass-through request; upstream trouble becomes a clear JSON-RPC error."""
+    try:
+        return await request()
+    except UpstreamUnavailableError as exc:
+        raise MCPError(code=types.INTERNAL_ERROR, message=str(exc)) from None
+    except TimeoutError:
+        raise MCPError(code=types.INTERNAL_ERROR, message="upstream did not answer in time") from None
+
+
+def _page(items: list[Any], cursor: str | None, size: int) -> tuple[list[Any], str | None]:
+    """Offset pagination with an opaque cursor."""
+    try:
+        start = int(cursor, 16) if cursor else 0
+    except ValueError:
+        raise MCPError(code=types.INVALID_PARAMS, message="invalid cursor") from None
+    if start < 0 or start > len(items):
+        raise MCPError(code=types.INVALID_PARAMS, message="invalid cursor")
+    end = start + size
+    return items[start:end], (format(end, "x") if end < len(items) else None)

@@ -1,0 +1,121 @@
+"""Serving the gateway to clients: stdio, or HTTP (streamable HTTP at ``/mcp``, SSE at ``/sse``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.sse import SseServerTransport
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp_guard.config.settings import ServerSettings
+from mcp_guard.gateway import Gateway
+from mcp_guard.principal import Principal
+from mcp_guard.server import build_server
+
+logger = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
+    """Serve one client over this process's stdin/stdout until it disconnects.
+
+    Nothing but protocol reaches stdout: logs go to stderr, and the SDK points fd 1 at
+    stderr while serving so stray output of children cannot corrupt the wire.
+    """
+    server = build_server(gateway, lambda ctx: principal)
+    async with anyio.create_task_group() as tg:
+        await tg.start(gateway.run)
+        await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+        tg.cancel_scope.cancel()
+
+
+def _settle_timeout(gateway: Gateway) -> float:
+    return max((u.config.connect_timeout_s for u in gateway.upstreams.values()), default=0.0)
+
+
+def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
+    """The principal an authentication middleware placed on the HTTP request."""
+    request = ctx.request
+    if request is None:
+        return None
+    state = request.scope.get("state") or {}
+    found = state.get("principal") if isinstance(state, dict) else None
+    return found if isinstance(found, Principal) else None
+
+
+def security_settings(settings: ServerSettings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only loopback plus configured Host/Origin values."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts],
+        allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
+    )
+
+
+def build_http_app(
+    gateway: Gateway,
+    *,
+    resolve_principal: Callable[[ServerRequestContext[Any, Any]], Principal | None] = request_principal,
+    wrap_mcp: Callable[[ASGIApp], ASGIApp] = lambda app: app,
+    extra_routes: list[BaseRoute] | None = None,
+) -> Starlette:
+    """The HTTP app: streamable HTTP at ``/mcp``, SSE at ``/sse`` + ``/messages/``, ``/healthz``.
+
+    ``wrap_mcp`` wraps the MCP endpoints (authentication middleware goes there).
+    The app's lifespan owns the gateway's background tasks and the session manager.
+    """
+    settings = gateway.settings.server
+    server = build_server(gateway, resolve_principal)
+    security = security_settings(settings)
+    manager = StreamableHTTPSessionManager(
+        app=server, security_settings=security, max_request_body_size=settings.max_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout_s, max_sessions=settings.max_sessions,
+    )
+    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
+
+    class SseEndpoint:
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            async with sse.connect_sse(scope, receive, send) as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({
+            "status": "ok",
+            "upstreams": {name: {"status": u.status.value, "tools": len(u.listing.tools),
+                                 "error": u.last_error} for name, u in gateway.upstreams.items()},
+        })
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg, manager.run():
+            await tg.start(gateway.run)
+            await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    routes: list[BaseRoute] = [
+        Route("/mcp", endpoint=wrap_mcp(StreamableHTTPASGIApp(manager))),
+        Route("/sse", endpoint=wrap_mcp(SseEndpoint()), methods=["GET"]),
+        Mount("/messages/", app=wrap_mcp(sse.handle_post_message)),
+        Route("/healthz", endpoint=health),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

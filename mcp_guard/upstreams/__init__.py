@@ -1,0 +1,1 @@
+"""Upstream MCP servers: configuration, supervision and the aggregated catalog."""

@@ -1,0 +1,269 @@
+"""One supervisor per upstream: connect, list, watch for changes, reconnect with backoff.
+
+Each :class:`Upstream` is owned by exactly one task (its :meth:`Upstream.run`), which
+enters and exits the transport and session (anyio requires both in the same task).
+Other tasks only send requests through the live session.
+
+While an upstream is down its last known tools stay listed (tool lists do not flap
+during a restart), and calls to them fail at once with an error naming the upstream,
+the reason and when the next reconnect attempt is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import anyio
+
+from mcp import types
+from mcp.client.session import IncomingMessage
+from mcp.shared.exceptions import MCPError
+from mcp_guard.errors import UpstreamUnavailableError
+from mcp_guard.upstreams.config import UpstreamConfig
+from mcp_guard.upstreams.connect import Connection, connect
+from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+MAX_PAGES = 100
+"""Upper bound on pagination of one listing: a hostile upstream cannot loop us forever."""
+
+
+class Status(str, Enum):
+    CONNECTING = "connecting"
+    READY = "ready"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What an upstream offers, as last listed."""
+
+    tools: tuple[types.Tool, ...] = ()
+    resources: tuple[types.Resource, ...] = ()
+    templates: tuple[types.ResourceTemplate, ...] = ()
+    prompts: tuple[types.Prompt, ...] = ()
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: ``base * 2**attempt`` capped, times a factor in [0.5, 1]."""
+
+    base_s: float = 0.5
+    cap_s: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap_s, self.base_s * 2 ** min(attempt, 16)) * (0.5 + self.rng.random() / 2)
+
+
+class Upstream:
+    """A supervised connection to one upstream MCP server."""
+
+    def __init__(
+        self,
+        name: str,
+        config: UpstreamConfig,
+        on_change: Callable[[str], Awaitable[None]],
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.listing = Listing()
+        self.status = Status.CONNECTING
+        self.last_error: str | None = None
+        self.next_attempt_at: float | None = None
+        self.server_info: types.Implementation | None = None
+        self.changed = anyio.Event()
+        """Set (and replaced) every time status or listing changes; tests and operators wait on it."""
+        self._on_change = on_change
+        self._backoff = backoff or Backoff()
+        self._conn: Connection | None = None
+        self._refresh = anyio.Event()
+
+    # -- supervision -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the upstream connected until cancelled. Never raises except on cancellation."""
+        attempt = 0
+        while True:
+            self._set_status(Status.CONNECTING)
+            try:
+                await self._serve_one_connection()
+                self.last_error = "the connection closed"
+                attempt = 0
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:  # supervisor boundary: one upstream never takes the gateway down
+                self.last_error = _describe(exc)
+                logger.warning("upstream %s: %s", self.name, self.last_error)
+            delay = self._backoff.delay(attempt)
+            attempt += 1
+            self.next_attempt_at = time.monotonic() + delay
+            self._set_status(Status.DOWN)
+            await anyio.sleep(delay)
+
+    async def _serve_one_connection(self) -> None:
+        """Connect, list and serve until the connection closes.
+
+        Raises:
+            TimeoutError: connecting, initializing or listing took longer than allowed.
+        """
+        with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout_s) as scope:
+            async with connect(self.config, self._on_message) as conn:
+                self.server_info = conn.initialize.server_info
+                self.listing = await self._list(conn)
+                scope.deadline = math.inf
+                self._conn = conn
+                self.last_error = None
+                self.next_attempt_at = None
+                self._set_status(Status.READY)
+                logger.info("upstream %s: ready with %d tool(s)", self.name, len(self.listing.tools))
+                try:
+                    await self._on_change(self.name)
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._refresh_on_notice, conn)
+                        await conn.closed.wait()
+                        tg.cancel_scope.cancel()
+                finally:
+                    self._conn = None
+        if scope.cancelled_caught:
+            raise TimeoutError("timed out while connecting")
+
+    async def _refresh_on_notice(self, conn: Connection) -> None:
+        while True:
+            await self._refresh.wait()
+            self._refresh = anyio.Event()
+            try:
+                self.listing = await self._list(conn)
+            except MCPError as exc:
+                logger.warning("upstream %s: refresh failed: %s", self.name, exc)
+                continue
+            self._set_status(self.status)
+            await self._on_change(self.name)
+
+    async def _on_message(self, message: IncomingMessage) -> None:
+        if isinstance(message, Exception):
+            logger.debug("upstream %s: transport error: %s", self.name, message)
+            return
+        if isinstance(message, (types.ToolListChangedNotification, types.ResourceListChangedNotification,
+                                types.PromptListChangedNotification)):
+            self._refresh.set()
+
+    def _set_status(self, status: Status) -> None:
+        self.status = status
+        changed, self.changed = self.changed, anyio.Event()
+        changed.set()
+
+    # -- listing ----------------------------------------------------------------------
+
+    async def _list(self, conn: Connection) -> Listing:
+        caps = conn.initialize.capabilities
+        tools = valid_tools(self.name, await self._pages(conn, "tools/list", "tools")) if caps.tools else []
+        resources: list[types.Resource] = []
+        templates: list[types.ResourceTemplate] = []
+        if caps.resources:
+            resources = valid_items(self.name, "resource", types.Resource,
+                                    await self._pages(conn, "resources/list", "resources"))
+            templates = valid_items(self.name, "resource template", types.ResourceTemplate,
+                                    await self._pages(conn, "resources/templates/list", "resourceTemplates"))
+        prompts: list[types.Prompt] = []
+        if caps.prompts:
+            prompts = valid_items(self.name, "prompt", types.Prompt,
+                                  await self._pages(conn, "prompts/list", "prompts"))
+        return Listing(tuple(tools), tuple(resources), tuple(templates), tuple(prompts))
+
+    async def _pages(self, conn: Connection, method: str, key: str) -> list[Any]:
+        """Every item of a paginated list, raw, so one invalid item cannot fail the whole page."""
+        items: list[Any] = []
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            params = {"cursor": cursor} if cursor else None
+            raw = await conn.dispatcher.send_raw_request(method, params, {"timeout": self.config.connect_timeout_s})
+            page = raw.get(key)
+            if isinstance(page, list):
+                items.extend(page)
+            cursor = raw.get("nextCursor")
+            if not isinstance(cursor, str) or not cursor:
+                return items
+        logger.warning("upstream %s: %s returned more than %d pages; truncated", self.name, method, MAX_PAGES)
+        return items
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _live(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            raise UpstreamUnavailableError(self.name, self.down_reason())
+        return conn
+
+    def down_reason(self) -> str:
+        if self.status is Status.CONNECTING:
+            return "connecting" + (f" (last error: {self.last_error})" if self.last_error else "")
+        retry = ""
+        if self.next_attempt_at is not None:
+            retry = f"; reconnecting in {max(0.0, self.next_attempt_at - time.monotonic()):.1f}s"
+        return f"{self.last_error or 'not connected'}{retry}"
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        timeout_s: float | None = None,
+    ) -> types.CallToolResult:
+        """Forward one ``tools/call``; cancelling the caller cancels the upstream request.
+
+        Raises:
+            UpstreamUnavailableError: not connected right now.
+            TimeoutError: no answer within the timeout (the upstream got a cancellation).
+            MCPError: the upstream answered with a JSON-RPC error.
+        """
+        conn = self._live()
+        params = types.CallToolRequestParams(name=name, arguments=dict(arguments) if arguments else None,
+                                             _meta=_forwardable_meta(meta))
+        with anyio.fail_after(timeout_s or self.config.call_timeout_s):
+            return await conn.session.send_request(types.CallToolRequest(params=params), types.CallToolResult,
+                                                   progress_callback=on_progress)
+
+    async def read_resource(self, uri: str) -> types.ReadResourceResult:
+        """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
+        conn = self._live()
+        with anyio.fail_after(self.config.call_timeout_s):
+            return await conn.session.read_resource(uri)
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
+        """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
+        conn = self._live()
+        with anyio.fail_after(self.config.call_timeout_s):
+            result = await conn.session.get_prompt(name, dict(arguments) if arguments else None)
+        if not isinstance(result, types.GetPromptResult):
+            raise MCPError(code=types.INTERNAL_ERROR, message="upstream returned an unexpected prompt result")
+        return result
+
+
+def _forwardable_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The client's ``_meta`` minus its progress token (the upstream gets one of ours)."""
+    if not meta:
+        return None
+    out = {k: v for k, v in meta.items() if k != "progressToken"}
+    return out or None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out while connecting"
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, OSError) else f"cannot start or reach: {text}"

@@ -1,0 +1,72 @@
+"""Validating upstream definitions one by one, so one broken tool never breaks the list."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ValidationError
+
+from mcp import types
+
+logger = logging.getLogger(__name__)
+
+TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+M = TypeVar("M", bound=BaseModel)
+
+
+def valid_tools(upstream: str, raw_tools: Iterable[Any]) -> list[types.Tool]:
+    """Parse each raw tool dict; skip (with a warning naming it) any that is invalid."""
+    tools: list[types.Tool] = []
+    seen: set[str] = set()
+    for raw in raw_tools:
+        name = raw.get("name") if isinstance(raw, Mapping) else None
+        problem = _tool_problem(raw)
+        if problem is None and name in seen:
+            problem = "duplicate tool name"
+        if problem is not None:
+            logger.warning("upstream %s: skipping tool %r: %s", upstream, name, problem)
+            continue
+        tools.append(types.Tool.model_validate(raw, by_name=False))
+        seen.add(str(name))
+    return tools
+
+
+def _tool_problem(raw: Any) -> str | None:
+    if not isinstance(raw, Mapping):
+        return "not an object"
+    name = raw.get("name")
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        return "name must match [A-Za-z0-9._-]{1,128}"
+    try:
+        types.Tool.model_validate(raw, by_name=False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    for key in ("inputSchema", "outputSchema"):
+        schema = raw.get(key)
+        if schema is None:
+            continue
+        if not isinstance(schema, Mapping) or schema.get("type") != "object":
+            return f"{key} must be a JSON Schema object with type 'object'"
+        try:
+            Draft202012Validator.check_schema(dict(schema))
+        except SchemaError as exc:
+            return f"{key} is not a valid JSON Schema: {exc.message}"
+    return None
+
+
+def valid_items(upstream: str, kind: str, model: type[M], raw_items: Iterable[Any]) -> list[M]:
+    """Parse resources / templates / prompts one by one, skipping invalid ones."""
+    out: list[M] = []
+    for raw in raw_items:
+        try:
+            out.append(model.model_validate(raw, by_name=False))
+        except ValidationError as exc:
+            logger.warning("upstream %s: skipping invalid %s %r: %s", upstream, kind,
+                           raw.get("name") if isinstance(raw, Mapping) else raw, exc.errors()[0]["msg"])
+    return out
