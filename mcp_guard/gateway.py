@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from pydantic import ValidationError
 
 from mcp import types
 from mcp.shared.exceptions import MCPError
@@ -154,6 +155,10 @@ class Gateway:
                 "the call was cancelled upstream")
         except MCPError as exc:
             return _upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
+        except ValidationError as exc:
+            return _upstream_failure(call, "upstream-malformed",
+                                     f"upstream '{upstream.name}' returned a malformed result "
+                                     f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})")
 
 
 def _upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolResult:

@@ -77,7 +77,7 @@ def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> Guar
                         params: types.CallToolRequestParams) -> types.CallToolResult:
         client = ctx.session.client_params
         client_info = client.client_info.model_dump(mode="json") if client and client.client_info else None
-        meta = params.meta.model_dump(by_alias=True, exclude_none=True) if params.meta else None
+        meta = dict(params.meta) if params.meta else None
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)

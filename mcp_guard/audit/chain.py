@@ -63,11 +63,15 @@ def checkpoint_payload(seq: int, head_hash: str, time: str, first_seq: int, kid:
     )
 
 
-def make_checkpoint(key: Ed25519PrivateKey, seq: int, head_hash: str, time: str, first_seq: int) -> Checkpoint:
+def make_checkpoint(
+    key: Ed25519PrivateKey, seq: int, head_hash: str, time: str, first_seq: int
+) -> Checkpoint:
     """A checkpoint of entry ``seq`` (hash ``head_hash``) signed with ``key``."""
     kid = key_id(key)
     signature = sign(key, checkpoint_payload(seq, head_hash, time, first_seq, kid))
-    return Checkpoint(seq=seq, hash=head_hash, time=time, first_seq=first_seq, key_id=kid, signature=signature)
+    return Checkpoint(
+        seq=seq, hash=head_hash, time=time, first_seq=first_seq, key_id=kid, signature=signature
+    )
 
 
 def checkpoint_valid(public_key: PublicKeyLike, cp: Checkpoint) -> bool:

@@ -46,7 +46,9 @@ UNION ALL
 SELECT seq, hash, time FROM (SELECT seq, hash, time FROM checkpoints ORDER BY seq DESC LIMIT 1)
 ORDER BY seq DESC LIMIT 1
 """
-_INSERT_ENTRY = "INSERT INTO entries (seq, id, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ENTRY = (
+    "INSERT INTO entries (seq, id, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (seq, hash, time, first_seq, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -96,7 +98,7 @@ class SqliteAuditLog:
         self._send = send
         self._file_id = file_id
         self._last_cp_seq = last_checkpoint_seq
-        self._head_seq = 0
+        self._head: tuple[int, str, str] | None = None
         self._closed = False
 
     @classmethod
@@ -240,23 +242,33 @@ class SqliteAuditLog:
 
     async def _commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
         self._check_file()
+        for _attempt in range(3):
+            try:
+                return await self._try_commit(batch, force_checkpoint)
+            except sqlite3.IntegrityError:
+                # Another connection appended (e.g. a prune's ``retention`` entry): reload the head, retry.
+                self._head = None
+        raise AuditUnavailableError("another writer keeps appending to the same database")
+
+    async def _try_commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
         conn = self._conn
-        await conn.execute("BEGIN IMMEDIATE")
         try:
-            head = await conn.execute_fetchall(_HEAD_SQL)
-            seq, prev, last_time = next(iter(head), (0, GENESIS_HASH, ""))
+            if self._head is None:
+                rows = await conn.execute_fetchall(_HEAD_SQL)
+                self._head = next(iter(rows), (0, GENESIS_HASH, ""))
+            seq, prev, last_time = self._head
             now = max(format_time(self._clock()), last_time)
-            rows: list[tuple[int, str, str, str, str, str, str]] = []
+            rows_out: list[tuple[int, str, str, str, str, str, str]] = []
             receipts: list[AuditReceipt] = []
             for pending in batch:
                 seq += 1
                 id_ = uuid4().hex
                 h = entry_hash(seq, id_, now, pending.kind, pending.record_json, prev)
-                rows.append((seq, id_, now, pending.kind, pending.record_json, prev, h))
+                rows_out.append((seq, id_, now, pending.kind, pending.record_json, prev, h))
                 receipts.append(AuditReceipt(id=id_, seq=seq, hash=h))
                 prev = h
-            if rows:
-                await conn.executemany(_INSERT_ENTRY, rows)
+            if rows_out:
+                await conn.executemany(_INSERT_ENTRY, rows_out)  # implicit BEGIN IMMEDIATE
             last_cp = self._last_cp_seq
             due = last_cp is None or seq - last_cp >= self._config.checkpoint_every
             if seq > 0 and seq != last_cp and (due or force_checkpoint):
@@ -267,13 +279,14 @@ class SqliteAuditLog:
                     _INSERT_CHECKPOINT, (cp.seq, cp.hash, cp.time, cp.first_seq, cp.key_id, cp.signature)
                 )
                 last_cp = seq
-            await conn.execute("COMMIT")
+            await conn.commit()
         except BaseException:
+            self._head = None  # re-read after any failure: the database is the truth
             with anyio.CancelScope(shield=True):
                 await _rollback(conn)
             raise
         self._last_cp_seq = last_cp
-        self._head_seq = seq
+        self._head = (seq, prev, now)
         return receipts
 
     def _check_file(self) -> None:
@@ -289,7 +302,7 @@ class SqliteAuditLog:
 async def _rollback(conn: aiosqlite.Connection) -> None:
     try:
         if conn.in_transaction:
-            await conn.execute("ROLLBACK")
+            await conn.rollback()
     except (sqlite3.Error, ValueError):
         pass  # the connection is broken; the transaction dies with it
 
@@ -301,7 +314,7 @@ async def _connect(config: AuditConfig) -> tuple[aiosqlite.Connection, tuple[int
     except OSError as exc:
         raise AuditUnavailableError(f"cannot create directory {path.parent}: {exc.strerror}") from None
     try:
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn = await aiosqlite.connect(str(path), isolation_level="IMMEDIATE")
     except sqlite3.Error as exc:
         raise AuditUnavailableError(f"cannot open audit database {path}: {exc}") from None
     try:
@@ -311,7 +324,10 @@ async def _connect(config: AuditConfig) -> tuple[aiosqlite.Connection, tuple[int
             raise AuditUnavailableError(f"{path}: cannot switch the database to WAL mode")
         await conn.execute(f"PRAGMA synchronous = {config.synchronous}")
         await conn.executescript(DDL)
-        await conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        await conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+        )
+        await conn.commit()
         rows = await conn.execute_fetchall("SELECT MAX(seq) FROM checkpoints")
         last_cp: int | None = next(iter(rows))[0]
         st = os.stat(path)

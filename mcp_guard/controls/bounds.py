@@ -118,7 +118,7 @@ def bound_result(result: CallToolResult, spec: BoundsSpec) -> BoundsOutcome:
             reason=reason,
             details={"control": "result_bounds", "exceeded": over},
         )
-        blocked = CallToolResult(content=[TextContent(text=reason)], is_error=result.is_error or True)
+        blocked = CallToolResult(content=[TextContent(text=reason)], is_error=True)
         return BoundsOutcome(blocked, (f"blocked: {'; '.join(over)}",), verdict)
     actions: list[str] = []
     content = list(result.content)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,7 +25,7 @@ SLICES = 10
 """The error-rate window is kept as this many time slices (bounded memory at any call rate)."""
 
 
-class BreakerState(str, Enum):
+class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -74,7 +74,9 @@ class Breaker:
     def target(self, upstream: str, tool: str) -> str:
         return upstream if self.spec.per == "upstream" else tool
 
-    def admit(self, rec: BreakerRecord, target: str, now: float) -> tuple[float | None, BreakerTransition | None]:
+    def admit(
+        self, rec: BreakerRecord, target: str, now: float
+    ) -> tuple[float | None, BreakerTransition | None]:
         """Let a call through (``None``) or refuse it (seconds until the next probe)."""
         if rec.state is BreakerState.CLOSED:
             return None, None
@@ -101,10 +103,14 @@ class Breaker:
         if rec.state is BreakerState.HALF_OPEN:
             if failed:
                 self._open(rec, now)
-                return self._transition(target, BreakerState.HALF_OPEN, BreakerState.OPEN, "probe failed", now)
+                return self._transition(
+                    target, BreakerState.HALF_OPEN, BreakerState.OPEN, "probe failed", now
+                )
             rec.state, rec.consecutive, rec.probes = BreakerState.CLOSED, 0, 0
             rec.window.clear()
-            return self._transition(target, BreakerState.HALF_OPEN, BreakerState.CLOSED, "probe succeeded", now)
+            return self._transition(
+                target, BreakerState.HALF_OPEN, BreakerState.CLOSED, "probe succeeded", now
+            )
         if rec.state is BreakerState.OPEN:
             return None  # a call admitted before the breaker opened; already decided
         rec.consecutive = rec.consecutive + 1 if failed else 0
@@ -117,7 +123,9 @@ class Breaker:
         calls, failures = self._count(rec, failed, now)
         if calls >= spec.min_calls and failures / calls >= spec.error_rate:
             self._open(rec, now)
-            reason = f"{failures} of {calls} calls failed in {spec.window:g} s (threshold {spec.error_rate:.0%})"
+            reason = (
+                f"{failures} of {calls} calls failed in {spec.window:g} s (threshold {spec.error_rate:.0%})"
+            )
             return self._transition(target, BreakerState.CLOSED, BreakerState.OPEN, reason, now)
         return None
 

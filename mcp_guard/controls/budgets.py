@@ -8,6 +8,7 @@ without any reset job. Weeks start on Monday (ISO 8601).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -120,26 +121,34 @@ class Budget:
             if spec.default is None:
                 raise CostError(f"argument '{spec.arg}' that sets its cost is missing") from None
             return spec.default
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or raw != raw or raw < 0:
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or math.isnan(raw) or raw < 0:
             raise CostError(f"argument '{spec.arg}' must be a non-negative number, got {raw!r}")
         if raw == float("inf"):
             raise CostError(f"argument '{spec.arg}' must be finite")
         return float(raw) * spec.scale
 
     def refusal(
-        self, label: str, calls: int, cost: float, this_cost: float, reset_iso: str, retry_after: float
+        self, label: str, *, calls: int, cost: float, this_cost: float, reset_iso: str, retry_after: float
     ) -> Verdict:
         spec = self.spec
         parts = []
         if spec.max_calls is not None:
-            parts.append(f"{calls} of {spec.max_calls} calls used ({max(spec.max_calls - calls, 0)} remaining)")
+            parts.append(
+                f"{calls} of {spec.max_calls} calls used ({max(spec.max_calls - calls, 0)} remaining)"
+            )
         if spec.max_cost is not None:
             left = max(spec.max_cost - cost, 0.0)
-            parts.append(f"{cost:g} of {spec.max_cost:g} cost units used ({left:g} remaining, this call costs {this_cost:g})")
+            parts.append(
+                f"{cost:g} of {spec.max_cost:g} cost units used "
+                f"({left:g} remaining, this call costs {this_cost:g})"
+            )
         return Verdict(
             decision=spec.decision,
             rules=(spec.id,),
-            reason=f"Budget '{spec.id}' ({spec.period}) exhausted for {label}: {'; '.join(parts)}; resets at {reset_iso}.",
+            reason=(
+                f"Budget '{spec.id}' ({spec.period}) exhausted for {label}: "
+                f"{'; '.join(parts)}; resets at {reset_iso}."
+            ),
             details={
                 "control": "budget",
                 "retry_after": round(retry_after, 3),

@@ -52,7 +52,10 @@ class ConcurrencyLimit:
         return Verdict(
             decision=Decision.BLOCK,
             rules=(spec.id,),
-            reason=f"Concurrency cap '{spec.id}' reached for {label}: {spec.max} calls already in flight{waiting}.",
+            reason=(
+                f"Concurrency cap '{spec.id}' reached for {label}: "
+                f"{spec.max} calls already in flight{waiting}."
+            ),
             details={"control": "concurrency", "max_in_flight": spec.max, "key": label},
         )
 
@@ -71,10 +74,10 @@ class Releases:
             self._event.set()
             self._event = anyio.Event()
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, bound: float) -> None:
         self._waiting += 1
         try:
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(bound):
                 await self._event.wait()
         finally:
             self._waiting -= 1

@@ -59,7 +59,9 @@ def _rate(value: Any) -> Any:
     if isinstance(value, str):
         m = _RATE.match(value.lower())
         if m is None or m.group(3) not in _UNITS:
-            raise ValueError(f"invalid rate {value!r}: use 'N/second', 'N/minute', 'N/hour', 'N/day' or 'N/10s'")
+            raise ValueError(
+                f"invalid rate {value!r}: use 'N/second', 'N/minute', 'N/hour', 'N/day' or 'N/10s'"
+            )
         return (float(m.group(1)), float(m.group(2) or 1) * _UNITS[m.group(3)])
     return value
 
@@ -281,7 +283,9 @@ def parse_limit_specs(specs: Iterable[RawSpec], *, default_timeout: float = 60.0
             ident = getattr(value, "id", None)
             if ident is not None:
                 if (kind, ident) in seen:
-                    problems.append(f"{where}: {label}: duplicate id '{ident}' (first defined at {seen[kind, ident]})")
+                    problems.append(
+                        f"{where}: {label}: duplicate id '{ident}' (first defined at {seen[kind, ident]})"
+                    )
                     continue
                 seen[kind, ident] = where
             parsed[kind].append(value)

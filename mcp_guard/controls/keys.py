@@ -70,27 +70,36 @@ def _values(dim: Dimension, principal: Principal, upstream: str, tool: str) -> S
 
 def counter_keys(
     control_id: str, dims: Sequence[Dimension], principal: Principal, upstream: str, tool: str
-) -> list[tuple[str, str]]:
-    """``(key, label)`` pairs for a call: ``key`` names the counter, ``label`` is for people.
+) -> list[str]:
+    """The counter keys a call lands in, like ``payments-per-agent|agent=bot-1``.
 
-    ``key`` looks like ``payments-per-agent|agent=bot-1``; values are escaped so no
-    principal name can forge another principal's key.
+    Values are escaped so no principal name can forge another principal's key;
+    :func:`describe` turns a key back into words for messages.
     """
     if len(dims) == 1:
         dim = dims[0]
         if dim == "global":
-            return [(f"{control_id}|", "everyone")]
-        if dim == "agent" or dim == "user" or dim == "tenant" or dim == "tool" or dim == "upstream":
-            value = _values(dim, principal, upstream, tool)[0]
-            return [(f"{control_id}|{dim}={_escape(value)}", f"{dim} {value or '(none)'}")]
+            return [f"{control_id}|"]
+        if dim == "agent":
+            return [f"{control_id}|agent={_escape(principal.agent or '')}"]
+        if dim == "user":
+            return [f"{control_id}|user={_escape(principal.user)}"]
     parts = [
-        [(f"{d}={_escape(v)}", f"{d} {v or '(none)'}") for v in _values(d, principal, upstream, tool)]
-        for d in dims
-        if d != "global"
+        [f"{d}={_escape(v)}" for v in _values(d, principal, upstream, tool)] for d in dims if d != "global"
     ]
     if not parts:
-        return [(f"{control_id}|", "everyone")]
-    out = []
-    for combo in product(*parts):
-        out.append((control_id + "|" + "|".join(k for k, _ in combo), ", ".join(lbl for _, lbl in combo)))
-    return out
+        return [f"{control_id}|"]
+    return [control_id + "|" + "|".join(combo) for combo in product(*parts)]
+
+
+def describe(key: str) -> str:
+    """``"payments|agent=bot-1|team="`` → ``"agent bot-1, team (none)"``."""
+    _, _, rest = key.partition("|")
+    if not rest:
+        return "everyone"
+    words = []
+    for part in rest.split("|"):
+        dim, _, value = part.partition("=")
+        value = value.replace("%7C", "|").replace("%3D", "=").replace("%25", "%")
+        words.append(f"{dim} {value or '(none)'}")
+    return ", ".join(words)

@@ -90,13 +90,16 @@ class EmbeddedState(MemoryState):
         self,
         key: str,
         period: float,
+        *,
         end: float,
         calls: int,
         cost: float,
         max_calls: int | None,
         max_cost: float | None,
     ) -> tuple[bool, Usage]:
-        added, usage = await super().counter_add(key, period, end, calls, cost, max_calls, max_cost)
+        added, usage = await super().counter_add(
+            key, period, end=end, calls=calls, cost=cost, max_calls=max_calls, max_cost=max_cost
+        )
         if added and self.flush_interval == 0:
             await self.flush()
         return added, usage

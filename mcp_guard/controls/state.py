@@ -27,7 +27,6 @@ from typing import Protocol
 from mcp_guard.controls.breaker import BreakerRecord
 from mcp_guard.controls.ratelimit import Bucket, give_back, take
 
-
 PRUNE_AT = 10_000
 """Full buckets are forgotten when the bucket count reaches this (then twice the live count)."""
 
@@ -56,6 +55,7 @@ class ControlState(Protocol):
         self,
         key: str,
         period: float,
+        *,
         end: float,
         calls: int,
         cost: float,
@@ -132,6 +132,7 @@ class MemoryState:
         self,
         key: str,
         period: float,
+        *,
         end: float,
         calls: int,
         cost: float,

@@ -54,7 +54,8 @@ class KeySource(BaseModel):
     any token whose algorithm it allows.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Errors never echo the input: it may hold the secret.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     algorithms: list[Algorithm] = Field(min_length=1)
     secret: SecretStr | None = None
@@ -135,7 +136,7 @@ class ClaimMapping(BaseModel):
     item by item.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     user: str = "sub"
     agent: list[str] = Field(default_factory=lambda: ["agent_id", "azp", "client_id"])
@@ -158,7 +159,7 @@ class AuthConfig(BaseModel):
     references: the configuration loader interpolates them before this model sees them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     issuer: str = Field(min_length=1)
     audience: str = Field(min_length=1)

@@ -105,14 +105,19 @@ class TokenVerifier:
 
     Construct once per configuration and share it: it holds the loaded keys, the
     JWKS caches and the verified-token cache. ``clock`` (monotonic seconds) drives
-    JWKS refresh timing and can be replaced in tests.
+    JWKS refresh timing and ``wall_clock`` (epoch seconds) the verified-token cache's
+    expiry; both can be replaced in tests. ``exp``/``nbf`` themselves are checked by
+    PyJWT against the real time.
 
     Raises:
         ConfigError: (from the constructor) a key file cannot be read or used.
     """
 
-    def __init__(self, config: AuthConfig, *, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, config: AuthConfig, *, clock: Clock = time.monotonic, wall_clock: Clock = time.time
+    ) -> None:
         self.config = config
+        self._wall_clock = wall_clock
         self._static: list[VerificationKey] = load_static_keys(config.keys)
         self._kidless_static = [key for key in self._static if key.kid is None]
         self._remote: list[RemoteJwks] = [
@@ -159,7 +164,7 @@ class TokenVerifier:
         if not token.isascii():
             raise _invalid("token is malformed")
         digest = hashlib.sha256(token.encode("ascii")).digest()
-        now = time.time()
+        now = self._wall_clock()
         cached = self._cache.get(digest, now, self.config.leeway_s)
         if cached is not None:
             return cached

@@ -11,10 +11,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from mcp_guard.principal import Principal
 from mcp_guard.policy.conditions import Cond, compile_when
 from mcp_guard.policy.syntax import HIDE, SPECIFICITY, RuleSpec
 from mcp_guard.policy.types import ApprovalSpec, PolicyRequest
+from mcp_guard.principal import Principal
 
 ScopeCheck = Callable[[Principal], bool]
 GLOB_CHARS = frozenset("*?[")
@@ -111,24 +111,25 @@ def compile_rule(spec: RuleSpec, order: int, file_shadow: bool) -> CompiledRule 
 
 
 def _scope_check(scope: dict[str, frozenset[str]]) -> ScopeCheck | None:
-    checks: list[ScopeCheck] = []
-    for kind, names in scope.items():
-        if kind == "user":
-            checks.append(lambda p, n=names: p.user in n)
-        elif kind == "agent":
-            checks.append(lambda p, n=names: p.agent is not None and p.agent in n)
-        elif kind == "tenant":
-            checks.append(lambda p, n=names: p.tenant is not None and p.tenant in n)
-        elif kind == "role":
-            checks.append(lambda p, n=names: not n.isdisjoint(p.roles))
-        else:
-            checks.append(lambda p, n=names: not n.isdisjoint(p.teams))
+    checks = [_check(kind, names) for kind, names in scope.items()]
     if not checks:
         return None
     if len(checks) == 1:
         return checks[0]
     tup = tuple(checks)
     return lambda p: all(c(p) for c in tup)
+
+
+def _check(kind: str, names: frozenset[str]) -> ScopeCheck:
+    if kind == "user":
+        return lambda p: p.user in names
+    if kind == "agent":
+        return lambda p: p.agent is not None and p.agent in names
+    if kind == "tenant":
+        return lambda p: p.tenant is not None and p.tenant in names
+    if kind == "role":
+        return lambda p: not names.isdisjoint(p.roles)
+    return lambda p: not names.isdisjoint(p.teams)
 
 
 def shadowed_warnings(rules: list[CompiledRule]) -> list[str]:
@@ -149,10 +150,14 @@ def shadowed_warnings(rules: list[CompiledRule]) -> list[str]:
             continue
         if rule.unconditional:
             first.setdefault(key, rule)
-            if not rule.scope_key and rule.upstreams is None and rule.actions is None:
-                if rule.tools is None or "*" in rule.tools:
-                    catch_all = rule
+            if _covers_everything(rule):
+                catch_all = rule
     return out
+
+
+def _covers_everything(rule: CompiledRule) -> bool:
+    no_match = not rule.scope_key and rule.upstreams is None and rule.actions is None
+    return no_match and (rule.tools is None or "*" in rule.tools)
 
 
 def unknown_glob_warnings(rules: list[CompiledRule], known_tools: Collection[str]) -> list[str]:

@@ -122,7 +122,9 @@ def _combinator(key: str, value: Any, loc: Located) -> Compiled | None:
     return Compiled(lambda r: any(c(r) for c in conds), any(p.call_only for p in done))
 
 
-def _value(get: Callable[[PolicyRequest], Any], spec: Any, loc: Located, *, call_only: bool) -> Compiled | None:
+def _value(
+    get: Callable[[PolicyRequest], Any], spec: Any, loc: Located, *, call_only: bool
+) -> Compiled | None:
     vt = compile_test(spec, loc)
     if vt is None:
         return None
@@ -215,7 +217,9 @@ def _findings(spec: Any, loc: Located) -> Compiled | None:
         try:
             min_rank = SEVERITY_RANK[Severity(str(spec["min_severity"]).lower())]
         except ValueError:
-            loc.at("min_severity").error(f"unknown severity {spec['min_severity']!r} (low, medium, high, critical)")
+            loc.at("min_severity").error(
+                f"unknown severity {spec['min_severity']!r} (low, medium, high, critical)"
+            )
             ok = False
     path_glob = spec.get("path")
     if path_glob is not None and not isinstance(path_glob, str):

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from mcp_guard.decision import Decision, Verdict, most_severe
-from mcp_guard.principal import Principal
+from mcp_guard.decision import Decision, Verdict
 from mcp_guard.policy.actions import ActionClassifier
 from mcp_guard.policy.compiler import GLOB_CHARS, CompiledRule
 from mcp_guard.policy.types import PolicyRequest, PolicyResult, RawSpec, ToolInfo
+from mcp_guard.principal import Principal
 
 DEFAULT_THRESHOLDS: Mapping[Decision, float] = {
     Decision.BLOCK: 90.0,
@@ -119,7 +119,9 @@ class PolicySet:
         except Exception as exc:  # top-level boundary of the policy engine: fail closed
             reason = f"internal error while evaluating policies: {type(exc).__name__}: {exc}"
             return PolicyResult(
-                verdict=Verdict(decision=Decision.BLOCK, rules=("policy-error",), reason=reason, risk=req.risk),
+                verdict=Verdict(
+                    decision=Decision.BLOCK, rules=("policy-error",), reason=reason, risk=req.risk
+                ),
                 reasons=(reason,),
             )
 
@@ -129,7 +131,9 @@ class PolicySet:
         if found is None:
             pool = list(self._exact.get(tool_name, ()))
             pool += self._everywhere
-            pool += [r for prefix, r in self._globbed if tool_name.startswith(prefix) and r.matches_name(tool_name)]
+            pool += [
+                r for prefix, r in self._globbed if tool_name.startswith(prefix) and r.matches_name(tool_name)
+            ]
             found = tuple(sorted(set(pool), key=lambda r: r.sort_key))
             self._remember(self._candidates, tool_name, found)
         return found
@@ -139,7 +143,9 @@ class PolicySet:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def _remember(self, cache: dict[str, tuple[CompiledRule, ...]], key: str, value: tuple[CompiledRule, ...]) -> None:
+    def _remember(
+        self, cache: dict[str, tuple[CompiledRule, ...]], key: str, value: tuple[CompiledRule, ...]
+    ) -> None:
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         cache[key] = value
@@ -149,10 +155,11 @@ class PolicySet:
         risk_decision, risk_reason = self._risk(req.risk)
         outcomes = [engine.decide(req) for engine in self.engines]
         live = [r for r in matched if not r.shadow]
-        result = self._combine(req, live, matched, risk_decision, risk_reason, outcomes)
+        risk = (risk_decision, risk_reason)
+        result = self._combine(req, rules=live, matched=matched, risk=risk, outcomes=outcomes)
         if len(live) == len(matched):
             return result
-        shadow = self._combine(req, matched, matched, risk_decision, risk_reason, outcomes)
+        shadow = self._combine(req, rules=matched, matched=matched, risk=risk, outcomes=outcomes)
         return PolicyResult(
             verdict=result.verdict,
             shadow=shadow.verdict,
@@ -175,12 +182,13 @@ class PolicySet:
     def _combine(
         self,
         req: PolicyRequest,
+        *,
         rules: list[CompiledRule],
         matched: list[CompiledRule],
-        risk_decision: Decision | None,
-        risk_reason: str,
+        risk: tuple[Decision | None, str],
         outcomes: list[EngineOutcome],
     ) -> PolicyResult:
+        risk_decision, risk_reason = risk
         matched_ids = tuple(r.id for r in matched) + tuple(i for o in outcomes for i in o.rules)
         hiders = [r for r in rules if r.hides]
         details: dict[str, Any] = {"matched": list(matched_ids)}
@@ -240,8 +248,3 @@ def _literal_prefix(pattern: str) -> str:
         if ch in GLOB_CHARS:
             return pattern[:i]
     return pattern
-
-
-def combine_all(*decisions: Decision) -> Decision:
-    """The most severe decision (re-exported for callers combining results)."""
-    return most_severe(*decisions)

@@ -39,6 +39,7 @@ OPERATORS = frozenset(
     }
 )
 _COLLECTIONS = (list, tuple, set, frozenset)
+_SIZED = (str, Mapping, *_COLLECTIONS)
 
 
 @dataclass(frozen=True)
@@ -82,10 +83,7 @@ def compile_test(spec: Any, loc: Located) -> ValueTest | None:
     Returns ``None`` (after recording errors at ``loc``) when ``spec`` is invalid.
     """
     if not isinstance(spec, Mapping):
-        if isinstance(spec, list):
-            spec = {"in": spec}
-        else:
-            spec = {"eq": spec}
+        spec = {"in": spec} if isinstance(spec, list) else {"eq": spec}
     if not spec:
         loc.error("empty operator mapping")
         return None
@@ -199,7 +197,7 @@ def _contains(op: str, operand: Any, at: Located) -> Pred | None:
 
     if op == "contains":
         return contains
-    return lambda v: isinstance(v, str | Mapping | _COLLECTIONS) and not contains(v)
+    return lambda v: isinstance(v, _SIZED) and not contains(v)
 
 
 def _string(op: str, operand: Any, at: Located) -> Pred | None:
@@ -251,7 +249,7 @@ def _length(op: str, operand: Any, at: Located) -> Pred | None:
     check = inner
 
     def pred(v: Any) -> bool:
-        if isinstance(v, str | Mapping | _COLLECTIONS):
+        if isinstance(v, _SIZED):
             return check(len(v))
         return False
 

@@ -6,6 +6,7 @@ conditions are compiled later by :mod:`mcp_guard.policy.compiler`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +23,17 @@ HIDE = "HIDE"
 DECISIONS = (*(d.value for d in Decision), HIDE)
 SCOPE_KINDS = ("user", "agent", "role", "team", "tenant")  # most specific first
 SPECIFICITY = {"user": 5, "agent": 4, "role": 3, "team": 2, "tenant": 1}
-TOP_KEYS = ("name", "description", "rules", "default", "shadow", "risk_thresholds", "actions", "limits", "budgets")
+TOP_KEYS = (
+    "name",
+    "description",
+    "rules",
+    "default",
+    "shadow",
+    "risk_thresholds",
+    "actions",
+    "limits",
+    "budgets",
+)
 RULE_KEYS = (
     "id",
     "description",
@@ -93,7 +104,7 @@ def parse_file(doc: YamlDocument, diag: Diagnostics) -> FileSpec:
         spec.actions = _actions(data["actions"], root.at("actions"))
     for kind in ("limits", "budgets"):
         if kind in data:
-            spec.limit_specs.append(RawSpec(doc.file, doc.line_of((kind,)), kind, data[kind]))  # type: ignore[arg-type]
+            spec.limit_specs.append(RawSpec(doc.file, doc.line_of((kind,)), kind, data[kind]))
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         root.at("rules").error("'rules' must be a list")
@@ -146,7 +157,9 @@ def _rule(item: Any, loc: Located) -> RuleSpec | None:
     if "decision" not in item:
         loc.error("required field 'decision' is missing")
         ok = False
-    decision = _decision(item.get("decision"), loc.at("decision"), allow_hide=True) if "decision" in item else None
+    decision = (
+        _decision(item.get("decision"), loc.at("decision"), allow_hide=True) if "decision" in item else None
+    )
     priority = item.get("priority", DEFAULT_PRIORITY)
     if isinstance(priority, bool) or not isinstance(priority, int):
         loc.at("priority").error(f"'priority' must be an integer, not {priority!r}")
@@ -234,7 +247,9 @@ def _match(
             parsed[str(key)] = got
     for i, action in enumerate(parsed.get("actions", ())):
         if action not in ACTION_CLASSES:
-            loc.at("actions", i).error(f"unknown action class '{action}' (expected {', '.join(sorted(ACTION_CLASSES))})")
+            loc.at("actions", i).error(
+                f"unknown action class '{action}' (expected {', '.join(sorted(ACTION_CLASSES))})"
+            )
             ok = False
     if not ok:
         return None
@@ -283,7 +298,7 @@ def _thresholds(value: Any, loc: Located) -> tuple[dict[Decision, float], Locate
             continue
         out[Decision(key)] = float(score)
     ordered = sorted(out.items(), key=lambda kv: kv[0].severity)
-    for (lo_d, lo), (hi_d, hi) in zip(ordered, ordered[1:], strict=False):
+    for (lo_d, lo), (hi_d, hi) in itertools.pairwise(ordered):
         if hi < lo:
             loc.error(f"threshold for {hi_d.value} ({hi:g}) is below the one for {lo_d.value} ({lo:g})")
             return None

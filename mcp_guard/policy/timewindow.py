@@ -61,10 +61,10 @@ def parse_window(text: object) -> tuple[int, int]:
         ValueError: malformed, out of range, or empty (start equals end).
     """
     if not isinstance(text, str):
-        raise ValueError(f"time window must be a quoted string like \"08:00-20:00\", not {text!r}")
+        raise ValueError(f'time window must be a quoted string like "08:00-20:00", not {text!r}')
     m = _WINDOW.match(text)
     if m is None:
-        raise ValueError(f"invalid time window {text!r} (expected \"HH:MM-HH:MM\")")
+        raise ValueError(f'invalid time window {text!r} (expected "HH:MM-HH:MM")')
     h1, m1, h2, m2 = (int(g) for g in m.groups())
     if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
         raise ValueError(f"invalid time window {text!r}: hour or minute out of range")
@@ -87,7 +87,7 @@ def parse_days(value: object) -> frozenset[int]:
     elif isinstance(value, list):
         parts = [str(p).strip() for p in value]
     else:
-        raise ValueError(f"days must be like \"mon-fri\" or [sat, sun], not {value!r}")
+        raise ValueError(f'days must be like "mon-fri" or [sat, sun], not {value!r}')
     days: set[int] = set()
     for part in parts:
         lo, _, hi = part.lower().partition("-")

@@ -166,20 +166,28 @@ class Upstream:
     # -- listing ----------------------------------------------------------------------
 
     async def _list(self, conn: Connection) -> Listing:
+        """Tools are required to work; resources, templates and prompts are best effort."""
         caps = conn.initialize.capabilities
         tools = valid_tools(self.name, await self._pages(conn, "tools/list", "tools")) if caps.tools else []
         resources: list[types.Resource] = []
         templates: list[types.ResourceTemplate] = []
+        prompts: list[types.Prompt] = []
         if caps.resources:
             resources = valid_items(self.name, "resource", types.Resource,
-                                    await self._pages(conn, "resources/list", "resources"))
+                                    await self._optional_pages(conn, "resources/list", "resources"))
             templates = valid_items(self.name, "resource template", types.ResourceTemplate,
-                                    await self._pages(conn, "resources/templates/list", "resourceTemplates"))
-        prompts: list[types.Prompt] = []
+                                    await self._optional_pages(conn, "resources/templates/list", "resourceTemplates"))
         if caps.prompts:
             prompts = valid_items(self.name, "prompt", types.Prompt,
-                                  await self._pages(conn, "prompts/list", "prompts"))
+                                  await self._optional_pages(conn, "prompts/list", "prompts"))
         return Listing(tuple(tools), tuple(resources), tuple(templates), tuple(prompts))
+
+    async def _optional_pages(self, conn: Connection, method: str, key: str) -> list[Any]:
+        try:
+            return await self._pages(conn, method, key)
+        except MCPError as exc:
+            logger.info("upstream %s: %s failed (%s); treating as empty", self.name, method, exc)
+            return []
 
     async def _pages(self, conn: Connection, method: str, key: str) -> list[Any]:
         """Every item of a paginated list, raw, so one invalid item cannot fail the whole page."""

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from identity_support import SECRET, KeyPair, claims, make_config
 
 from mcp_guard.identity import AuthConfig, TokenVerifier
-
-Sign = Callable[..., str]
+from tests.identity.identity_support import SECRET, KeyPair, Sign, claims, make_config
 
 
 @pytest.fixture(scope="session")

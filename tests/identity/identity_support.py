@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from mcp_guard.identity import AuthConfig
 ISSUER = "https://idp.example.test/"
 AUDIENCE = "http://127.0.0.1:8765/mcp"
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+Sign = Callable[..., str]
+"""sign(alg="HS256", kid=None, headers=None, **claim_overrides) -> a really signed JWT."""
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 

@@ -1,0 +1,329 @@
+"""The one object the gateway talks to: :class:`Controls`.
+
+The limits stage calls :meth:`Controls.check` (rate limits and budgets) and wraps the
+forward in :meth:`Controls.concurrency`; the forward stage calls
+:meth:`Controls.breaker_check` before and :meth:`Controls.record_outcome` after the
+upstream call, applies :meth:`Controls.timeout_for`, reads through
+:meth:`Controls.byte_budget` and passes the result through :meth:`Controls.bound_result`.
+Which controls apply to a tool is worked out once per (upstream, tool) and cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from mcp.types import CallToolResult
+from pydantic import BaseModel, ConfigDict
+
+from mcp_guard.controls.bounds import BoundsOutcome, ByteBudget, bound_result, read_limit
+from mcp_guard.controls.breaker import Breaker, BreakerListener, BreakerState, BreakerTransition
+from mcp_guard.controls.budgets import Budget, CostError
+from mcp_guard.controls.clock import Clock, Instant, SystemClock
+from mcp_guard.controls.concurrency import ConcurrencyLimit, Releases, SlotGuard
+from mcp_guard.controls.config import BoundsSpec, ControlsConfig, TimeoutSpec
+from mcp_guard.controls.keys import GlobMatcher, counter_keys, describe, glob_matcher, specificity
+from mcp_guard.controls.ratelimit import RateLimit
+from mcp_guard.controls.state import ControlState, MemoryState
+from mcp_guard.decision import Verdict, most_severe
+from mcp_guard.principal import Principal
+
+PLAN_CACHE_SIZE = 4096
+S = TypeVar("S", TimeoutSpec, BoundsSpec)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlCall:
+    """What the controls need to know about one ``tools/call``.
+
+    ``tool`` is the namespaced name (``bank__refund``); ``cost`` is a price the gateway
+    computed itself, used by budgets that configure no ``cost`` of their own.
+    """
+
+    principal: Principal
+    tool: str
+    upstream: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    cost: float | None = None
+
+
+class BreakerSnapshot(BaseModel):
+    """One breaker as operators see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    breaker: str
+    target: str
+    state: BreakerState
+    consecutive_failures: int
+    calls_in_window: int
+    failures_in_window: int
+    retry_after: float | None
+
+
+@dataclass(slots=True)
+class _Plan:
+    limits: tuple[RateLimit, ...]
+    budgets: tuple[Budget, ...]
+    concurrency: tuple[ConcurrencyLimit, ...]
+    breakers: tuple[tuple[Breaker, str, str], ...]  # (breaker, state key, target)
+    bounds: BoundsSpec | None
+    timeout: float
+
+
+class Controls:
+    """Rate limits, budgets, concurrency caps, breakers, timeouts and result bounds.
+
+    ``store`` defaults to a fresh :class:`MemoryState` (use
+    :func:`~mcp_guard.controls.sqlite_state.open_embedded_state` for budgets that survive
+    restarts); ``clock`` defaults to :class:`SystemClock` and is read only when a method
+    is not given ``now``. ``on_breaker_change`` receives every breaker state change; it
+    must not raise.
+    """
+
+    def __init__(
+        self,
+        config: ControlsConfig,
+        store: ControlState | None = None,
+        clock: Clock | None = None,
+        *,
+        on_breaker_change: BreakerListener | None = None,
+    ) -> None:
+        self.config = config
+        self.state: ControlState = MemoryState() if store is None else store
+        self.clock: Clock = SystemClock() if clock is None else clock
+        self.on_breaker_change = on_breaker_change
+        self._limits = tuple(RateLimit(s) for s in config.limits)
+        self._budgets = tuple(Budget(s) for s in config.budgets)
+        self._concurrency = tuple(ConcurrencyLimit(s) for s in config.concurrency)
+        self._breakers = tuple(Breaker(s) for s in config.breakers)
+        self._timeouts = _ranked(config.timeouts)
+        self._bounds = _ranked(config.result_bounds)
+        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._releases = Releases()
+
+    # -- limits stage ------------------------------------------------------------------
+
+    async def check(self, call: ControlCall, now: Instant | None = None) -> Verdict | None:
+        """Rate limits and budgets for one call; ``None`` when within every limit.
+
+        A call within limits is counted against all of them. A refusal whose decision
+        stops the call (BLOCK, APPROVAL_REQUIRED) counts against none; one that lets it
+        through (WARN, MONITOR_ONLY) is returned while the call is counted where it fit.
+        """
+        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
+        if not plan.limits and not plan.budgets:
+            return None
+        if now is None:
+            now = self.clock.now()
+        state, principal = self.state, call.principal
+        taken: list[tuple[str, float, float, float]] = []  # (key, period or -1, amount, cost or burst)
+        soft: Verdict | None = None
+        for limit in plan.limits:
+            if limit.scope is not None and not limit.scope(principal):
+                continue
+            for key in counter_keys(limit.spec.id, limit.spec.per, principal, call.upstream, call.tool):
+                wait = await state.bucket_take(key, limit.rate, limit.burst, 1.0, now.monotonic)
+                if wait:
+                    verdict = limit.refusal(describe(key), wait)
+                    if not verdict.decision.forwards:
+                        await self._undo(taken)
+                        return verdict
+                    soft = _worse(soft, verdict)
+                else:
+                    taken.append((key, -1.0, 1.0, limit.burst))
+        for budget in plan.budgets:
+            if budget.scope is not None and not budget.scope(principal):
+                continue
+            spec = budget.spec
+            try:
+                cost = budget.cost_of(call.tool, call.arguments, call.cost)
+            except CostError as exc:
+                await self._undo(taken)
+                return budget.cost_refusal(str(exc))
+            start, end, end_iso = budget.window.at(now.wall)
+            for key in counter_keys(spec.id, spec.per, principal, call.upstream, call.tool):
+                added, usage = await state.counter_add(
+                    key, start, end=end, calls=1, cost=cost, max_calls=spec.max_calls, max_cost=spec.max_cost
+                )
+                if not added:
+                    retry = end - now.wall.timestamp()
+                    verdict = budget.refusal(
+                        describe(key),
+                        calls=usage.calls,
+                        cost=usage.cost,
+                        this_cost=cost,
+                        reset_iso=end_iso,
+                        retry_after=retry,
+                    )
+                    if not verdict.decision.forwards:
+                        await self._undo(taken)
+                        return verdict
+                    soft = _worse(soft, verdict)
+                else:
+                    taken.append((key, start, 1.0, cost))
+        return soft
+
+    async def _undo(self, taken: Sequence[tuple[str, float, float, float]]) -> None:
+        for key, period, amount, extra in taken:
+            if period < 0:
+                await self.state.bucket_give_back(key, extra, amount)
+            else:
+                await self.state.counter_sub(key, period, int(amount), extra)
+
+    def concurrency(self, call: ControlCall) -> SlotGuard:
+        """``async with controls.concurrency(call) as slot:`` — hold a slot under every cap.
+
+        Raises (on enter):
+            ConcurrencyRefused: a cap is full (after waiting, if the cap allows waiting).
+        """
+        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
+        wanted = [
+            (cap, key, describe(key))
+            for cap in plan.concurrency
+            if cap.scope is None or cap.scope(call.principal)
+            for key in counter_keys(cap.spec.id, cap.spec.per, call.principal, call.upstream, call.tool)
+        ]
+        return SlotGuard(self.state, self._releases, wanted)
+
+    # -- forward stage -------------------------------------------------------------------
+
+    async def breaker_check(self, call: ControlCall, now: float | None = None) -> Verdict | None:
+        """``None`` when every breaker on the call's upstream and tool lets it through.
+
+        A half-open breaker admits up to ``half_open_probes`` calls; report each admitted
+        call's outcome with :meth:`record_outcome`.
+        """
+        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
+        if not plan.breakers:
+            return None
+        mono = self.clock.monotonic() if now is None else now
+        for breaker, key, target in plan.breakers:
+            rec = await self.state.breaker_get(key)
+            wait, change = breaker.admit(rec, target, mono)
+            if change is not None or wait is None:
+                await self.state.breaker_put(key, rec)
+            if change is not None:
+                self._emit(change)
+            if wait is not None:
+                return breaker.refusal(target, wait)
+        return None
+
+    async def record_outcome(
+        self, call: ControlCall, failed: bool, now: float | None = None, *, tool_error: bool = False
+    ) -> None:
+        """Report how a forwarded call ended.
+
+        ``failed``: a transport error or timeout. ``tool_error``: the result had
+        ``isError`` — a failure only for breakers with ``count_tool_errors: true``.
+        """
+        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
+        if not plan.breakers:
+            return
+        mono = self.clock.monotonic() if now is None else now
+        for breaker, key, target in plan.breakers:
+            rec = await self.state.breaker_get(key)
+            change = breaker.record(
+                rec, target, failed or (tool_error and breaker.spec.count_tool_errors), mono
+            )
+            await self.state.breaker_put(key, rec)
+            if change is not None:
+                self._emit(change)
+
+    def timeout_for(self, upstream: str, tool: str) -> float:
+        """Seconds a forwarded call may take: the most specific matching ``timeouts`` item."""
+        return self._plan_for(upstream, tool).timeout
+
+    def bounds_for(self, upstream: str, tool: str) -> BoundsSpec | None:
+        """The most specific matching ``result_bounds`` item, if any."""
+        return self._plan_for(upstream, tool).bounds
+
+    def byte_budget(self, upstream: str, tool: str) -> ByteBudget:
+        """A fresh hard cap for reading one result of this tool (see :func:`read_limit`)."""
+        return ByteBudget(read_limit(self._plan_for(upstream, tool).bounds))
+
+    def bound_result(self, upstream: str, tool: str, result: CallToolResult) -> BoundsOutcome:
+        """Apply the tool's result bounds (unchanged when none match)."""
+        spec = self._plan_for(upstream, tool).bounds
+        return BoundsOutcome(result) if spec is None else bound_result(result, spec)
+
+    # -- operators -------------------------------------------------------------------------
+
+    async def snapshot(self, now: float | None = None) -> list[BreakerSnapshot]:
+        """Every breaker that has seen a call, with its state and time to the next probe."""
+        mono = self.clock.monotonic() if now is None else now
+        by_id = {b.spec.id: b for b in self._breakers}
+        out = []
+        for key, rec in await self.state.breaker_items():
+            ident, _, target = key.partition("|")
+            breaker = by_id.get(ident)
+            if breaker is None:
+                continue
+            calls, failures = breaker.error_rate(rec, mono)
+            retry = None
+            if rec.state is BreakerState.OPEN:
+                retry = max(rec.opened_at + breaker.spec.open_for - mono, 0.0)
+            out.append(
+                BreakerSnapshot(
+                    breaker=ident,
+                    target=target,
+                    state=rec.state,
+                    consecutive_failures=rec.consecutive,
+                    calls_in_window=calls,
+                    failures_in_window=failures,
+                    retry_after=retry,
+                )
+            )
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _emit(self, change: BreakerTransition) -> None:
+        if self.on_breaker_change is not None:
+            self.on_breaker_change(change)
+
+    def _plan_for(self, upstream: str, tool: str) -> _Plan:
+        return self._plans.get((upstream, tool)) or self._plan(upstream, tool)
+
+    def _plan(self, upstream: str, tool: str) -> _Plan:
+        def hit(c: RateLimit | Budget | ConcurrencyLimit | Breaker) -> bool:
+            return c.matches_tool(tool) and c.matches_upstream(upstream)
+
+        timeout = _pick(self._timeouts, upstream, tool)
+        plan = _Plan(
+            limits=tuple(c for c in self._limits if hit(c)),
+            budgets=tuple(c for c in self._budgets if hit(c)),
+            concurrency=tuple(c for c in self._concurrency if hit(c)),
+            breakers=tuple(
+                (b, f"{b.spec.id}|{b.target(upstream, tool)}", b.target(upstream, tool))
+                for b in self._breakers
+                if hit(b)
+            ),
+            bounds=_pick(self._bounds, upstream, tool),
+            timeout=self.config.default_timeout if timeout is None else timeout.seconds,
+        )
+        if len(self._plans) >= PLAN_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[upstream, tool] = plan
+        return plan
+
+
+def _worse(a: Verdict | None, b: Verdict) -> Verdict:
+    return b if a is None or most_severe(a.decision, b.decision) is not a.decision else a
+
+
+def _ranked(specs: Sequence[S]) -> list[tuple[GlobMatcher, GlobMatcher, S]]:
+    """Most specific first: tool globs beat upstream globs; then more literal characters; then file order."""
+    ranked = sorted(
+        enumerate(specs),
+        key=lambda p: (-specificity(p[1].tools), -specificity(p[1].upstreams), p[0]),
+    )
+    return [(glob_matcher(s.tools), glob_matcher(s.upstreams), s) for _, s in ranked]
+
+
+def _pick(ranked: Sequence[tuple[GlobMatcher, GlobMatcher, S]], upstream: str, tool: str) -> S | None:
+    for match_tool, match_upstream, spec in ranked:
+        if match_tool(tool) and match_upstream(upstream):
+            return spec
+    return None

@@ -1,0 +1,102 @@
+"""Test harness: real gateways, real upstream processes, real clients."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.types import ASGIApp
+
+from mcp import ClientSession
+from mcp.client.session import MessageHandlerFnT
+from mcp.shared.memory import create_client_server_memory_streams
+from mcp_guard.config.settings import GatewaySettings
+from mcp_guard.gateway import Gateway
+from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
+from mcp_guard.server import build_server
+from mcp_guard.upstreams.config import UpstreamsFile, load_upstreams
+from mcp_guard.upstreams.supervisor import Backoff, Status
+
+ROOT = Path(__file__).resolve().parent.parent
+BEHAVIOUR = str(ROOT / "tests" / "servers" / "behaviour.py")
+FAST_BACKOFF = Backoff(base_s=0.05, cap_s=0.2)
+
+
+def write_upstreams(tmp_path: Path, text: str, name: str = "upstreams.yaml") -> UpstreamsFile:
+    path = tmp_path / name
+    path.write_text(text.replace("{python}", sys.executable).replace("{behaviour}", BEHAVIOUR)
+                    .replace("{tmp}", str(tmp_path)).replace("{root}", str(ROOT)), encoding="utf-8")
+    return load_upstreams(path)
+
+
+def behaviour_upstream(tmp_path: Path, name: str = "beh", **extra: str) -> UpstreamsFile:
+    lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    return write_upstreams(tmp_path, f"""
+upstreams:
+  {name}:
+    command: "{{python}}"
+    args: ["{{behaviour}}"]
+    env: {{MARKER_DIR: "{{tmp}}"}}
+{lines}""")
+
+
+@asynccontextmanager
+async def gateway_client(
+    upstreams: UpstreamsFile,
+    settings: GatewaySettings | None = None,
+    *,
+    principal: Principal = LOCAL_PRINCIPAL,
+    message_handler: MessageHandlerFnT | None = None,
+    **gateway_kwargs: Any,
+) -> AsyncIterator[tuple[Gateway, ClientSession]]:
+    """An in-process gateway with real upstreams, and a client connected to it in memory."""
+    gateway = Gateway(upstreams, settings, backoff=FAST_BACKOFF, **gateway_kwargs)
+    server = build_server(gateway, lambda ctx: principal)
+    async with anyio.create_task_group() as tg:
+        await tg.start(gateway.run)
+        await gateway.wait_settled(30)
+        async with create_client_server_memory_streams() as (client_streams, server_streams):
+            tg.start_soon(server.run, server_streams[0], server_streams[1], server.create_initialization_options())
+            async with ClientSession(*client_streams, message_handler=message_handler) as session:
+                await session.initialize()
+                yield gateway, session
+        tg.cancel_scope.cancel()
+
+
+async def wait_for_status(gateway: Gateway, upstream: str, status: Status, timeout_s: float = 20) -> None:
+    target = gateway.upstreams[upstream]
+    with anyio.fail_after(timeout_s):
+        while target.status is not status:
+            await target.changed.wait()
+
+
+def free_socket() -> socket.socket:
+    """A listening socket on 127.0.0.1 (connections queue until the server accepts)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+@asynccontextmanager
+async def serve_http(app: ASGIApp | Callable[..., Any]) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1; yields the base URL. Lifespan runs before yielding."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        with anyio.fail_after(30):
+            while not server.started:  # uvicorn offers no event; yield to the loop until startup completes
+                await anyio.lowlevel.checkpoint()
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+    sock.close()

@@ -1,0 +1,52 @@
+"""A hostile upstream speaking raw JSON-RPC over stdio, bypassing any SDK validation.
+
+It lists broken tool definitions next to a good one and answers calls with garbage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+TOOLS: list[Any] = [
+    {"name": "good", "description": "Fine.", "inputSchema": {"type": "object"}},
+    {"name": "garbage", "description": "Answers with a malformed result.", "inputSchema": {"type": "object"}},
+    {"name": "broken", "description": "Schema is a string.", "inputSchema": {"type": "string"}},
+    {"name": "bad schema", "description": "Space in the name.", "inputSchema": {"type": "object"}},
+    {"name": "noschema", "description": "No inputSchema at all."},
+    {"name": "invalid_json_schema", "inputSchema": {"type": "object", "properties": {"a": {"type": 5}}}},
+    "not even an object",
+]
+
+
+def reply(msg_id: Any, result: Any) -> None:
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result}) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, msg_id = msg.get("method"), msg.get("id")
+        if msg_id is None:
+            continue
+        if method == "initialize":
+            reply(msg_id, {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                           "serverInfo": {"name": "hostile", "version": "0"}})
+        elif method == "tools/list":
+            reply(msg_id, {"tools": TOOLS})
+        elif method == "tools/call":
+            name = msg["params"]["name"]
+            if name == "good":
+                reply(msg_id, {"content": [{"type": "text", "text": "ok"}]})
+            else:
+                reply(msg_id, {"content": "garbage, not a list"})
+        else:
+            sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg_id,
+                                         "error": {"code": -32601, "message": "Method not found"}}) + "\n")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

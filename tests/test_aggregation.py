@@ -1,0 +1,172 @@
+"""Aggregation and pass-through: what a client sees through the gateway is what upstreams offer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp import types
+from mcp.shared.exceptions import MCPError
+from mcp_guard.config.settings import GatewaySettings, ServerSettings
+from tests.harness import behaviour_upstream, gateway_client, write_upstreams
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_tools_are_namespaced_and_keep_every_field_of_their_definition(tmp_path: Path) -> None:
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    echo = tools["beh__echo"]
+    assert echo.title == "Echo"
+    assert echo.description == "Echo text back in every content type."
+    assert echo.input_schema["required"] == ["text"]
+    assert echo.output_schema is not None and echo.output_schema["required"] == ["echo"]
+    assert echo.annotations is not None and echo.annotations.read_only_hint is True
+    assert echo.meta == {"vendor/x": 1}
+    assert echo.icons is not None and str(echo.icons[0].src) == "https://example.com/icon.png"
+
+
+async def test_tools_from_every_page_of_an_upstream_listing_are_aggregated(tmp_path: Path) -> None:
+    # The behaviour upstream pages its 8 tools 3 at a time.
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert {"beh__echo", "beh__fail", "beh__progress", "beh__hang", "beh__add_tool", "beh__crash"} <= names
+
+
+async def test_tools_with_invalid_definitions_are_skipped_and_the_rest_are_listed(tmp_path: Path) -> None:
+    upstreams = write_upstreams(tmp_path, """
+upstreams:
+  bad:
+    command: "{python}"
+    args: ["{root}/tests/servers/hostile.py"]
+""")
+    async with gateway_client(upstreams) as (_, client):
+        names = {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("bad__good", {})
+    assert names == {"bad__good", "bad__garbage"}
+    assert isinstance(result, types.CallToolResult) and result.content[0].text == "ok"  # type: ignore[union-attr]
+
+
+async def test_a_malformed_upstream_result_becomes_a_clear_error_result(tmp_path: Path) -> None:
+    upstreams = write_upstreams(tmp_path, """
+upstreams:
+  bad:
+    command: "{python}"
+    args: ["{root}/tests/servers/hostile.py"]
+""")
+    async with gateway_client(upstreams) as (_, client):
+        result = await client.call_tool("bad__garbage", {})
+    assert isinstance(result, types.CallToolResult) and result.is_error
+    assert "upstream 'bad'" in result.content[0].text  # type: ignore[union-attr]
+
+
+async def test_the_gateway_paginates_its_own_tool_list(tmp_path: Path) -> None:
+    settings = GatewaySettings(server=ServerSettings(list_page_size=2))
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):
+        first = await client.list_tools()
+        assert len(first.tools) == 2 and first.next_cursor
+        names = [t.name for t in first.tools]
+        cursor = first.next_cursor
+        while cursor:
+            page = await client.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
+            names += [t.name for t in page.tools]
+            cursor = page.next_cursor
+        with pytest.raises(MCPError, match="invalid cursor"):
+            await client.list_tools(params=types.PaginatedRequestParams(cursor="zz-not-a-cursor"))
+    assert len(names) == len(set(names)) == 6
+
+
+async def test_results_pass_through_with_every_content_type_structured_content_and_meta(tmp_path: Path) -> None:
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        result = await client.call_tool("beh__echo", {"text": "hi"}, meta={"trace": "abc"})
+    assert isinstance(result, types.CallToolResult)
+    assert [c.type for c in result.content] == ["text", "image", "audio", "resource_link", "resource"]
+    assert result.structured_content == {"echo": "hi"}
+    assert result.is_error is False
+    assert result.meta is not None
+    assert result.meta["upstream/meta"]["seen_meta"]["trace"] == "abc"
+
+
+async def test_an_upstream_is_error_result_reaches_the_client_unchanged(tmp_path: Path) -> None:
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        result = await client.call_tool("beh__fail", {})
+    assert isinstance(result, types.CallToolResult)
+    assert result.is_error is True
+    assert result.content[0].text == "it failed"  # type: ignore[union-attr]
+
+
+async def test_an_unknown_tool_is_a_json_rpc_error_naming_it(tmp_path: Path) -> None:
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        with pytest.raises(MCPError, match="Unknown tool: beh__nope"):
+            await client.call_tool("beh__nope", {})
+
+
+async def test_arguments_that_break_the_input_schema_are_refused_with_the_reason(tmp_path: Path) -> None:
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        result = await client.call_tool("beh__echo", {"text": 5})
+    assert isinstance(result, types.CallToolResult) and result.is_error
+    assert result.meta is not None
+    decision = result.meta["mcp-guard/decision"]
+    assert decision["decision"] == "BLOCK" and decision["rules"] == ["input-schema"]
+    assert "text" in decision["reason"]
+
+
+async def test_resources_and_prompts_of_upstreams_pass_through_namespaced(tmp_path: Path) -> None:
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        resources = (await client.list_resources()).resources
+        assert [(str(r.uri), r.name) for r in resources] == [("memo://readme", "beh__readme")]
+        read = await client.read_resource("memo://readme")
+        assert read.contents[0].text == "body of memo://readme"  # type: ignore[union-attr]
+        prompts = (await client.list_prompts()).prompts
+        assert [p.name for p in prompts] == ["beh__greet"]
+        prompt = await client.get_prompt("beh__greet", {"who": "Ada"})
+        assert prompt.messages[0].content.text == "Hello Ada"  # type: ignore[union-attr]
+
+
+async def test_two_upstreams_with_an_empty_prefix_and_the_same_tool_keep_the_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstreams = write_upstreams(tmp_path, """
+upstreams:
+  one:
+    command: "{python}"
+    args: ["{behaviour}"]
+    prefix: ""
+  two:
+    command: "{python}"
+    args: ["{behaviour}"]
+    prefix: ""
+""")
+    async with gateway_client(upstreams) as (gateway, client):
+        names = [t.name for t in (await client.list_tools()).tools]
+    assert names.count("echo") == 1
+    assert gateway.catalog.tools["echo"][0].upstream == "one"
+    assert any("'one' and 'two'" in r.getMessage() for r in caplog.records)
+
+
+async def test_progress_notifications_from_the_upstream_reach_the_client(tmp_path: Path) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+        result = await client.call_tool("beh__progress", {}, progress_callback=on_progress)
+    assert isinstance(result, types.CallToolResult) and not result.is_error
+    assert seen == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+
+
+async def test_concurrent_calls_each_get_their_own_result(tmp_path: Path) -> None:
+    results: dict[int, Any] = {}
+    async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
+
+        async def one(i: int) -> None:
+            results[i] = await client.call_tool("beh__echo", {"text": f"call-{i}"})
+
+        async with anyio.create_task_group() as tg:
+            for i in range(30):
+                tg.start_soon(one, i)
+    assert all(results[i].structured_content == {"echo": f"call-{i}"} for i in range(30))
