@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import stat
@@ -175,10 +176,8 @@ def _create_key_file(p: Path) -> None:
                 fh.write(pem)
                 fh.flush()
                 os.fsync(fh.fileno())
-            try:
-                os.link(tmp, p)  # atomic create-if-absent: a concurrent creator wins cleanly
-            except FileExistsError:
-                pass
+            with contextlib.suppress(FileExistsError):  # a concurrent creator won: use its key
+                os.link(tmp, p)  # atomic create-if-absent
         finally:
             os.unlink(tmp)
     except OSError as exc:

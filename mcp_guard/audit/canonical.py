@@ -23,9 +23,9 @@ import hashlib
 import json.encoder
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
-_encode_str = cast(Callable[[str], str], json.encoder.encode_basestring)  # C-accelerated
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C-accelerated
 
 
 def canonical_json(value: Any) -> str:

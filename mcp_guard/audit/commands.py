@@ -73,7 +73,8 @@ def _sub(
         dest="key",
         type=Path,
         default=Path(DEFAULT_KEY),
-        help=f"public key PEM, or the private signing key (default {DEFAULT_KEY}); prune needs the private key",
+        help=f"public key PEM, or the private signing key (default {DEFAULT_KEY}); "
+        "prune needs the private key",
     )
     p.set_defaults(func=_guarded(func))
     return p

@@ -114,7 +114,8 @@ def _prune(
         )
         cp = make_checkpoint(key, seq, h, time_, anchor_seq + 1)
         conn.execute(
-            "INSERT INTO checkpoints (seq, hash, time, first_seq, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO checkpoints (seq, hash, time, first_seq, key_id, signature) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (cp.seq, cp.hash, cp.time, cp.first_seq, cp.key_id, cp.signature),
         )
         conn.execute(

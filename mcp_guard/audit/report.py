@@ -90,11 +90,13 @@ def build_report(
         dec = "FROM entries WHERE kind = 'decision'"
         s.by_decision = dict(
             q(
-                f"SELECT COALESCE(json_extract(record, '$.decision'), '?'), COUNT(*) {dec} GROUP BY 1 ORDER BY 2 DESC"
+                f"SELECT COALESCE(json_extract(record, '$.decision'), '?'), COUNT(*) {dec} "
+                "GROUP BY 1 ORDER BY 2 DESC"
             )
         )
         for tool, decision, n in q(
-            f"SELECT COALESCE(json_extract(record, '$.tool'), '?'), COALESCE(json_extract(record, '$.decision'), '?'),"
+            "SELECT COALESCE(json_extract(record, '$.tool'), '?'), "
+            "COALESCE(json_extract(record, '$.decision'), '?'),"
             f" COUNT(*) {dec} GROUP BY 1, 2 ORDER BY 1"
         ):
             s.by_tool.setdefault(str(tool), {})[str(decision)] = n
@@ -144,8 +146,10 @@ def _controls(s: Summary, v: VerifyReport, r: Retention) -> list[Control]:
     blocked = s.by_decision.get("BLOCK", 0)
     held = s.by_decision.get("APPROVAL_REQUIRED", 0)
     integrity = "intact" if v.ok else f"TAMPERED ({v.problem.message if v.problem else '?'})"
+    breakers = f"{s.by_kind.get('breaker', 0)} breaker events"
     chain = (
-        f"integrity {integrity}; {v.entries} entries hash-chained, {v.checkpoints} Ed25519-signed checkpoints "
+        f"integrity {integrity}; {v.entries} entries hash-chained, "
+        f"{v.checkpoints} Ed25519-signed checkpoints "
         f"(key {v.key_id})"
     )
     period = f"{s.first_time or '-'} .. {s.last_time or '-'}"
@@ -161,7 +165,8 @@ def _controls(s: Summary, v: VerifyReport, r: Retention) -> list[Control]:
             framework="SOC 2",
             control="CC6.1",
             asks="Logical access security: access to protected assets is restricted to authorised users.",
-            evidence="decision entries: verified principal (user, agent), tool, rules applied and outcome of every call",
+            evidence="decision entries: verified principal (user, agent), tool, rules applied and the "
+            "outcome of every call",
             figures=f"{enforce}; {users}",
         ),
         c(
@@ -176,7 +181,7 @@ def _controls(s: Summary, v: VerifyReport, r: Retention) -> list[Control]:
             control="CC7.2",
             asks="System components are monitored for anomalies indicative of malicious acts.",
             evidence="findings (PII, secrets, injection) and risk scores recorded per call; breaker events",
-            figures=f"{s.with_findings} decisions with findings; {s.by_kind.get('breaker', 0)} breaker events",
+            figures=f"{s.with_findings} decisions with findings; {breakers}",
         ),
         c(
             framework="SOC 2",
@@ -219,9 +224,10 @@ def _controls(s: Summary, v: VerifyReport, r: Retention) -> list[Control]:
         c(
             framework="ISO 27001",
             control="A.8.16",
-            asks="Monitoring activities: networks, systems and applications are monitored for anomalous behaviour.",
+            asks="Monitoring activities: networks, systems and applications are monitored for "
+            "anomalous behaviour.",
             evidence="risk scores, findings, blocks and breaker trips per call",
-            figures=f"{s.with_findings} with findings; {blocked} blocked; {s.by_kind.get('breaker', 0)} breaker events",
+            figures=f"{s.with_findings} with findings; {blocked} blocked; {breakers}",
         ),
         c(
             framework="EU AI Act",
@@ -237,7 +243,8 @@ def _controls(s: Summary, v: VerifyReport, r: Retention) -> list[Control]:
             control="Art. 19",
             asks="Automatically generated logs are kept for a period appropriate to the purpose, at least "
             "six months.",
-            evidence="minimum retention enforced by prune (refuses younger entries); verifiable after pruning",
+            evidence="minimum retention enforced by prune (refuses younger entries); the chain stays "
+            "verifiable after pruning",
             figures=retained,
         ),
     ]
@@ -286,7 +293,7 @@ def render_markdown(rep: ComplianceReport) -> str:
         f"- Minimum retention: {r.minimum_days} days",
         f"- Oldest entry: {r.oldest_entry or '-'}"
         + (f" ({r.oldest_age_days:.1f} days old)" if r.oldest_age_days is not None else ""),
-        f"- Pruned through seq: {r.pruned_through_seq if r.pruned_through_seq is not None else 'never pruned'}",
+        f"- Pruned through seq: {'never pruned' if r.pruned_through_seq is None else r.pruned_through_seq}",
         "",
         "## Control mapping",
         "",

@@ -83,6 +83,7 @@ class SqliteAuditLog:
 
     def __init__(
         self,
+        *,
         config: AuditConfig,
         conn: aiosqlite.Connection,
         key: Ed25519PrivateKey,
@@ -119,7 +120,15 @@ class SqliteAuditLog:
             raise AuditUnavailableError(str(exc)) from exc
         conn, file_id, last_cp = await _connect(config)
         send, receive = anyio.create_memory_object_stream[_Item](config.max_pending)
-        log = cls(config, conn, key, clock, send, file_id, last_cp)
+        log = cls(
+            config=config,
+            conn=conn,
+            key=key,
+            clock=clock,
+            send=send,
+            file_id=file_id,
+            last_checkpoint_seq=last_cp,
+        )
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(log._run_writer, receive)
@@ -255,7 +264,8 @@ class SqliteAuditLog:
         try:
             if self._head is None:
                 rows = await conn.execute_fetchall(_HEAD_SQL)
-                self._head = next(iter(rows), (0, GENESIS_HASH, ""))
+                row = next(iter(rows), None)
+                self._head = (int(row[0]), str(row[1]), str(row[2])) if row else (0, GENESIS_HASH, "")
             seq, prev, last_time = self._head
             now = max(format_time(self._clock()), last_time)
             rows_out: list[tuple[int, str, str, str, str, str, str]] = []

@@ -7,12 +7,9 @@ are policy files (sorted by name, which fixes their order); subfolders such as
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection
 from fnmatch import fnmatchcase
 from pathlib import Path
-
-import regopy  # type: ignore[import-untyped]
 
 from mcp_guard.config.yaml_source import load_yaml
 from mcp_guard.decision import Decision
@@ -21,18 +18,8 @@ from mcp_guard.policy.actions import ActionClassifier
 from mcp_guard.policy.compiler import CompiledRule, compile_rule, shadowed_warnings, unknown_glob_warnings
 from mcp_guard.policy.diagnostics import Diagnostics, Located
 from mcp_guard.policy.engine import DEFAULT_THRESHOLDS, ExternalEngine, PolicySet
-from mcp_guard.policy.rego import (
-    ENTRYPOINT,
-    RegoModule,
-    RegoPolicy,
-    RegoQueryError,
-    new_interpreter,
-    parse_outcome,
-    rego_error_location,
-    run_query,
-    static_problems,
-    test_rules,
-)
+from mcp_guard.policy.rego import RegoModule
+from mcp_guard.policy.rego_check import load_rego
 from mcp_guard.policy.syntax import FileSpec, parse_file
 from mcp_guard.policy.types import RawSpec
 
@@ -145,48 +132,3 @@ def _unknown_action_globs(specs: list[FileSpec], known_tools: Collection[str]) -
         for glob, _, loc in spec.actions
         if not any(fnmatchcase(t, glob) for t in known_tools)
     ]
-
-
-def load_rego(modules: list[RegoModule], errors: list[str]) -> RegoPolicy | None:
-    """Check, load and self-test the Rego modules; ``None`` after appending to ``errors``."""
-    interp = new_interpreter()
-    problems = static_problems(modules, interp)
-    for m in modules:
-        try:
-            interp.add_module(m.file, m.source)
-        except regopy.RegoError as exc:
-            line, msg = rego_error_location(exc, m)
-            problems.append(f"{m.file}:{line}: Rego error: {msg}")
-    if problems:
-        errors.extend(problems)
-        return None
-    if not any("mcpguard" in _packages(m) for m in modules):
-        errors.append(f"{modules[0].file}:1: no module declares 'package mcpguard' with a 'decision' rule")
-        return None
-    for m in modules:
-        for pkg, name, line in test_rules(m):
-            try:
-                value = run_query(interp, f"data.{pkg}.{name}")
-            except RegoQueryError as exc:
-                errors.append(f"{m.file}:{line}: Rego test '{name}' failed: {exc}")
-                continue
-            if value is not True:
-                errors.append(f"{m.file}:{line}: Rego test '{name}' failed (got {value!r}, expected true)")
-    policy = RegoPolicy(modules)
-    try:
-        raw = policy.query({"principal": {}, "tool": {}, "arguments": {}, "findings": [], "risk_factors": {}})
-    except RegoQueryError as exc:
-        errors.append(
-            f"{modules[0].file}:1: data.{ENTRYPOINT.replace('/', '.')} failed for an empty request ({exc}); "
-            'add \'default decision := {"decision": "ALLOW", "rules": []}\''
-        )
-        return None
-    outcome = parse_outcome(raw)
-    if "rego-error" in outcome.rules:
-        errors.append(f"{modules[0].file}:1: {outcome.reason}")
-        return None
-    return policy if not errors else None
-
-
-def _packages(module: RegoModule) -> list[str]:
-    return re.findall(r"^\s*package\s+([\w.]+)", module.source, re.MULTILINE)

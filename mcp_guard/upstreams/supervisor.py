@@ -260,11 +260,16 @@ class Upstream:
         return result
 
 
+HOP_BY_HOP_META = "io.modelcontextprotocol/"
+"""Reserved ``_meta`` keys describe one connection (protocol envelope, client info): never forwarded."""
+
+
 def _forwardable_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The client's ``_meta`` minus its progress token (the upstream gets one of ours)."""
+    """The client's ``_meta`` minus its progress token (the upstream gets one of ours) and
+    the per-connection protocol envelope of the 2026-07-28 era."""
     if not meta:
         return None
-    out = {k: v for k, v in meta.items() if k != "progressToken"}
+    out = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(HOP_BY_HOP_META)}
     return out or None
 
 

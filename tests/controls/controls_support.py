@@ -39,7 +39,7 @@ def call(
     return ControlCall(
         principal=principal or who(),
         tool=tool,
-        upstream=upstream or tool.split("__")[0],
+        upstream=upstream or tool.split("__", maxsplit=1)[0],
         arguments=arguments or {},
         cost=cost,
     )

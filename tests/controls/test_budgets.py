@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mcp_guard.controls import Controls, open_embedded_state, period_window
+from mcp_guard.controls import ControlCall, Controls, open_embedded_state, period_window
 from mcp_guard.decision import Decision
 from tests.controls.controls_support import at, call, config, controls, who
 
@@ -25,11 +25,11 @@ REFUNDS = {
 }
 
 
-def berlin(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
-def refund(amount: object, user: str = "alice") -> object:
+def refund(amount: object, user: str = "alice") -> ControlCall:
     return call("bank__refund", who(user=user), {"amount": amount})
 
 
@@ -37,8 +37,8 @@ async def test_calls_over_the_daily_maximum_are_blocked_with_remaining_and_reset
     c = controls(budgets=[{**REFUNDS, "max_cost": None, "cost": None}])
     noon = berlin(2026, 6, 15, 12)
     for _ in range(3):
-        assert await c.check(refund(1), at(0, noon)) is None  # type: ignore[arg-type]
-    verdict = await c.check(refund(1), at(0, noon))  # type: ignore[arg-type]
+        assert await c.check(refund(1), at(0, noon)) is None
+    verdict = await c.check(refund(1), at(0, noon))
     assert verdict is not None and verdict.decision is Decision.BLOCK
     assert verdict.rules == ("daily-refunds",)
     assert "3 of 3 calls used (0 remaining)" in verdict.reason
@@ -50,11 +50,11 @@ async def test_calls_over_the_daily_maximum_are_blocked_with_remaining_and_reset
 async def test_cost_is_taken_from_an_argument_and_a_call_that_would_overspend_is_refused() -> None:
     c = controls(budgets=[REFUNDS])
     noon = berlin(2026, 6, 15, 12)
-    assert await c.check(refund(60), at(0, noon)) is None  # type: ignore[arg-type]
-    verdict = await c.check(refund(50), at(0, noon))  # type: ignore[arg-type]
+    assert await c.check(refund(60), at(0, noon)) is None
+    verdict = await c.check(refund(50), at(0, noon))
     assert verdict is not None
     assert "60 of 100 cost units used (40 remaining, this call costs 50)" in verdict.reason
-    assert await c.check(refund(40), at(0, noon)) is None  # type: ignore[arg-type]
+    assert await c.check(refund(40), at(0, noon)) is None
 
 
 @pytest.mark.parametrize("amount", [None, "12", -5, True, float("nan")])
@@ -70,7 +70,13 @@ async def test_fixed_and_per_tool_costs() -> None:
     c = controls(
         budgets=[
             {"id": "fixed", "tools": ["a__*"], "period": "day", "max_cost": 10, "cost": 5},
-            {"id": "table", "tools": ["b__*"], "period": "day", "max_cost": 10, "cost": {"b__big": 10, "b__*": 1}},
+            {
+                "id": "table",
+                "tools": ["b__*"],
+                "period": "day",
+                "max_cost": 10,
+                "cost": {"b__big": 10, "b__*": 1},
+            },
         ]
     )
     assert await c.check(call("a__x"), at(0)) is None
@@ -88,10 +94,10 @@ async def test_gateway_supplied_cost_is_used_when_the_budget_sets_none() -> None
 
 async def test_the_budget_resets_at_local_midnight_not_utc_midnight() -> None:
     c = controls(budgets=[{**REFUNDS, "max_calls": 1}])
-    assert await c.check(refund(1), at(0, berlin(2026, 6, 15, 23, 59))) is None  # type: ignore[arg-type]
+    assert await c.check(refund(1), at(0, berlin(2026, 6, 15, 23, 59))) is None
     # 00:30 UTC on the 16th is already the 16th in Berlin
-    assert await c.check(refund(1), at(0, datetime(2026, 6, 15, 21, 59, tzinfo=UTC))) is not None  # type: ignore[arg-type]
-    assert await c.check(refund(1), at(0, datetime(2026, 6, 15, 22, 0, tzinfo=UTC))) is None  # type: ignore[arg-type]
+    assert await c.check(refund(1), at(0, datetime(2026, 6, 15, 21, 59, tzinfo=UTC))) is not None
+    assert await c.check(refund(1), at(0, datetime(2026, 6, 15, 22, 0, tzinfo=UTC))) is None
 
 
 def test_a_day_with_a_dst_change_lasts_23_or_25_hours() -> None:
@@ -105,10 +111,10 @@ def test_a_day_with_a_dst_change_lasts_23_or_25_hours() -> None:
 async def test_a_budget_resets_across_the_dst_night_at_local_midnight() -> None:
     c = controls(budgets=[{**REFUNDS, "max_calls": 1}])
     before = berlin(2026, 3, 29, 23, 30)  # CEST, UTC+2
-    assert await c.check(refund(1), at(0, before)) is None  # type: ignore[arg-type]
-    verdict = await c.check(refund(1), at(0, before))  # type: ignore[arg-type]
+    assert await c.check(refund(1), at(0, before)) is None
+    verdict = await c.check(refund(1), at(0, before))
     assert verdict is not None and verdict.details["resets_at"] == "2026-03-30T00:00:00+02:00"
-    assert await c.check(refund(1), at(0, berlin(2026, 3, 30, 0, 0))) is None  # type: ignore[arg-type]
+    assert await c.check(refund(1), at(0, berlin(2026, 3, 30, 0, 0))) is None
 
 
 def test_hourly_periods_follow_real_hours_through_the_repeated_autumn_hour() -> None:
@@ -140,9 +146,9 @@ def test_weeks_start_on_monday() -> None:
 
 async def test_per_user_budgets_are_independent() -> None:
     c = controls(budgets=[{**REFUNDS, "max_calls": 1}])
-    assert await c.check(refund(1, "alice"), at(0)) is None  # type: ignore[arg-type]
-    assert await c.check(refund(1, "alice"), at(0)) is not None  # type: ignore[arg-type]
-    assert await c.check(refund(1, "bob"), at(0)) is None  # type: ignore[arg-type]
+    assert await c.check(refund(1, "alice"), at(0)) is None
+    assert await c.check(refund(1, "alice"), at(0)) is not None
+    assert await c.check(refund(1, "bob"), at(0)) is None
 
 
 async def test_a_call_refused_by_a_rate_limit_is_not_charged_to_the_budget() -> None:
@@ -163,17 +169,17 @@ async def test_budgets_survive_a_restart(tmp_path: Path) -> None:
     wall = noon.timestamp
     async with open_embedded_state(db, flush_interval=3600, wall=wall) as state:
         c = Controls(cfg, state)
-        assert await c.check(refund(10), at(0, noon)) is None  # type: ignore[arg-type]
-        assert await c.check(refund(10), at(0, noon)) is None  # type: ignore[arg-type]
+        assert await c.check(refund(10), at(0, noon)) is None
+        assert await c.check(refund(10), at(0, noon)) is None
     async with open_embedded_state(db, flush_interval=3600, wall=wall) as state:
         c = Controls(cfg, state)
-        verdict = await c.check(refund(10), at(5, noon))  # type: ignore[arg-type]
+        verdict = await c.check(refund(10), at(5, noon))
         assert verdict is not None and "2 of 2 calls used" in verdict.reason
         assert "20 of 100 cost units" in verdict.reason
     next_day = berlin(2026, 6, 16, 1)
     async with open_embedded_state(db, flush_interval=3600, wall=next_day.timestamp) as state:
         assert state.counters == {}  # the ended period was dropped on load
-        assert await Controls(cfg, state).check(refund(10), at(0, next_day)) is None  # type: ignore[arg-type]
+        assert await Controls(cfg, state).check(refund(10), at(0, next_day)) is None
 
 
 async def test_write_through_mode_persists_each_change_immediately(tmp_path: Path) -> None:
@@ -181,7 +187,7 @@ async def test_write_through_mode_persists_each_change_immediately(tmp_path: Pat
     cfg = config(budgets=[{**REFUNDS, "max_calls": 1}])
     noon = berlin(2026, 6, 15, 12)
     async with open_embedded_state(db, flush_interval=0, wall=noon.timestamp) as state:
-        await Controls(cfg, state).check(refund(1), at(0, noon))  # type: ignore[arg-type]
+        await Controls(cfg, state).check(refund(1), at(0, noon))
         assert state._dirty == set()
         async with open_embedded_state(db, flush_interval=3600, wall=noon.timestamp) as other:
             assert sum(u.calls for u in other.counters.values()) == 1

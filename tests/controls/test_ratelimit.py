@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.controls.controls_support import at, call, controls, who
 
 from mcp_guard.decision import Decision
+from tests.controls.controls_support import at, call, controls, who
 
 pytestmark = pytest.mark.anyio
 
