@@ -52,7 +52,11 @@ def _setups(tmp: str) -> list[tuple[str, KeySource, str]]:
         "RS256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
     }
     setups = [
-        ("HS256", KeySource(secret=SECRET, algorithms=["HS256"]), jwt.encode(_claims(), SECRET, "HS256"))
+        (
+            "HS256",
+            KeySource.model_validate({"secret": SECRET, "algorithms": ["HS256"]}),
+            jwt.encode(_claims(), SECRET, "HS256"),
+        )
     ]
     for alg, private in private_keys.items():
         path = f"{tmp}/{alg}.pem"
@@ -62,7 +66,7 @@ def _setups(tmp: str) -> list[tuple[str, KeySource, str]]:
                     serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
                 )
             )
-        source = KeySource(public_key_file=path, algorithms=[alg])
+        source = KeySource.model_validate({"public_key_file": path, "algorithms": [alg]})
         setups.append((alg, source, jwt.encode(_claims(), private, alg)))
     return setups
 

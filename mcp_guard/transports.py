@@ -23,6 +23,7 @@ from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
 from mcp_guard.server import build_server
+from mcp_guard.stdin_lines import StdinLines, pollable
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
-        async with stdio_server() as (read, write):
+        stdin = StdinLines(0) if pollable(0) else None
+        async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # async-iterable of str
             await server.run(read, write, server.create_initialization_options())
         tg.cancel_scope.cancel()
 

@@ -73,22 +73,24 @@ class CostError(ValueError):
     """The cost of a call cannot be determined from its arguments."""
 
 
-def _lookup(arguments: Mapping[str, Any], path: str) -> Any:
+def _lookup(arguments: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    if len(path) == 1:
+        return arguments[path[0]]
     value: Any = arguments
-    for part in path.split("."):
+    for part in path:
         if isinstance(value, Mapping) and part in value:
             value = value[part]
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            raise KeyError(path)
+            raise KeyError(part)
     return value
 
 
 class Budget:
     """A compiled ``budgets:`` item."""
 
-    __slots__ = ("matches_tool", "matches_upstream", "per_tool", "scope", "spec", "window")
+    __slots__ = ("arg_path", "matches_tool", "matches_upstream", "per_tool", "scope", "spec", "window")
 
     def __init__(self, spec: BudgetSpec) -> None:
         self.spec = spec
@@ -98,6 +100,8 @@ class Budget:
         self.window = _Window(spec.period, ZoneInfo(spec.tz))
         per_tool = spec.cost.per_tool if spec.cost is not None else None
         self.per_tool = [(glob_matcher([g]), c) for g, c in per_tool.items()] if per_tool else None
+        arg = spec.cost.arg if spec.cost is not None else None
+        self.arg_path = tuple(arg.split(".")) if arg else ()
 
     def cost_of(self, tool: str, arguments: Mapping[str, Any], call_cost: float | None) -> float:
         """Cost units of one call.
@@ -114,9 +118,8 @@ class Budget:
             return spec.fixed
         if self.per_tool is not None:
             return next((c for match, c in self.per_tool if match(tool)), 1.0)
-        assert spec.arg is not None
         try:
-            raw = _lookup(arguments, spec.arg)
+            raw = _lookup(arguments, self.arg_path)
         except KeyError:
             if spec.default is None:
                 raise CostError(f"argument '{spec.arg}' that sets its cost is missing") from None

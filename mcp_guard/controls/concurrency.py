@@ -10,13 +10,13 @@ real time, on the event loop's clock) for a release, up to that bound.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
+from typing import NamedTuple
 
 import anyio
 
 from mcp_guard.controls.config import ConcurrencySpec
-from mcp_guard.controls.keys import GlobMatcher, glob_matcher
+from mcp_guard.controls.keys import GlobMatcher, describe, glob_matcher
 from mcp_guard.controls.ratelimit import scope_matcher
 from mcp_guard.controls.state import ControlState, MemoryState
 from mcp_guard.decision import Decision, Verdict
@@ -83,8 +83,7 @@ class Releases:
             self._waiting -= 1
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(NamedTuple):
     """The slots a call holds: ``keys`` (one per cap and key) and seconds spent waiting."""
 
     keys: tuple[str, ...]
@@ -104,7 +103,7 @@ class SlotGuard:
         self,
         state: ControlState,
         releases: Releases,
-        wanted: Sequence[tuple[ConcurrencyLimit, str, str]],
+        wanted: Sequence[tuple[ConcurrencyLimit, str]],
     ) -> None:
         self._state = state
         self._releases = releases
@@ -122,13 +121,13 @@ class SlotGuard:
             if refused is None:
                 waited = 0.0 if started is None else anyio.current_time() - started
                 return Slot(tuple(self._held), waited)
-            limit, label = refused
+            limit, key = refused
             now = anyio.current_time()
             if started is None:
                 started = now
             remaining = started + limit.spec.wait - now
             if remaining <= 0:
-                raise ConcurrencyRefused(limit.refusal(label, now - started))
+                raise ConcurrencyRefused(limit.refusal(describe(key), now - started))
             await self._releases.wait(remaining)
 
     async def __aexit__(
@@ -141,10 +140,10 @@ class SlotGuard:
             await self._release()
 
     async def _try(self) -> tuple[ConcurrencyLimit, str] | None:
-        for limit, key, label in self._wanted:
+        for limit, key in self._wanted:
             if not await self._state.slot_acquire(key, limit.spec.max):
                 await self._release()
-                return limit, label
+                return limit, key
             self._held.append(key)
         return None
 

@@ -30,6 +30,7 @@ from mcp_guard.decision import Verdict, most_severe
 from mcp_guard.principal import Principal
 
 PLAN_CACHE_SIZE = 4096
+RESOLVED_CACHE_SIZE = 16384
 S = TypeVar("S", TimeoutSpec, BoundsSpec)
 
 
@@ -60,6 +61,16 @@ class BreakerSnapshot(BaseModel):
     calls_in_window: int
     failures_in_window: int
     retry_after: float | None
+
+
+@dataclass(slots=True)
+class _Resolved:
+    """The controls and counter keys of one principal's calls to one tool (cached)."""
+
+    principal: Principal
+    limits: tuple[tuple[RateLimit, tuple[str, ...]], ...]
+    budgets: tuple[tuple[Budget, tuple[str, ...]], ...]
+    concurrency: tuple[tuple[ConcurrencyLimit, str], ...]
 
 
 @dataclass(slots=True)
@@ -101,6 +112,11 @@ class Controls:
         self._timeouts = _ranked(config.timeouts)
         self._bounds = _ranked(config.result_bounds)
         self._plans: dict[tuple[str, str], _Plan] = {}
+        # by principal object (identity check; the entry holds the object so its id stays
+        # unique) and, for a new object of a known principal, by value (equality check)
+        self._by_object: dict[tuple[int, str, str], _Resolved] = {}
+        self._by_value: dict[tuple[str, str | None, str, str], _Resolved] = {}
+        self._local = isinstance(self.state, MemoryState)
         self._releases = Releases()
 
     # -- limits stage ------------------------------------------------------------------
@@ -112,18 +128,16 @@ class Controls:
         stops the call (BLOCK, APPROVAL_REQUIRED) counts against none; one that lets it
         through (WARN, MONITOR_ONLY) is returned while the call is counted where it fit.
         """
-        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
-        if not plan.limits and not plan.budgets:
+        resolved = self._resolve(call)
+        if not resolved.limits and not resolved.budgets:
             return None
         if now is None:
             now = self.clock.now()
-        state, principal = self.state, call.principal
+        state = self.state
         taken: list[tuple[str, float, float, float]] = []  # (key, period or -1, amount, cost or burst)
         soft: Verdict | None = None
-        for limit in plan.limits:
-            if limit.scope is not None and not limit.scope(principal):
-                continue
-            for key in counter_keys(limit.spec.id, limit.spec.per, principal, call.upstream, call.tool):
+        for limit, keys in resolved.limits:
+            for key in keys:
                 wait = await state.bucket_take(key, limit.rate, limit.burst, 1.0, now.monotonic)
                 if wait:
                     verdict = limit.refusal(describe(key), wait)
@@ -133,9 +147,7 @@ class Controls:
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, -1.0, 1.0, limit.burst))
-        for budget in plan.budgets:
-            if budget.scope is not None and not budget.scope(principal):
-                continue
+        for budget, keys in resolved.budgets:
             spec = budget.spec
             try:
                 cost = budget.cost_of(call.tool, call.arguments, call.cost)
@@ -143,7 +155,7 @@ class Controls:
                 await self._undo(taken)
                 return budget.cost_refusal(str(exc))
             start, end, end_iso = budget.window.at(now.wall)
-            for key in counter_keys(spec.id, spec.per, principal, call.upstream, call.tool):
+            for key in keys:
                 added, usage = await state.counter_add(
                     key, start, end=end, calls=1, cost=cost, max_calls=spec.max_calls, max_cost=spec.max_cost
                 )
@@ -178,14 +190,7 @@ class Controls:
         Raises (on enter):
             ConcurrencyRefused: a cap is full (after waiting, if the cap allows waiting).
         """
-        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
-        wanted = [
-            (cap, key, describe(key))
-            for cap in plan.concurrency
-            if cap.scope is None or cap.scope(call.principal)
-            for key in counter_keys(cap.spec.id, cap.spec.per, call.principal, call.upstream, call.tool)
-        ]
-        return SlotGuard(self.state, self._releases, wanted)
+        return SlotGuard(self.state, self._releases, self._resolve(call).concurrency)
 
     # -- forward stage -------------------------------------------------------------------
 
@@ -202,7 +207,7 @@ class Controls:
         for breaker, key, target in plan.breakers:
             rec = await self.state.breaker_get(key)
             wait, change = breaker.admit(rec, target, mono)
-            if change is not None or wait is None:
+            if not self._local and (change is not None or wait is None):
                 await self.state.breaker_put(key, rec)
             if change is not None:
                 self._emit(change)
@@ -227,7 +232,8 @@ class Controls:
             change = breaker.record(
                 rec, target, failed or (tool_error and breaker.spec.count_tool_errors), mono
             )
-            await self.state.breaker_put(key, rec)
+            if not self._local:
+                await self.state.breaker_put(key, rec)
             if change is not None:
                 self._emit(change)
 
@@ -282,6 +288,42 @@ class Controls:
     def _emit(self, change: BreakerTransition) -> None:
         if self.on_breaker_change is not None:
             self.on_breaker_change(change)
+
+    def _resolve(self, call: ControlCall) -> _Resolved:
+        principal = call.principal
+        object_key = (id(principal), call.upstream, call.tool)
+        resolved = self._by_object.get(object_key)
+        if resolved is not None and resolved.principal is principal:
+            return resolved
+        value_key = (principal.user, principal.agent, call.upstream, call.tool)
+        resolved = self._by_value.get(value_key)
+        if resolved is None or resolved.principal != principal:
+            resolved = self._resolve_new(call)
+            if len(self._by_value) >= RESOLVED_CACHE_SIZE:
+                self._by_value.clear()
+            self._by_value[value_key] = resolved
+        if len(self._by_object) >= RESOLVED_CACHE_SIZE:
+            self._by_object.clear()
+        mine = _Resolved(principal, resolved.limits, resolved.budgets, resolved.concurrency)
+        self._by_object[object_key] = mine
+        return mine
+
+    def _resolve_new(self, call: ControlCall) -> _Resolved:
+        principal = call.principal
+        plan = self._plan_for(call.upstream, call.tool)
+
+        def keys(c: RateLimit | Budget | ConcurrencyLimit) -> tuple[str, ...]:
+            return tuple(counter_keys(c.spec.id, c.spec.per, principal, call.upstream, call.tool))
+
+        def applies(c: RateLimit | Budget | ConcurrencyLimit) -> bool:
+            return c.scope is None or c.scope(principal)
+
+        return _Resolved(
+            principal=principal,
+            limits=tuple((c, keys(c)) for c in plan.limits if applies(c)),
+            budgets=tuple((c, keys(c)) for c in plan.budgets if applies(c)),
+            concurrency=tuple((c, k) for c in plan.concurrency if applies(c) for k in keys(c)),
+        )
 
     def _plan_for(self, upstream: str, tool: str) -> _Plan:
         return self._plans.get((upstream, tool)) or self._plan(upstream, tool)

@@ -98,11 +98,11 @@ class BearerAuthMiddleware:
         self.required_scopes = tuple(required_scopes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, send)
-            return
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "bearer authentication required"})
+            return
+        if scope["type"] != "http":  # lifespan
+            await self.app(scope, receive, send)
             return
         try:
             bearer = self._bearer(scope)

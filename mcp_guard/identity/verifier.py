@@ -11,7 +11,11 @@ on every request.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import json
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -100,6 +104,29 @@ def _explain(exc: jwt.PyJWTError) -> AuthError:
     return _invalid("token is invalid")
 
 
+_COMPACT_JWS = re.compile(r"([A-Za-z0-9_-]+={0,2})\.[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]*={0,2}")
+"""The shape of a compact JWS; anything else is refused before any decoding."""
+
+
+def _peek_header(token: str) -> dict[str, Any]:
+    """The unverified JOSE header, read only to choose a key (PyJWT re-reads and checks it).
+
+    Raises:
+        AuthError: the token is not a compact JWS with a JSON-object header.
+    """
+    match = _COMPACT_JWS.fullmatch(token)
+    if match is None:
+        raise _invalid("token is malformed")
+    segment = match.group(1).rstrip("=")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        raise _invalid("token is malformed") from None
+    if not isinstance(header, dict):
+        raise _invalid("token is malformed")
+    return header
+
+
 class TokenVerifier:
     """Verifies bearer JWTs against the configured issuer, audience and keys.
 
@@ -177,10 +204,7 @@ class TokenVerifier:
         self._cache.clear()
 
     async def _verify_uncached(self, token: str) -> VerifiedToken:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise _invalid("token is malformed") from None
+        header = _peek_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self._allowed:
             raise _invalid("token algorithm is not allowed")
@@ -230,10 +254,10 @@ class TokenVerifier:
         exact = self._matching(alg, kid)
         if exact:
             return exact
-        refetched = False
         for remote in self._remote:
-            refetched = await remote.refresh_for_unknown_kid() or refetched
-        exact = self._matching(alg, kid) if refetched else []
+            await remote.refresh_for_unknown_kid()
+        # Looked up again even when this task did not fetch: a concurrent one may have.
+        exact = self._matching(alg, kid) if self._remote else []
         return exact + [key for key in self._kidless_static if alg in key.algorithms]
 
     def _pool(self) -> list[VerificationKey]:

@@ -19,12 +19,8 @@ class InMemoryHistory:
     def count(self, tool_glob: str, within_s: float, now: datetime) -> int:
         """Calls to tools matching ``tool_glob`` in ``(now - within_s, now]``."""
         n = 0
-        for tool, at in reversed(self._calls):
+        for tool, at in self._calls:
             age = (now - at).total_seconds()
-            if age < 0:
-                continue
-            if age >= within_s:
-                break
-            if fnmatchcase(tool, tool_glob):
+            if 0 <= age < within_s and fnmatchcase(tool, tool_glob):
                 n += 1
         return n

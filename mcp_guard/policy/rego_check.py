@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import regopy  # type: ignore[import-untyped]
 
@@ -97,7 +98,7 @@ def check_modules(modules: Sequence[RegoModule]) -> list[str]:
                 problems.append(f"{m.file}:{line}: Rego test '{name}' failed (got {value!r}, expected true)")
     _progress(f"{modules[0].file}:1")
     policy = RegoPolicy(modules)
-    empty = {"principal": {}, "tool": {}, "arguments": {}, "findings": [], "risk_factors": {}}
+    empty: dict[str, Any] = {"principal": {}, "tool": {}, "arguments": {}, "findings": [], "risk_factors": {}}
     try:
         outcome = parse_outcome(policy.query(empty))
     except RegoQueryError as exc:

@@ -6,21 +6,21 @@ import rego.v1
 
 default decision := {"decision": "ALLOW", "rules": [], "reason": "no Rego rule matched"}
 
-weekend if time.weekday(time.now_ns()) in {"Saturday", "Sunday"}
+weekend_days := {"Saturday", "Sunday"}
 
-decision := {"decision": "APPROVAL_REQUIRED", "rules": ["rego-weekend-transfers"], "reason": "transfers at weekends need approval"} if {
+is_weekend(ns) if weekend_days[time.weekday([ns, "Europe/Berlin"])]
+
+decision := {
+	"decision": "APPROVAL_REQUIRED",
+	"rules": ["rego-weekend-transfers"],
+	"reason": "transfers at weekends need approval",
+} if {
 	input.tool.name == "bank__transfer"
-	weekday := time.weekday([input.now_ns, "UTC"])
-	weekday in {"Saturday", "Sunday"}
+	is_weekend(input.now_ns)
 }
 
-test_weekend_transfer_needs_approval if {
-	# 2026-01-03 is a Saturday
-	d := decision with input as {"tool": {"name": "bank__transfer"}, "now_ns": 1767441600000000000}
-	d.decision == "APPROVAL_REQUIRED"
-}
+# Tests call helper functions instead of `with input as`, which crashes regopy 1.5
+# on rules like the one above (see docs/policies.md).
+test_saturday_is_weekend if is_weekend(1767441600000000000) # 2026-01-03 12:00 UTC
 
-test_weekday_transfer_allowed if {
-	d := decision with input as {"tool": {"name": "bank__transfer"}, "now_ns": 1767614400000000000}
-	d.decision == "ALLOW"
-}
+test_monday_is_not_weekend if not is_weekend(1767614400000000000) # 2026-01-05 12:00 UTC

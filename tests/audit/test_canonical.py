@@ -12,7 +12,10 @@ from mcp_guard.audit.canonical import format_number
 
 
 def test_objects_are_sorted_without_whitespace() -> None:
-    assert canonical_json({"b": [1, 2, {"d": None, "c": True}], "a": "x"}) == '{"a":"x","b":[1,2,{"c":true,"d":null}]}'
+    assert (
+        canonical_json({"b": [1, 2, {"d": None, "c": True}], "a": "x"})
+        == '{"a":"x","b":[1,2,{"c":true,"d":null}]}'
+    )
 
 
 def test_rfc8785_sample_from_section_3_2_2() -> None:

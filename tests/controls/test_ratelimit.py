@@ -101,3 +101,10 @@ async def test_a_name_with_separators_cannot_share_another_principals_key() -> N
     c = controls(limits=[{"id": "u", "per": ["user", "agent"], "rate": "1/hour"}])
     assert await c.check(call(principal=who(user="a|agent=b", agent="c")), at(0.0)) is None
     assert await c.check(call(principal=who(user="a", agent="b|agent=c")), at(0.0)) is None
+
+
+async def test_a_new_token_with_other_teams_is_keyed_by_its_own_teams() -> None:
+    c = controls(limits=[{"id": "team", "per": ["team"], "rate": "1/hour"}])
+    assert await c.check(call(principal=who(teams=frozenset({"red"}))), at(0.0)) is None
+    assert await c.check(call(principal=who(teams=frozenset({"blue"}))), at(0.0)) is None
+    assert await c.check(call(principal=who(teams=frozenset({"red"}))), at(0.0)) is not None

@@ -211,3 +211,27 @@ async def test_an_unreachable_jwks_url_refuses_tokens_without_hanging(
     verifier = TokenVerifier(config, clock=FakeClock())
     with pytest.raises(AuthError, match=r"token key id \(kid\) is unknown"):
         await verifier.verify(sign("ES256", kid="k1"))
+
+
+async def test_concurrent_tokens_with_a_rotated_kid_share_one_refetch(
+    jwks_server: JwksServer, key_pairs: dict[str, KeyPair], sign: Sign
+) -> None:
+    import anyio
+
+    clock = FakeClock()
+    jwks_server.publish(key_pairs["ES256"].jwk("old"))
+    verifier = url_verifier(jwks_server, clock, verified_cache_size=0)
+    await verifier.verify(sign("ES256", kid="old"))
+    clock.now += 61
+    jwks_server.publish(key_pairs["EdDSA"].jwk("new"))
+    users: list[str] = []
+
+    async def verify_one() -> None:
+        users.append((await verifier.verify(sign("EdDSA", kid="new"))).user)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(verify_one)
+    assert users == ["alice"] * 5
+    assert jwks_server.requests == 2

@@ -175,3 +175,16 @@ async def _never_receive() -> Any:
 
 async def _never_send(message: Any) -> None:
     raise AssertionError("not expected")
+
+
+async def test_a_websocket_is_refused_without_reaching_the_app(hs_verifier: TokenVerifier) -> None:
+    sent: list[Any] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("the app must not run")
+
+    async def record(message: Any) -> None:
+        sent.append(message)
+
+    await BearerAuthMiddleware(app, hs_verifier)({"type": "websocket", "headers": []}, _never_receive, record)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "bearer authentication required"}]

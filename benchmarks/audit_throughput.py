@@ -1,0 +1,144 @@
+"""Audit log benchmark: appends/s and append latency by concurrency, and verify time for 1M entries.
+
+    .venv/bin/python benchmarks/audit_throughput.py [--seconds 2] [--verify-entries 1000000]
+
+Each append is a realistic ~500-byte decision record, committed durably (write-ahead)
+before the call returns. Latency is measured per append, from the call to the
+durable commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from mcp_guard.audit import AuditConfig, SqliteAuditLog, canonical_json, digest, verify
+from mcp_guard.audit.chain import entry_hash, make_checkpoint
+from mcp_guard.audit.models import GENESIS_HASH, format_time
+from mcp_guard.audit.schema import DDL
+from mcp_guard.signing import load_or_create_signing_key
+
+
+def record(i: int) -> dict[str, Any]:
+    args = {"path": f"/srv/data/report-{i}.csv", "note": "customer [REDACTED:US_SSN]"}
+    return {
+        "principal": {"user": f"user{i % 50}@example.com", "agent": "claude-code"},
+        "session": f"sess-{i % 200}",
+        "tool": ("read_file", "send_email", "run_sql")[i % 3],
+        "arguments": args,
+        "args_digest": digest(args),
+        "findings": [{"type": "US_SSN", "category": "pii", "severity": "high", "path": "$.args.note"}],
+        "risk": 42.5,
+        "rules": ["pii-redact", "default-allow"],
+        "decision": "ALLOW",
+        "reason": "allowed with redaction",
+        "latency_ms": 0.31,
+    }
+
+
+async def run_load(
+    directory: Path, sync: Literal["FULL", "NORMAL"], writers: int, seconds: float
+) -> tuple[float, float, float]:
+    config = AuditConfig(
+        path=directory / f"bench-{sync}-{writers}.db",
+        signing_key_path=directory / "key.pem",
+        synchronous=sync,
+    )
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def writer(w: int) -> None:
+        i = w
+        while time.perf_counter() < deadline:
+            rec = record(i)
+            t = time.perf_counter()
+            await log.append("decision", rec)
+            latencies.append(time.perf_counter() - t)
+            i += writers
+
+    async with SqliteAuditLog.open(config) as log:
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for w in range(writers):
+                tg.start_soon(writer, w)
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return len(latencies) / elapsed, q[49] * 1e3, q[98] * 1e3
+
+
+def build_big_log(path: Path, key_path: Path, n: int, every: int = 1000) -> float:
+    """Write ``n`` chained entries directly with executemany; return seconds taken."""
+    started = time.perf_counter()
+    key = load_or_create_signing_key(key_path)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = OFF")
+    db.executescript(DDL)
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    prev = GENESIS_HASH
+    batch: list[tuple[int, str, str, str, str, str, str]] = []
+    db.execute("BEGIN")
+    for seq in range(1, n + 1):
+        time_ = format_time(t0 + timedelta(milliseconds=seq))
+        rec = canonical_json(record(seq))
+        id_ = f"{seq:032x}"
+        h = entry_hash(seq, id_, time_, "decision", rec, prev)
+        batch.append((seq, id_, time_, "decision", rec, prev, h))
+        prev = h
+        if seq % every == 0 or seq == n:
+            db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", batch)
+            batch.clear()
+            cp = make_checkpoint(key, seq, h, time_, 1)
+            db.execute(
+                "INSERT INTO checkpoints (seq, hash, time, first_seq, key_id, signature) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (cp.seq, cp.hash, cp.time, cp.first_seq, cp.key_id, cp.signature),
+            )
+    db.execute("COMMIT")
+    db.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=2.0, help="duration of each load run")
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
+    parser.add_argument("--verify-entries", type=int, default=1_000_000)
+    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        directory = Path(tmp)
+        print("| synchronous | writers | appends/s | p50 ms | p99 ms |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for sync in ("FULL", "NORMAL"):
+            for writers in args.writers:
+                rate, p50, p99 = anyio.run(run_load, directory, sync, writers, args.seconds)
+                print(f"| {sync} | {writers} | {rate:,.0f} | {p50:.3f} | {p99:.3f} |", flush=True)
+        if args.verify_entries:
+            path = directory / "big.db"
+            built = build_big_log(path, directory / "key.pem", args.verify_entries)
+            size = path.stat().st_size / 1e6
+            key = load_or_create_signing_key(directory / "key.pem")
+            report = verify(path, key.public_key())
+            assert report.ok, report.problem
+            print()
+            print("| verify entries | file MB | build s | verify s | entries/s |")
+            print("| ---: | ---: | ---: | ---: | ---: |")
+            print(
+                f"| {report.entries:,} | {size:,.0f} | {built:.1f} | {report.elapsed_s:.2f} "
+                f"| {report.entries / report.elapsed_s:,.0f} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

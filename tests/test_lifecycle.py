@@ -1,0 +1,140 @@
+"""The gateway as a real process: a clean stdout, and no child outlives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+from anyio.streams.text import TextReceiveStream
+
+from tests.harness import ROOT, behaviour_upstream
+
+pytestmark = pytest.mark.anyio
+
+
+def children_of(pid: int) -> set[int]:
+    """All descendants of ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    frontier.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
+
+
+class StdioPeer:
+    """Speaks newline-delimited JSON-RPC to a gateway process and keeps every stdout line."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        assert process.stdout is not None
+        self.lines = TextReceiveStream(process.stdout)
+        self.buffer = ""
+        self.stdout_lines: list[str] = []
+
+    async def send(self, message: dict[str, object]) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send((json.dumps(message) + "\n").encode())
+
+    async def receive(self) -> dict[str, object]:
+        while "\n" not in self.buffer:
+            self.buffer += await self.lines.receive()
+        line, self.buffer = self.buffer.split("\n", 1)
+        self.stdout_lines.append(line)
+        parsed: dict[str, object] = json.loads(line)
+        return parsed
+
+    async def request(self, msg_id: int, method: str, params: dict[str, object]) -> dict[str, object]:
+        await self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        while True:
+            message = await self.receive()
+            if message.get("id") == msg_id:
+                return message
+
+
+async def start_gateway(tmp_path: Path) -> tuple[Process, StdioPeer]:
+    behaviour_upstream(tmp_path)  # writes upstreams.yaml
+    process = await anyio.open_process(
+        [sys.executable, "-m", "mcp_guard", "serve", "--transport", "stdio",
+         "--upstreams", str(tmp_path / "upstreams.yaml")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+    peer = StdioPeer(process)
+    with anyio.fail_after(30):
+        init = await peer.request(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                    "clientInfo": {"name": "test", "version": "1"}})
+        assert "result" in init
+        await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        listed = await peer.request(2, "tools/list", {})
+    assert any(t["name"] == "beh__echo" for t in listed["result"]["tools"])  # type: ignore[index]
+    return process, peer
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_stops_the_gateway_and_every_upstream_process(tmp_path: Path, signum: int) -> None:
+    process, peer = await start_gateway(tmp_path)
+    children = children_of(process.pid)
+    assert children, "the upstream subprocess should be running"
+    process.send_signal(signum)
+    with anyio.fail_after(20):
+        await process.wait()
+    assert not [pid for pid in children if alive(pid)]
+
+
+async def test_the_client_closing_stdin_stops_the_gateway_and_its_upstreams(tmp_path: Path) -> None:
+    process, peer = await start_gateway(tmp_path)
+    children = children_of(process.pid)
+    assert process.stdin is not None
+    await process.stdin.aclose()
+    with anyio.fail_after(20):
+        await process.wait()
+    assert process.returncode == 0
+    assert not [pid for pid in children if alive(pid)]
+
+
+async def test_stdout_carries_nothing_but_json_rpc(tmp_path: Path) -> None:
+    process, peer = await start_gateway(tmp_path)
+    with anyio.fail_after(20):
+        await peer.request(3, "tools/call", {"name": "beh__echo", "arguments": {"text": "x"}})
+        await peer.request(4, "tools/call", {"name": "beh__nope", "arguments": {}})
+    assert process.stdin is not None
+    await process.stdin.aclose()
+    with anyio.fail_after(20):
+        rest = b""
+        assert process.stdout is not None
+        async for chunk in process.stdout:
+            rest += chunk
+        await process.wait()
+    lines = peer.stdout_lines + [line for line in (peer.buffer + rest.decode()).splitlines() if line]
+    assert len(lines) >= 4
+    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in lines)
+
+
+def test_a_configuration_error_names_file_line_and_key_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "upstreams.yaml"
+    bad.write_text("upstreams:\n  bank:\n    command: x\n    colour: blue\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "mcp_guard", "serve", "--upstreams", str(bad)],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ})
+    assert out.returncode == 2
+    assert f"{bad}:4: upstreams.bank.colour: unknown key" in out.stderr
+    assert out.stdout == ""
