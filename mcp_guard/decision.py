@@ -5,13 +5,13 @@ DESIGN.md §2. Severity order: BLOCK > APPROVAL_REQUIRED > WARN > MONITOR_ONLY >
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """What the gateway does with a call."""
 
     ALLOW = "ALLOW"

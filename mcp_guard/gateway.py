@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
-from pydantic import ValidationError
-
 from mcp import types
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import UpstreamUnavailableError
@@ -57,12 +57,14 @@ class Gateway:
         }
         self.catalog = Catalog()
         self.notifier = ListChangedNotifier(self.visible_tool_names)
-        self.chain = Chain([
-            RouteStage(lambda: self.catalog, self.tool_info, lambda: self.policy),
-            ValidateStage(self.settings.max_argument_bytes),
-            *extra_stages,
-            DecideStage(self.tool_info, lambda: self.policy),
-        ])
+        self.chain = Chain(
+            [
+                RouteStage(lambda: self.catalog, self.tool_info, lambda: self.policy),
+                ValidateStage(self.settings.max_argument_bytes),
+                *extra_stages,
+                DecideStage(self.tool_info, lambda: self.policy),
+            ]
+        )
         self.result_chain = ResultChain(result_stages)
         self._tool_infos: dict[str, ToolInfo] = {}
 
@@ -87,7 +89,9 @@ class Gateway:
         prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
         self.catalog = build_catalog(listings, prefixes)
         self._tool_infos = {
-            tool_name: ToolInfo(tool_name, route.upstream, self.upstreams[route.upstream].config.environment, tool)
+            tool_name: ToolInfo(
+                tool_name, route.upstream, self.upstreams[route.upstream].config.environment, tool
+            )
             for tool_name, (route, tool) in self.catalog.tools.items()
         }
         await self.notifier.tools_changed()
@@ -129,8 +133,12 @@ class Gateway:
             UnknownToolError: the tool does not exist or is hidden from this principal.
         """
         call = ToolCall(
-            principal=principal, session_id=session_id, tool=name, arguments=dict(arguments or {}),
-            received_at=datetime.now(UTC), meta=dict(meta) if meta else None,
+            principal=principal,
+            session_id=session_id,
+            tool=name,
+            arguments=dict(arguments or {}),
+            received_at=datetime.now(UTC),
+            meta=dict(meta) if meta else None,
             client_info=dict(client_info) if client_info else None,
         )
         verdict = await self.chain.run(call)
@@ -145,28 +153,36 @@ class Gateway:
         upstream = self.upstreams[call.route.upstream]
         arguments = call.forward_arguments if call.forward_arguments is not None else call.arguments
         try:
-            return await upstream.call_tool(call.route.original, arguments, meta=call.meta, on_progress=on_progress)
+            return await upstream.call_tool(
+                call.route.original, arguments, meta=call.meta, on_progress=on_progress
+            )
         except UpstreamUnavailableError as exc:
             return _upstream_failure(call, "upstream-unavailable", str(exc))
         except TimeoutError:
             return _upstream_failure(
-                call, "upstream-timeout",
+                call,
+                "upstream-timeout",
                 f"upstream '{upstream.name}' did not answer within {upstream.config.call_timeout_s:g}s; "
-                "the call was cancelled upstream")
+                "the call was cancelled upstream",
+            )
         except MCPError as exc:
             return _upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
         except ValidationError as exc:
-            return _upstream_failure(call, "upstream-malformed",
-                                     f"upstream '{upstream.name}' returned a malformed result "
-                                     f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})")
+            return _upstream_failure(
+                call,
+                "upstream-malformed",
+                f"upstream '{upstream.name}' returned a malformed result "
+                f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})",
+            )
 
 
 def _upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolResult:
     """An error result for a call that was allowed but could not be completed upstream."""
     text = f"mcp-guard: {reason}"
     meta = call.verdict.meta(call.audit_id, call.approval_id) | {"upstream_error": rule}
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True,
-                                _meta={"mcp-guard/decision": meta})
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=text)], is_error=True, _meta={"mcp-guard/decision": meta}
+    )
 
 
 def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallToolResult:

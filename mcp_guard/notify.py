@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-
 from mcp.server.session import ServerSession
-from mcp.server.subscriptions import InMemorySubscriptionBus, PromptsListChanged, ResourcesListChanged, ToolsListChanged
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ToolsListChanged,
+)
+
 from mcp_guard.principal import Principal
 
 logger = logging.getLogger(__name__)

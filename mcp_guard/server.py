@@ -7,8 +7,8 @@ on the way through: tool definitions, results, content and ``_meta`` pass unchan
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from mcp import types
 from mcp.server.context import ServerRequestContext
@@ -16,11 +16,13 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
+
 from mcp_guard import __version__
 from mcp_guard.errors import UnknownToolError, UpstreamUnavailableError
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
 
+T = TypeVar("T")
 PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], Principal | None]
 
 INSTRUCTIONS = (
@@ -39,8 +41,8 @@ class GuardServer(Server[Any]):
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
         return super().create_initialization_options(
-            notification_options or NotificationOptions(prompts_changed=True, resources_changed=True,
-                                                        tools_changed=True),
+            notification_options
+            or NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
             experimental_capabilities,
             extensions,
         )
@@ -67,14 +69,16 @@ def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> Guar
             raise MCPError(code=types.INVALID_REQUEST, message="unauthenticated request")
         return found
 
-    async def list_tools(ctx: ServerRequestContext[Any, Any],
-                         params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+    async def list_tools(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         tools = gateway.visible_tools(principal(ctx))
         page, cursor = _page(tools, params.cursor if params else None, page_size)
         return types.ListToolsResult(tools=page, next_cursor=cursor)
 
-    async def call_tool(ctx: ServerRequestContext[Any, Any],
-                        params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         client = ctx.session.client_params
         client_info = client.client_info.model_dump(mode="json") if client and client.client_info else None
         meta = dict(params.meta) if params.meta else None
@@ -84,51 +88,65 @@ def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> Guar
 
         try:
             return await gateway.call_tool(
-                principal(ctx), session_key(ctx, stdio_session), params.name, params.arguments,
-                meta=meta, client_info=client_info, on_progress=on_progress,
+                principal(ctx),
+                session_key(ctx, stdio_session),
+                params.name,
+                params.arguments,
+                meta=meta,
+                client_info=client_info,
+                on_progress=on_progress,
             )
         except UnknownToolError as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
 
-    async def list_resources(ctx: ServerRequestContext[Any, Any],
-                             params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
+    async def list_resources(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
         principal(ctx)
         items = [resource for _, resource in gateway.catalog.resources.values()]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListResourcesResult(resources=page, next_cursor=cursor)
 
-    async def list_templates(ctx: ServerRequestContext[Any, Any],
-                             params: types.PaginatedRequestParams | None) -> types.ListResourceTemplatesResult:
+    async def list_templates(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourceTemplatesResult:
         principal(ctx)
         items = [template for _, template in gateway.catalog.templates]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
-    async def read_resource(ctx: ServerRequestContext[Any, Any],
-                            params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def read_resource(
+        ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
         principal(ctx)
         upstream = gateway.catalog.resource_upstream(params.uri)
         if upstream is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {params.uri}")
         return await _relay(lambda: gateway.upstreams[upstream].read_resource(params.uri))
 
-    async def list_prompts(ctx: ServerRequestContext[Any, Any],
-                           params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
+    async def list_prompts(
+        ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
         principal(ctx)
         items = [prompt for _, prompt in gateway.catalog.prompts.values()]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
 
-    async def get_prompt(ctx: ServerRequestContext[Any, Any],
-                         params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def get_prompt(
+        ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
         principal(ctx)
         entry = gateway.catalog.prompts.get(params.name)
         if entry is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
         route = entry[0]
-        return await _relay(lambda: gateway.upstreams[route.upstream].get_prompt(route.original, params.arguments))
+        return await _relay(
+            lambda: gateway.upstreams[route.upstream].get_prompt(route.original, params.arguments)
+        )
 
-    async def initialized(ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None) -> None:
+    async def initialized(
+        ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None
+    ) -> None:
         found = resolve_principal(ctx)
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps no public accessor
         if found is not None and connection is not None:
@@ -151,7 +169,7 @@ def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> Guar
     return server
 
 
-async def _relay(request: Callable[[], Any]) -> Any:
+async def _relay(request: Callable[[], Awaitable[T]]) -> T:
     """Run a pass-through request; upstream trouble becomes a clear JSON-RPC error."""
     try:
         return await request()

@@ -8,17 +8,17 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
+from mcp.server.context import ServerRequestContext
+from mcp.server.sse import SseServerTransport
+from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from mcp.server.context import ServerRequestContext
-from mcp.server.sse import SseServerTransport
-from mcp.server.stdio import stdio_server
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
@@ -86,10 +86,15 @@ def build_http_app(
     server = build_server(gateway, resolve_principal)
     security = security_settings(settings)
     manager = StreamableHTTPSessionManager(
-        app=server, security_settings=security, max_request_body_size=settings.max_body_bytes,
-        session_idle_timeout=settings.session_idle_timeout_s, max_sessions=settings.max_sessions,
+        app=server,
+        security_settings=security,
+        max_request_body_size=settings.max_body_bytes,
+        session_idle_timeout=settings.session_idle_timeout_s,
+        max_sessions=settings.max_sessions,
     )
-    sse = SseServerTransport("/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes)
+    sse = SseServerTransport(
+        "/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes
+    )
 
     class SseEndpoint:
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -97,11 +102,15 @@ def build_http_app(
                 await server.run(read, write, server.create_initialization_options())
 
     async def health(request: Request) -> Response:
-        return JSONResponse({
-            "status": "ok",
-            "upstreams": {name: {"status": u.status.value, "tools": len(u.listing.tools),
-                                 "error": u.last_error} for name, u in gateway.upstreams.items()},
-        })
+        return JSONResponse(
+            {
+                "status": "ok",
+                "upstreams": {
+                    name: {"status": u.status.value, "tools": len(u.listing.tools), "error": u.last_error}
+                    for name, u in gateway.upstreams.items()
+                },
+            }
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

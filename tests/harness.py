@@ -11,11 +11,11 @@ from typing import Any
 
 import anyio
 import uvicorn
-from starlette.types import ASGIApp
-
 from mcp import ClientSession
 from mcp.client.session import MessageHandlerFnT
 from mcp.shared.memory import create_client_server_memory_streams
+from starlette.types import ASGIApp
+
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
@@ -30,20 +30,28 @@ FAST_BACKOFF = Backoff(base_s=0.05, cap_s=0.2)
 
 def write_upstreams(tmp_path: Path, text: str, name: str = "upstreams.yaml") -> UpstreamsFile:
     path = tmp_path / name
-    path.write_text(text.replace("{python}", sys.executable).replace("{behaviour}", BEHAVIOUR)
-                    .replace("{tmp}", str(tmp_path)).replace("{root}", str(ROOT)), encoding="utf-8")
+    path.write_text(
+        text.replace("{python}", sys.executable)
+        .replace("{behaviour}", BEHAVIOUR)
+        .replace("{tmp}", str(tmp_path))
+        .replace("{root}", str(ROOT)),
+        encoding="utf-8",
+    )
     return load_upstreams(path)
 
 
 def behaviour_upstream(tmp_path: Path, name: str = "beh", **extra: str) -> UpstreamsFile:
     lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
-    return write_upstreams(tmp_path, f"""
+    return write_upstreams(
+        tmp_path,
+        f"""
 upstreams:
   {name}:
     command: "{{python}}"
     args: ["{{behaviour}}"]
     env: {{MARKER_DIR: "{{tmp}}"}}
-{lines}""")
+{lines}""",
+    )
 
 
 @asynccontextmanager
@@ -62,7 +70,9 @@ async def gateway_client(
         await tg.start(gateway.run)
         await gateway.wait_settled(30)
         async with create_client_server_memory_streams() as (client_streams, server_streams):
-            tg.start_soon(server.run, server_streams[0], server_streams[1], server.create_initialization_options())
+            tg.start_soon(
+                server.run, server_streams[0], server_streams[1], server.create_initialization_options()
+            )
             async with ClientSession(*client_streams, message_handler=message_handler) as session:
                 await session.initialize()
                 yield gateway, session

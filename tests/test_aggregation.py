@@ -7,9 +7,9 @@ from typing import Any
 
 import anyio
 import pytest
-
 from mcp import types
 from mcp.shared.exceptions import MCPError
+
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from tests.harness import behaviour_upstream, gateway_client, write_upstreams
 
@@ -37,12 +37,15 @@ async def test_tools_from_every_page_of_an_upstream_listing_are_aggregated(tmp_p
 
 
 async def test_tools_with_invalid_definitions_are_skipped_and_the_rest_are_listed(tmp_path: Path) -> None:
-    upstreams = write_upstreams(tmp_path, """
+    upstreams = write_upstreams(
+        tmp_path,
+        """
 upstreams:
   bad:
     command: "{python}"
     args: ["{root}/tests/servers/hostile.py"]
-""")
+""",
+    )
     async with gateway_client(upstreams) as (_, client):
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("bad__good", {})
@@ -51,12 +54,15 @@ upstreams:
 
 
 async def test_a_malformed_upstream_result_becomes_a_clear_error_result(tmp_path: Path) -> None:
-    upstreams = write_upstreams(tmp_path, """
+    upstreams = write_upstreams(
+        tmp_path,
+        """
 upstreams:
   bad:
     command: "{python}"
     args: ["{root}/tests/servers/hostile.py"]
-""")
+""",
+    )
     async with gateway_client(upstreams) as (_, client):
         result = await client.call_tool("bad__garbage", {})
     assert isinstance(result, types.CallToolResult) and result.is_error
@@ -79,7 +85,9 @@ async def test_the_gateway_paginates_its_own_tool_list(tmp_path: Path) -> None:
     assert len(names) == len(set(names)) == 6
 
 
-async def test_results_pass_through_with_every_content_type_structured_content_and_meta(tmp_path: Path) -> None:
+async def test_results_pass_through_with_every_content_type_structured_content_and_meta(
+    tmp_path: Path,
+) -> None:
     async with gateway_client(behaviour_upstream(tmp_path)) as (_, client):
         result = await client.call_tool("beh__echo", {"text": "hi"}, meta={"trace": "abc"})
     assert isinstance(result, types.CallToolResult)
@@ -129,7 +137,9 @@ async def test_resources_and_prompts_of_upstreams_pass_through_namespaced(tmp_pa
 async def test_two_upstreams_with_an_empty_prefix_and_the_same_tool_keep_the_first(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    upstreams = write_upstreams(tmp_path, """
+    upstreams = write_upstreams(
+        tmp_path,
+        """
 upstreams:
   one:
     command: "{python}"
@@ -139,7 +149,8 @@ upstreams:
     command: "{python}"
     args: ["{behaviour}"]
     prefix: ""
-""")
+""",
+    )
     async with gateway_client(upstreams) as (gateway, client):
         names = [t.name for t in (await client.list_tools()).tools]
     assert names.count("echo") == 1

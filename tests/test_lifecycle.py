@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -75,14 +74,32 @@ class StdioPeer:
 async def start_gateway(tmp_path: Path) -> tuple[Process, StdioPeer]:
     behaviour_upstream(tmp_path)  # writes upstreams.yaml
     process = await anyio.open_process(
-        [sys.executable, "-m", "mcp_guard", "serve", "--transport", "stdio",
-         "--upstreams", str(tmp_path / "upstreams.yaml")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "mcp_guard",
+            "serve",
+            "--transport",
+            "stdio",
+            "--upstreams",
+            str(tmp_path / "upstreams.yaml"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
     )
     peer = StdioPeer(process)
     with anyio.fail_after(30):
-        init = await peer.request(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                                    "clientInfo": {"name": "test", "version": "1"}})
+        init = await peer.request(
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"},
+            },
+        )
         assert "result" in init
         await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         listed = await peer.request(2, "tools/list", {})
@@ -92,7 +109,7 @@ async def start_gateway(tmp_path: Path) -> tuple[Process, StdioPeer]:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_a_signal_stops_the_gateway_and_every_upstream_process(tmp_path: Path, signum: int) -> None:
-    process, peer = await start_gateway(tmp_path)
+    process, _ = await start_gateway(tmp_path)
     children = children_of(process.pid)
     assert children, "the upstream subprocess should be running"
     process.send_signal(signum)
@@ -102,7 +119,7 @@ async def test_a_signal_stops_the_gateway_and_every_upstream_process(tmp_path: P
 
 
 async def test_the_client_closing_stdin_stops_the_gateway_and_its_upstreams(tmp_path: Path) -> None:
-    process, peer = await start_gateway(tmp_path)
+    process, _ = await start_gateway(tmp_path)
     children = children_of(process.pid)
     assert process.stdin is not None
     await process.stdin.aclose()
@@ -133,8 +150,13 @@ async def test_stdout_carries_nothing_but_json_rpc(tmp_path: Path) -> None:
 def test_a_configuration_error_names_file_line_and_key_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "upstreams.yaml"
     bad.write_text("upstreams:\n  bank:\n    command: x\n    colour: blue\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "mcp_guard", "serve", "--upstreams", str(bad)],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ})
+    out = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "serve", "--upstreams", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     assert out.returncode == 2
     assert f"{bad}:4: upstreams.bank.colour: unknown key" in out.stderr
     assert out.stdout == ""

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-
 from mcp import types
 from mcp.client.session import IncomingMessage
+
 from mcp_guard.upstreams.supervisor import Status
 from tests.harness import behaviour_upstream, gateway_client, wait_for_status, write_upstreams
 
@@ -34,14 +34,17 @@ async def test_a_crashed_upstream_fails_fast_naming_itself_then_comes_back(tmp_p
 
 
 async def test_an_upstream_that_cannot_start_gives_a_clear_error_without_hanging(tmp_path: Path) -> None:
-    upstreams = write_upstreams(tmp_path, """
+    upstreams = write_upstreams(
+        tmp_path,
+        """
 upstreams:
   beh:
     command: "{python}"
     args: ["{behaviour}"]
   ghost:
     command: /nonexistent/binary-that-does-not-exist
-""")
+""",
+    )
     async with gateway_client(upstreams) as (gateway, client):
         assert gateway.upstreams["ghost"].status is not Status.READY
         assert "cannot start" in (gateway.upstreams["ghost"].last_error or "")
@@ -95,6 +98,7 @@ async def test_a_hanging_upstream_times_out_with_a_clear_error_and_is_cancelled(
 async def test_a_2026_client_listening_for_changes_hears_an_upstream_tool_list_change(tmp_path: Path) -> None:
     from mcp import Client
     from mcp.client.subscriptions import ToolsListChanged
+
     from mcp_guard.gateway import Gateway
     from mcp_guard.principal import LOCAL_PRINCIPAL
     from mcp_guard.server import build_server

@@ -10,15 +10,22 @@ from pathlib import Path
 
 import httpx2
 import pytest
-
 from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import LOCAL_PRINCIPAL
 from mcp_guard.transports import build_http_app
-from tests.harness import FAST_BACKOFF, behaviour_upstream, free_socket, gateway_client, serve_http, write_upstreams
+from tests.harness import (
+    FAST_BACKOFF,
+    behaviour_upstream,
+    free_socket,
+    gateway_client,
+    serve_http,
+    write_upstreams,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,8 +39,11 @@ async def http_gateway(tmp_path: Path, settings: GatewaySettings | None = None) 
 
 
 async def test_a_client_calls_tools_through_the_gateway_over_streamable_http(tmp_path: Path) -> None:
-    async with http_gateway(tmp_path) as url, streamable_http_client(f"{url}/mcp") as (read, write), \
-            ClientSession(read, write) as client:
+    async with (
+        http_gateway(tmp_path) as url,
+        streamable_http_client(f"{url}/mcp") as (read, write),
+        ClientSession(read, write) as client,
+    ):
         await client.initialize()
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("beh__echo", {"text": "over http"})
@@ -42,8 +52,11 @@ async def test_a_client_calls_tools_through_the_gateway_over_streamable_http(tmp
 
 
 async def test_a_client_calls_tools_through_the_gateway_over_sse(tmp_path: Path) -> None:
-    async with http_gateway(tmp_path) as url, sse_client(f"{url}/sse") as (read, write), \
-            ClientSession(read, write) as client:
+    async with (
+        http_gateway(tmp_path) as url,
+        sse_client(f"{url}/sse") as (read, write),
+        ClientSession(read, write) as client,
+    ):
         await client.initialize()
         result = await client.call_tool("beh__echo", {"text": "over sse"})
     assert isinstance(result, types.CallToolResult) and result.structured_content == {"echo": "over sse"}
@@ -51,11 +64,21 @@ async def test_a_client_calls_tools_through_the_gateway_over_sse(tmp_path: Path)
 
 async def test_a_foreign_host_header_is_refused_against_dns_rebinding(tmp_path: Path) -> None:
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
-        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}}
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "x", "version": "1"},
+            },
+        }
         headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
         evil_host = await http.post(f"{url}/mcp", json=body, headers={**headers, "Host": "evil.example:8765"})
-        evil_origin = await http.post(f"{url}/mcp", json=body, headers={**headers, "Origin": "http://evil.example"})
+        evil_origin = await http.post(
+            f"{url}/mcp", json=body, headers={**headers, "Origin": "http://evil.example"}
+        )
         good = await http.post(f"{url}/mcp", json=body, headers=headers)
     assert evil_host.status_code == 421
     assert evil_origin.status_code == 403
@@ -66,19 +89,28 @@ async def test_a_request_body_over_the_limit_is_refused(tmp_path: Path) -> None:
     settings = GatewaySettings(server=ServerSettings(max_body_bytes=2048))
     async with http_gateway(tmp_path, settings) as url, httpx2.AsyncClient() as http:
         body = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x" * 5000}}
-        response = await http.post(f"{url}/mcp", json=body, headers={
-            "Accept": "application/json, text/event-stream", "Content-Type": "application/json"})
+        response = await http.post(
+            f"{url}/mcp",
+            json=body,
+            headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
+        )
     assert response.status_code == 413
 
 
 async def test_garbage_json_rpc_gets_a_parse_error_and_the_gateway_keeps_serving(tmp_path: Path) -> None:
     async with http_gateway(tmp_path) as url:
         async with httpx2.AsyncClient() as http:
-            response = await http.post(f"{url}/mcp", content=b"{not json", headers={
-                "Accept": "application/json, text/event-stream", "Content-Type": "application/json"})
+            response = await http.post(
+                f"{url}/mcp",
+                content=b"{not json",
+                headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
+            )
         assert response.status_code == 400
         assert response.json()["error"]["code"] == -32700
-        async with streamable_http_client(f"{url}/mcp") as (read, write), ClientSession(read, write) as client:
+        async with (
+            streamable_http_client(f"{url}/mcp") as (read, write),
+            ClientSession(read, write) as client,
+        ):
             await client.initialize()
             assert (await client.list_tools()).tools
 
@@ -96,8 +128,11 @@ def demo_over_http(transport: str) -> Iterator[int]:
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    proc = subprocess.Popen([sys.executable, "-m", "mcp_guard.demo", "bank", "--transport", transport,
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_guard.demo", "bank", "--transport", transport, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield port
     finally:
@@ -105,18 +140,23 @@ def demo_over_http(transport: str) -> Iterator[int]:
         proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize(("transport", "kind", "path"), [("streamable-http", "streamable-http", "/mcp"),
-                                                        ("sse", "sse", "/sse")])
-async def test_upstreams_over_http_are_aggregated_and_called(tmp_path: Path, transport: str, kind: str,
-                                                             path: str) -> None:
+@pytest.mark.parametrize(
+    ("transport", "kind", "path"), [("streamable-http", "streamable-http", "/mcp"), ("sse", "sse", "/sse")]
+)
+async def test_upstreams_over_http_are_aggregated_and_called(
+    tmp_path: Path, transport: str, kind: str, path: str
+) -> None:
     with demo_over_http(transport) as port:
-        upstreams = write_upstreams(tmp_path, f"""
+        upstreams = write_upstreams(
+            tmp_path,
+            f"""
 upstreams:
   bank:
     type: {kind}
     url: http://127.0.0.1:{port}{path}
     connect_timeout_s: 5
-""")
+""",
+        )
         async with gateway_client(upstreams) as (gateway, client):
             from mcp_guard.upstreams.supervisor import Status
             from tests.harness import wait_for_status
@@ -128,5 +168,7 @@ upstreams:
 
 
 def test_the_module_entry_point_prints_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "mcp_guard", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mcp_guard", "--help"], capture_output=True, text=True, check=True
+    )
     assert "serve" in out.stdout

@@ -20,7 +20,9 @@ def interpolate(doc: YamlDocument, environ: Mapping[str, str], problems: list[st
     return _walk(doc.data, (), doc, environ, problems)
 
 
-def _walk(value: Any, path: PathKey, doc: YamlDocument, environ: Mapping[str, str], problems: list[str]) -> Any:
+def _walk(
+    value: Any, path: PathKey, doc: YamlDocument, environ: Mapping[str, str], problems: list[str]
+) -> Any:
     if isinstance(value, str):
         return _substitute(value, path, doc, environ, problems)
     if isinstance(value, dict):

@@ -13,10 +13,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel
 
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, openWorldHint=False)
-WRITES = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
-DESTRUCTIVE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False)
-EXTERNAL = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=True)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
+EXTERNAL = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True)
 
 
 class Balance(BaseModel):
@@ -50,8 +50,13 @@ def bank() -> MCPServer:
         """Refund a card payment (partially or fully) to the customer."""
         if amount <= 0:
             raise ValueError("amount must be positive")
-        item = Refund(refund_id=f"RF-{len(refunds) + 1:05d}", payment_id=payment_id, amount=amount,
-                      currency=currency, status="succeeded")
+        item = Refund(
+            refund_id=f"RF-{len(refunds) + 1:05d}",
+            payment_id=payment_id,
+            amount=amount,
+            currency=currency,
+            status="succeeded",
+        )
         refunds.append(item)
         return item
 
@@ -93,7 +98,7 @@ def db() -> MCPServer:
         """Delete the rows of a table that match a WHERE clause."""
         if table != "customers":
             raise ValueError(f"unknown table {table}")
-        cur = conn.execute(f"DELETE FROM customers WHERE {where}")  # noqa: S608 - a demo of a risky tool
+        cur = conn.execute(f"DELETE FROM customers WHERE {where}")
         return f"Deleted {cur.rowcount} row(s) from {table}."
 
     return server

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Protocol
 
+from mcp import types
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp import types
 from mcp_guard.decision import ALLOWED, Decision, Verdict
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.principal import Principal

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from mcp import types
+
 from mcp_guard.decision import ALLOWED, Verdict
 from mcp_guard.findings import Finding
 from mcp_guard.principal import Principal

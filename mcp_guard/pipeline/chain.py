@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mcp import types
+
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import GuardError, UnknownToolError
 from mcp_guard.pipeline.call import ToolCall
@@ -34,9 +35,12 @@ class ResultStage(Protocol):
 
 
 def internal_error(stage: str, exc: BaseException) -> Verdict:
-    return Verdict(decision=Decision.BLOCK, rules=("internal-error",),
-                   reason=f"mcp-guard could not check this call (stage '{stage}' failed: "
-                          f"{type(exc).__name__}); it was not forwarded")
+    return Verdict(
+        decision=Decision.BLOCK,
+        rules=("internal-error",),
+        reason=f"mcp-guard could not check this call (stage '{stage}' failed: "
+        f"{type(exc).__name__}); it was not forwarded",
+    )
 
 
 class Chain:

@@ -20,8 +20,12 @@ class RouteStage:
 
     name = "route"
 
-    def __init__(self, catalog: Callable[[], Catalog], tool_info: Callable[[str], ToolInfo | None],
-                 policy: Callable[[], AccessPolicy]) -> None:
+    def __init__(
+        self,
+        catalog: Callable[[], Catalog],
+        tool_info: Callable[[str], ToolInfo | None],
+        policy: Callable[[], AccessPolicy],
+    ) -> None:
         self._catalog = catalog
         self._tool_info = tool_info
         self._policy = policy
@@ -47,7 +51,9 @@ class ValidateStage:
     async def __call__(self, call: ToolCall) -> Verdict | None:
         size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
         if size > self.max_argument_bytes:
-            return _refuse("argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}")
+            return _refuse(
+                "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"
+            )
         assert call.definition is not None
         schema = call.definition.input_schema
         validator = self._validator(call.tool, schema)
@@ -71,7 +77,9 @@ class DecideStage:
 
     name = "decide"
 
-    def __init__(self, tool_info: Callable[[str], ToolInfo | None], policy: Callable[[], AccessPolicy]) -> None:
+    def __init__(
+        self, tool_info: Callable[[str], ToolInfo | None], policy: Callable[[], AccessPolicy]
+    ) -> None:
         self._tool_info = tool_info
         self._policy = policy
 

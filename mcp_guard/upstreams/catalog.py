@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mcp import types
+
 from mcp_guard.upstreams.supervisor import Listing
 
 logger = logging.getLogger(__name__)
@@ -71,22 +72,42 @@ def build_catalog(listings: Mapping[str, Listing], prefixes: Mapping[str, str]) 
         for resource in listing.resources:
             uri = str(resource.uri)
             if uri in resources:
-                logger.error("resource %s is offered by upstreams '%s' and '%s'; keeping '%s'",
-                             uri, resources[uri][0], upstream, resources[uri][0])
+                logger.error(
+                    "resource %s is offered by upstreams '%s' and '%s'; keeping '%s'",
+                    uri,
+                    resources[uri][0],
+                    upstream,
+                    resources[uri][0],
+                )
                 continue
-            resources[uri] = (upstream, resource.model_copy(update={"name": exposed_name(prefix, resource.name)}))
-        templates.extend((upstream, t.model_copy(update={"name": exposed_name(prefix, t.name)}))
-                         for t in listing.templates)
+            resources[uri] = (
+                upstream,
+                resource.model_copy(update={"name": exposed_name(prefix, resource.name)}),
+            )
+        templates.extend(
+            (upstream, t.model_copy(update={"name": exposed_name(prefix, t.name)})) for t in listing.templates
+        )
     return Catalog(tools, prompts, resources, tuple(templates))
 
 
 def _admit(name: str, taken: Mapping[str, tuple[Route, object]], upstream: str, kind: str) -> bool:
     if len(name) > MAX_EXPOSED_NAME:
-        logger.warning("upstream %s: skipping %s %r: namespaced name longer than %d characters",
-                       upstream, kind, name, MAX_EXPOSED_NAME)
+        logger.warning(
+            "upstream %s: skipping %s %r: namespaced name longer than %d characters",
+            upstream,
+            kind,
+            name,
+            MAX_EXPOSED_NAME,
+        )
         return False
     if name in taken:
-        logger.error("%s name %r is offered by upstreams '%s' and '%s'; keeping '%s' (give one a prefix)",
-                     kind, name, taken[name][0].upstream, upstream, taken[name][0].upstream)
+        logger.error(
+            "%s name %r is offered by upstreams '%s' and '%s'; keeping '%s' (give one a prefix)",
+            kind,
+            name,
+            taken[name][0].upstream,
+            upstream,
+            taken[name][0].upstream,
+        )
         return False
     return True

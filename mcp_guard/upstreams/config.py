@@ -92,8 +92,14 @@ class _HostEntry(BaseModel):
 
     def to_upstream(self) -> dict[str, Any]:
         if self.command is not None:
-            return {"type": "stdio", "command": self.command, "args": self.args, "env": self.env,
-                    "cwd": self.cwd, "disabled": self.disabled}
+            return {
+                "type": "stdio",
+                "command": self.command,
+                "args": self.args,
+                "env": self.env,
+                "cwd": self.cwd,
+                "disabled": self.disabled,
+            }
         kind = self.type if self.type in ("sse", "http", "streamable-http") else "streamable-http"
         return {"type": kind, "url": self.url, "headers": self.headers, "disabled": self.disabled}
 
@@ -133,8 +139,9 @@ def load_upstreams(path: str | Path, environ: Mapping[str, str] | None = None) -
     for name, raw in upstreams.items():
         key = ("upstreams", name)
         if not NAME_PATTERN.match(name):
-            problems.append(f"{doc.where(key)}: upstreams.{name}: name may hold letters, digits, '-' "
-                            "and single '_' only")
+            problems.append(
+                f"{doc.where(key)}: upstreams.{name}: name may hold letters, digits, '-' and single '_' only"
+            )
             continue
         try:
             parsed[name] = _parse_one(raw)
@@ -154,8 +161,12 @@ def _normalise(doc: YamlDocument, data: Any) -> dict[str, Any]:
     shapes = [k for k in ("upstreams", "mcpServers", "servers") if k in data]
     unknown = [k for k in data if k not in ("upstreams", "mcpServers", "servers", "inputs")]
     if unknown:
-        raise ConfigError([f"{doc.where((str(unknown[0]),))}: {unknown[0]}: unknown key "
-                           "(expected 'upstreams' or 'mcpServers')"])
+        raise ConfigError(
+            [
+                f"{doc.where((str(unknown[0]),))}: {unknown[0]}: unknown key "
+                "(expected 'upstreams' or 'mcpServers')"
+            ]
+        )
     if len(shapes) != 1:
         raise ConfigError([f"{doc.where(())}: give exactly one of 'upstreams', 'mcpServers' or 'servers'"])
     shape = shapes[0]
@@ -173,8 +184,12 @@ def _normalise(doc: YamlDocument, data: Any) -> dict[str, Any]:
             problems.extend(validation_problems(exc, doc, prefix=(shape, name)))
     if problems:
         raise ConfigError(problems)
-    doc.lines.update({("upstreams", n, *rest): line for (s, n, *rest), line in
-                      ((k, v) for k, v in doc.lines.items() if len(k) >= 2 and k[0] == shape)})
+    doc.lines.update(
+        {
+            ("upstreams", n, *rest): line
+            for (s, n, *rest), line in ((k, v) for k, v in doc.lines.items() if len(k) >= 2 and k[0] == shape)
+        }
+    )
     return out
 
 
@@ -201,7 +216,11 @@ def _check_prefixes(upstreams: UpstreamsFile, doc: YamlDocument) -> None:
     for name in upstreams.upstreams:
         prefix = upstreams.prefix_of(name)
         if prefix and prefix in seen:
-            raise ConfigError([f"{doc.where(('upstreams', name))}: upstreams.{name}: prefix '{prefix}' "
-                               f"is already used by upstream '{seen[prefix]}'"])
+            raise ConfigError(
+                [
+                    f"{doc.where(('upstreams', name))}: upstreams.{name}: prefix '{prefix}' "
+                    f"is already used by upstream '{seen[prefix]}'"
+                ]
+            )
         if prefix:
             seen[prefix] = name

@@ -7,12 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import httpx2
-from typing_extensions import Self
-
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.sse import sse_client
@@ -21,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._stream_protocols import ReadStream
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
+
 from mcp_guard import __version__
 from mcp_guard.upstreams.config import HttpUpstream, UpstreamConfig
 
@@ -95,8 +94,9 @@ async def connect(config: UpstreamConfig, message_handler: MessageHandlerFnT) ->
         if isinstance(config, HttpUpstream):
             streams = await stack.enter_async_context(_http_streams(config))
         else:
-            params = StdioServerParameters(command=config.command, args=config.args, env=config.env,
-                                           cwd=config.cwd)
+            params = StdioServerParameters(
+                command=config.command, args=config.args, env=config.env, cwd=config.cwd
+            )
             streams = await stack.enter_async_context(stdio_client(params, errlog=sys.stderr))
         read, write = streams
         watched = WatchedReadStream(read)
@@ -111,7 +111,9 @@ async def connect(config: UpstreamConfig, message_handler: MessageHandlerFnT) ->
 @asynccontextmanager
 async def _http_streams(config: HttpUpstream) -> AsyncIterator[Any]:
     if config.type == "sse":
-        async with sse_client(config.url, headers=dict(config.headers), timeout=config.connect_timeout_s) as s:
+        async with sse_client(
+            config.url, headers=dict(config.headers), timeout=config.connect_timeout_s
+        ) as s:
             yield s
         return
     timeout = httpx2.Timeout(config.connect_timeout_s, read=None)

@@ -17,14 +17,15 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 import anyio
-
 from mcp import types
 from mcp.client.session import IncomingMessage
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+
 from mcp_guard.errors import UpstreamUnavailableError
 from mcp_guard.upstreams.config import UpstreamConfig
 from mcp_guard.upstreams.connect import Connection, connect
@@ -32,12 +33,12 @@ from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+ProgressCallback = ProgressFnT
 MAX_PAGES = 100
 """Upper bound on pagination of one listing: a hostile upstream cannot loop us forever."""
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     CONNECTING = "connecting"
     READY = "ready"
     DOWN = "down"
@@ -62,7 +63,8 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap_s, self.base_s * 2 ** min(attempt, 16)) * (0.5 + self.rng.random() / 2)
+        ceiling: float = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 16))
+        return ceiling * (0.5 + self.rng.random() / 2)
 
 
 class Upstream:
@@ -154,8 +156,14 @@ class Upstream:
         if isinstance(message, Exception):
             logger.debug("upstream %s: transport error: %s", self.name, message)
             return
-        if isinstance(message, (types.ToolListChangedNotification, types.ResourceListChangedNotification,
-                                types.PromptListChangedNotification)):
+        if isinstance(
+            message,
+            (
+                types.ToolListChangedNotification,
+                types.ResourceListChangedNotification,
+                types.PromptListChangedNotification,
+            ),
+        ):
             self._refresh.set()
 
     def _set_status(self, status: Status) -> None:
@@ -173,13 +181,22 @@ class Upstream:
         templates: list[types.ResourceTemplate] = []
         prompts: list[types.Prompt] = []
         if caps.resources:
-            resources = valid_items(self.name, "resource", types.Resource,
-                                    await self._optional_pages(conn, "resources/list", "resources"))
-            templates = valid_items(self.name, "resource template", types.ResourceTemplate,
-                                    await self._optional_pages(conn, "resources/templates/list", "resourceTemplates"))
+            resources = valid_items(
+                self.name,
+                "resource",
+                types.Resource,
+                await self._optional_pages(conn, "resources/list", "resources"),
+            )
+            templates = valid_items(
+                self.name,
+                "resource template",
+                types.ResourceTemplate,
+                await self._optional_pages(conn, "resources/templates/list", "resourceTemplates"),
+            )
         if caps.prompts:
-            prompts = valid_items(self.name, "prompt", types.Prompt,
-                                  await self._optional_pages(conn, "prompts/list", "prompts"))
+            prompts = valid_items(
+                self.name, "prompt", types.Prompt, await self._optional_pages(conn, "prompts/list", "prompts")
+            )
         return Listing(tuple(tools), tuple(resources), tuple(templates), tuple(prompts))
 
     async def _optional_pages(self, conn: Connection, method: str, key: str) -> list[Any]:
@@ -195,7 +212,9 @@ class Upstream:
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             params = {"cursor": cursor} if cursor else None
-            raw = await conn.dispatcher.send_raw_request(method, params, {"timeout": self.config.connect_timeout_s})
+            raw = await conn.dispatcher.send_raw_request(
+                method, params, {"timeout": self.config.connect_timeout_s}
+            )
             page = raw.get(key)
             if isinstance(page, list):
                 items.extend(page)
@@ -238,11 +257,13 @@ class Upstream:
             MCPError: the upstream answered with a JSON-RPC error.
         """
         conn = self._live()
-        params = types.CallToolRequestParams(name=name, arguments=dict(arguments) if arguments else None,
-                                             _meta=_forwardable_meta(meta))
+        params = types.CallToolRequestParams(
+            name=name, arguments=dict(arguments) if arguments else None, _meta=_forwardable_meta(meta)
+        )
         with anyio.fail_after(timeout_s or self.config.call_timeout_s):
-            return await conn.session.send_request(types.CallToolRequest(params=params), types.CallToolResult,
-                                                   progress_callback=on_progress)
+            return await conn.session.send_request(
+                types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
+            )
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
@@ -264,13 +285,13 @@ HOP_BY_HOP_META = "io.modelcontextprotocol/"
 """Reserved ``_meta`` keys describe one connection (protocol envelope, client info): never forwarded."""
 
 
-def _forwardable_meta(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _forwardable_meta(meta: Mapping[str, Any] | None) -> types.RequestParamsMeta | None:
     """The client's ``_meta`` minus its progress token (the upstream gets one of ours) and
     the per-connection protocol envelope of the 2026-07-28 era."""
     if not meta:
         return None
     out = {k: v for k, v in meta.items() if k != "progressToken" and not k.startswith(HOP_BY_HOP_META)}
-    return out or None
+    return cast(types.RequestParamsMeta, out) if out else None
 
 
 def _describe(exc: BaseException) -> str:
@@ -279,4 +300,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not isinstance(exc, OSError) else f"cannot start or reach: {text}"
+    return (
+        f"{type(exc).__name__}: {text}" if not isinstance(exc, OSError) else f"cannot start or reach: {text}"
+    )

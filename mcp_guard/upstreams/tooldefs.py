@@ -9,9 +9,8 @@ from typing import Any, TypeVar
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ValidationError
-
 from mcp import types
+from pydantic import BaseModel, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +66,11 @@ def valid_items(upstream: str, kind: str, model: type[M], raw_items: Iterable[An
         try:
             out.append(model.model_validate(raw, by_name=False))
         except ValidationError as exc:
-            logger.warning("upstream %s: skipping invalid %s %r: %s", upstream, kind,
-                           raw.get("name") if isinstance(raw, Mapping) else raw, exc.errors()[0]["msg"])
+            logger.warning(
+                "upstream %s: skipping invalid %s %r: %s",
+                upstream,
+                kind,
+                raw.get("name") if isinstance(raw, Mapping) else raw,
+                exc.errors()[0]["msg"],
+            )
     return out

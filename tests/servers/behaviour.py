@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-
 from mcp import types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
@@ -24,10 +23,16 @@ ICON = {"src": "https://example.com/icon.png", "mimeType": "image/png"}
 OBJECT = {"type": "object", "properties": {"text": {"type": "string", "description": "what to echo"}}}
 
 TOOLS: list[dict[str, Any]] = [
-    {"name": "echo", "title": "Echo", "description": "Echo text back in every content type.",
-     "inputSchema": {**OBJECT, "required": ["text"]},
-     "outputSchema": {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]},
-     "annotations": {"readOnlyHint": True, "title": "Echo tool"}, "_meta": {"vendor/x": 1}, "icons": [ICON]},
+    {
+        "name": "echo",
+        "title": "Echo",
+        "description": "Echo text back in every content type.",
+        "inputSchema": {**OBJECT, "required": ["text"]},
+        "outputSchema": {"type": "object", "properties": {"echo": {"type": "string"}}, "required": ["echo"]},
+        "annotations": {"readOnlyHint": True, "title": "Echo tool"},
+        "_meta": {"vendor/x": 1},
+        "icons": [ICON],
+    },
     {"name": "fail", "description": "Return an isError result.", "inputSchema": {"type": "object"}},
     {"name": "progress", "description": "Report three progress steps.", "inputSchema": {"type": "object"}},
     {"name": "hang", "description": "Never answer; record cancellation.", "inputSchema": {"type": "object"}},
@@ -37,17 +42,21 @@ TOOLS: list[dict[str, Any]] = [
 EXTRA: list[dict[str, Any]] = []
 
 
-async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> dict[str, Any]:
+async def list_tools(
+    ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+) -> dict[str, Any]:
     tools = TOOLS + EXTRA
     start = int(params.cursor) if params and params.cursor else 0
-    page = tools[start:start + PAGE_SIZE]
+    page = tools[start : start + PAGE_SIZE]
     result: dict[str, Any] = {"tools": page}
     if start + PAGE_SIZE < len(tools):
         result["nextCursor"] = str(start + PAGE_SIZE)
     return result
 
 
-async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+async def call_tool(
+    ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+) -> types.CallToolResult:
     args = params.arguments or {}
     if params.name == "echo":
         text = str(args.get("text", ""))
@@ -57,12 +66,15 @@ async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolReques
                 types.ImageContent(type="image", data="iVBORw0KGgo=", mime_type="image/png"),
                 types.AudioContent(type="audio", data="UklGRg==", mime_type="audio/wav"),
                 types.ResourceLink(type="resource_link", uri="file:///tmp/a.txt", name="a.txt"),
-                types.EmbeddedResource(type="resource", resource=types.TextResourceContents(
-                    uri="file:///tmp/b.txt", text="embedded", mime_type="text/plain")),
+                types.EmbeddedResource(
+                    type="resource",
+                    resource=types.TextResourceContents(
+                        uri="file:///tmp/b.txt", text="embedded", mime_type="text/plain"
+                    ),
+                ),
             ],
             structured_content={"echo": text},
-            _meta={"upstream/meta": {"seen_meta": dict(params.meta)
-                                     if params.meta else None}},
+            _meta={"upstream/meta": {"seen_meta": dict(params.meta) if params.meta else None}},
         )
     if params.name == "fail":
         return types.CallToolResult(content=[types.TextContent(type="text", text="it failed")], is_error=True)
@@ -76,49 +88,75 @@ async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolReques
         finally:
             (MARKERS / f"cancelled-{args.get('tag', 'x')}").write_text("1")
     if params.name == "add_tool":
-        EXTRA.append({"name": f"added_{len(EXTRA)}", "description": "added later", "inputSchema": {"type": "object"}})
+        EXTRA.append(
+            {"name": f"added_{len(EXTRA)}", "description": "added later", "inputSchema": {"type": "object"}}
+        )
         await ctx.session.send_tool_list_changed()
         return types.CallToolResult(content=[types.TextContent(type="text", text="added")])
     if params.name == "crash":
         sys.stdout.flush()
         os._exit(3)
-    return types.CallToolResult(content=[types.TextContent(type="text", text=f"no tool {params.name}")],
-                                is_error=True)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=f"no tool {params.name}")], is_error=True
+    )
 
 
-async def list_resources(ctx: ServerRequestContext[Any],
-                         params: types.PaginatedRequestParams | None) -> types.ListResourcesResult:
-    return types.ListResourcesResult(resources=[types.Resource(uri="memo://readme", name="readme",
-                                                               mime_type="text/plain")])
+async def list_resources(
+    ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+) -> types.ListResourcesResult:
+    return types.ListResourcesResult(
+        resources=[types.Resource(uri="memo://readme", name="readme", mime_type="text/plain")]
+    )
 
 
-async def read_resource(ctx: ServerRequestContext[Any],
-                        params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-    return types.ReadResourceResult(contents=[types.TextResourceContents(uri=params.uri, text=f"body of {params.uri}",
-                                                                          mime_type="text/plain")])
+async def read_resource(
+    ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
+) -> types.ReadResourceResult:
+    return types.ReadResourceResult(
+        contents=[
+            types.TextResourceContents(uri=params.uri, text=f"body of {params.uri}", mime_type="text/plain")
+        ]
+    )
 
 
-async def list_prompts(ctx: ServerRequestContext[Any],
-                       params: types.PaginatedRequestParams | None) -> types.ListPromptsResult:
-    return types.ListPromptsResult(prompts=[types.Prompt(name="greet", arguments=[
-        types.PromptArgument(name="who", required=True)])])
+async def list_prompts(
+    ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+) -> types.ListPromptsResult:
+    return types.ListPromptsResult(
+        prompts=[types.Prompt(name="greet", arguments=[types.PromptArgument(name="who", required=True)])]
+    )
 
 
-async def get_prompt(ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams) -> types.GetPromptResult:
+async def get_prompt(
+    ctx: ServerRequestContext[Any], params: types.GetPromptRequestParams
+) -> types.GetPromptResult:
     who = (params.arguments or {}).get("who", "?")
-    return types.GetPromptResult(messages=[types.PromptMessage(role="user", content=types.TextContent(
-        type="text", text=f"Hello {who}"))])
+    return types.GetPromptResult(
+        messages=[
+            types.PromptMessage(role="user", content=types.TextContent(type="text", text=f"Hello {who}"))
+        ]
+    )
 
 
 class _Server(Server[Any]):
-    def create_initialization_options(self, notification_options: NotificationOptions | None = None,
-                                      experimental_capabilities: Any = None, extensions: Any = None) -> Any:
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: Any = None,
+        extensions: Any = None,
+    ) -> Any:
         return super().create_initialization_options(NotificationOptions(tools_changed=True))
 
 
-server = _Server("behaviour", on_list_tools=list_tools, on_call_tool=call_tool,  # type: ignore[arg-type]
-                 on_list_resources=list_resources, on_read_resource=read_resource,
-                 on_list_prompts=list_prompts, on_get_prompt=get_prompt)
+server = _Server(
+    "behaviour",
+    on_list_tools=list_tools,
+    on_call_tool=call_tool,  # type: ignore[arg-type]
+    on_list_resources=list_resources,
+    on_read_resource=read_resource,
+    on_list_prompts=list_prompts,
+    on_get_prompt=get_prompt,
+)
 
 
 async def main() -> None:

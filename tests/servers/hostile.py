@@ -32,8 +32,14 @@ def main() -> None:
         if msg_id is None:
             continue
         if method == "initialize":
-            reply(msg_id, {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                           "serverInfo": {"name": "hostile", "version": "0"}})
+            reply(
+                msg_id,
+                {
+                    "protocolVersion": msg["params"]["protocolVersion"],
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "hostile", "version": "0"},
+                },
+            )
         elif method == "tools/list":
             reply(msg_id, {"tools": TOOLS})
         elif method == "tools/call":
@@ -43,8 +49,12 @@ def main() -> None:
             else:
                 reply(msg_id, {"content": "garbage, not a list"})
         else:
-            sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg_id,
-                                         "error": {"code": -32601, "message": "Method not found"}}) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {"jsonrpc": "2.0", "id": msg_id, "error": {"code": -32601, "message": "Method not found"}}
+                )
+                + "\n"
+            )
             sys.stdout.flush()
 
 
