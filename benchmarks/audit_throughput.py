@@ -74,6 +74,34 @@ async def run_load(
     return len(latencies) / elapsed, q[49] * 1e3, q[98] * 1e3
 
 
+async def run_rate(
+    directory: Path, sync: Literal["FULL", "NORMAL"], rate: int, seconds: float
+) -> tuple[float, float, float]:
+    """Open-loop load: ``rate`` calls/s arrive on schedule, whatever the log's speed."""
+    config = AuditConfig(
+        path=directory / f"rate-{sync}-{rate}.db", signing_key_path=directory / "key.pem", synchronous=sync
+    )
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        rec = record(i)
+        t = time.perf_counter()
+        await log.append("decision", rec)
+        latencies.append(time.perf_counter() - t)
+
+    async with SqliteAuditLog.open(config) as log:
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(int(rate * seconds)):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    await anyio.sleep(delay)
+                tg.start_soon(one, i)
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return len(latencies) / elapsed, q[49] * 1e3, q[98] * 1e3
+
+
 def build_big_log(path: Path, key_path: Path, n: int, every: int = 1000) -> float:
     """Write ``n`` chained entries directly with executemany; return seconds taken."""
     started = time.perf_counter()
@@ -113,17 +141,29 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of each load run")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
+    parser.add_argument("--rates", type=int, nargs="+", default=[200, 1000, 2000, 5000])
     parser.add_argument("--verify-entries", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         directory = Path(tmp)
+        print("Closed loop: N writers each appending back to back (saturation).")
+        print()
         print("| synchronous | writers | appends/s | p50 ms | p99 ms |")
         print("| --- | ---: | ---: | ---: | ---: |")
         for sync in ("FULL", "NORMAL"):
             for writers in args.writers:
                 rate, p50, p99 = anyio.run(run_load, directory, sync, writers, args.seconds)
                 print(f"| {sync} | {writers} | {rate:,.0f} | {p50:.3f} | {p99:.3f} |", flush=True)
+        print()
+        print("Open loop: calls arrive at a fixed rate (latency added per call at that load).")
+        print()
+        print("| synchronous | offered calls/s | achieved/s | p50 ms | p99 ms |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for sync in ("FULL", "NORMAL"):
+            for rate in args.rates:
+                achieved, p50, p99 = anyio.run(run_rate, directory, sync, rate, args.seconds)
+                print(f"| {sync} | {rate:,} | {achieved:,.0f} | {p50:.3f} | {p99:.3f} |", flush=True)
         if args.verify_entries:
             path = directory / "big.db"
             built = build_big_log(path, directory / "key.pem", args.verify_entries)
