@@ -7,46 +7,49 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 
 from mcp_guard import __version__
+from mcp_guard.audit import commands as audit_commands
 from mcp_guard.config.settings import GatewaySettings, load_settings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
-from mcp_guard.principal import LOCAL_PRINCIPAL
+from mcp_guard.identity import AuthError
+from mcp_guard.identity import commands as token_commands
+from mcp_guard.principal import Principal
 from mcp_guard.upstreams.config import load_upstreams
 
 logger = logging.getLogger("mcp_guard")
+DEFAULT_SETTINGS = "mcp-guard.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mcp-guard", description="An MCP gateway that governs agents' tool use."
-    )
+    parser = argparse.ArgumentParser(prog="mcp-guard", description="An MCP gateway that governs agents' tool use.")
     parser.add_argument("--version", action="version", version=f"mcp-guard {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument(
-        "--upstreams", default="upstreams.yaml", help="upstream servers (YAML or Claude Desktop JSON)"
-    )
+    serve.add_argument("--upstreams", default="upstreams.yaml", help="upstream servers (YAML or Claude Desktop JSON)")
     serve.add_argument("--policies", default=None, help="policy folder")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default=None, help="HTTP listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
-    serve.add_argument("--config", default=None, help="gateway settings file (mcp-guard.yaml)")
+    serve.add_argument("--config", default=None,
+                       help=f"gateway settings file (default: ./{DEFAULT_SETTINGS} when it exists)")
     serve.set_defaults(func=_serve)
+    token_commands.register(commands)
+    audit_commands.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(stream=sys.stderr, level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
     except ConfigError as exc:
@@ -54,26 +57,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
+    except AuthError as exc:
+        print(f"mcp-guard: {exc.description}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return code
 
 
+def _settings(args: argparse.Namespace) -> GatewaySettings:
+    path = args.config or (DEFAULT_SETTINGS if Path(DEFAULT_SETTINGS).is_file() else None)
+    settings = load_settings(path)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return settings.model_copy(update={"server": settings.server.model_copy(update=overrides)})
+
+
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    server = settings.server.model_copy(
-        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    )
-    settings = settings.model_copy(update={"server": server})
+    from mcp_guard.assemble import stdio_principal
+
+    settings = _settings(args)
     upstreams = load_upstreams(args.upstreams)
     gateway = Gateway(upstreams, settings)
     if args.transport == "stdio":
-        anyio.run(_serve_stdio_until_signal, gateway)
+        principal = anyio.run(stdio_principal, settings)
+        anyio.run(_serve_stdio_until_signal, gateway, principal)
         return 0
-    return _serve_http(gateway, settings)
+    return _serve_http(gateway)
 
 
-async def _serve_stdio_until_signal(gateway: Gateway) -> None:
+async def _serve_stdio_until_signal(gateway: Gateway, principal: Principal) -> None:
     from mcp_guard.transports import serve_stdio
 
     async with anyio.create_task_group() as tg:
@@ -86,23 +98,18 @@ async def _serve_stdio_until_signal(gateway: Gateway) -> None:
                     return
 
         tg.start_soon(stop_on_signal)
-        await serve_stdio(gateway, LOCAL_PRINCIPAL)
+        await serve_stdio(gateway, principal)
         tg.cancel_scope.cancel()
 
 
-def _serve_http(gateway: Gateway, settings: GatewaySettings) -> int:
+def _serve_http(gateway: Gateway) -> int:
     import uvicorn
 
-    from mcp_guard.transports import build_http_app
+    from mcp_guard.assemble import http_app
 
-    app = build_http_app(gateway, resolve_principal=lambda ctx: LOCAL_PRINCIPAL)
-    logger.warning("authentication is not configured: every HTTP client acts as the local principal")
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
+    app = http_app(gateway)
+    server = gateway.settings.server
+    logger.info("serving streamable HTTP at http://%s:%d/mcp and SSE at /sse", server.host, server.port)
+    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", lifespan="on",
+                timeout_graceful_shutdown=5)
     return 0

@@ -13,7 +13,7 @@ class Principal(BaseModel):
     self-declared ``clientInfo`` is kept elsewhere and never trusted.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     user: str
     agent: str | None = None

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcp_guard.config.interpolate import interpolate
 from mcp_guard.config.yaml_source import load_yaml, validate_document
 from mcp_guard.errors import ConfigError
+from mcp_guard.identity.config import AuthConfig
 from mcp_guard.pipeline.access import Grant
+from mcp_guard.principal import Principal
 
 
 class ServerSettings(BaseModel):
@@ -46,6 +48,11 @@ class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthConfig | None = None
+    """Bearer-token verification (HTTP) and the stdio token (``MCP_GUARD_TOKEN``)."""
+    local_principal: Principal | None = None
+    """A fixed identity for every client when ``auth`` is absent. Only for local use:
+    HTTP then refuses non-loopback listen addresses."""
     access: AccessSettings = Field(default_factory=AccessSettings)
     max_argument_bytes: int = Field(default=1024 * 1024, gt=0)
     state_dir: str = "var"

@@ -1,0 +1,92 @@
+"""Putting a configured gateway together for a transport: identity, routes, middleware."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from ipaddress import ip_address
+
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from mcp_guard.config.settings import GatewaySettings
+from mcp_guard.errors import ConfigError
+from mcp_guard.gateway import Gateway
+from mcp_guard.identity import (
+    AuthError,
+    BearerAuthMiddleware,
+    TokenVerifier,
+    principal_from_environment,
+    protected_resource_routes,
+    resource_metadata_url,
+)
+from mcp_guard.principal import Principal
+from mcp_guard.transports import build_http_app, request_principal
+
+logger = logging.getLogger(__name__)
+
+
+async def stdio_principal(settings: GatewaySettings, environ: Mapping[str, str] = os.environ) -> Principal:
+    """Who the stdio client is: a verified ``MCP_GUARD_TOKEN``, or the explicit local principal.
+
+    Raises:
+        AuthError: a token is required but missing or invalid (the message says what to do).
+        ConfigError: neither ``auth`` nor ``local_principal`` is configured.
+    """
+    if settings.auth is not None:
+        auth = settings.auth
+        if auth.stdio_local_principal is None and settings.local_principal is not None:
+            auth = auth.model_copy(update={"stdio_local_principal": settings.local_principal})
+        return await principal_from_environment(auth, environ)
+    if settings.local_principal is not None:
+        return settings.local_principal
+    raise ConfigError([
+        "mcp-guard.yaml: no identity configured: add an 'auth' section (tokens, see docs/identity.md) "
+        "or, for local use only, a 'local_principal'"
+    ])
+
+
+def http_app(gateway: Gateway) -> Starlette:
+    """The HTTP app with bearer authentication, or the explicit local principal on loopback.
+
+    Raises:
+        ConfigError: no identity is configured, or a local principal on a non-loopback address.
+    """
+    settings = gateway.settings
+    if settings.auth is not None:
+        auth = settings.auth
+        verifier = TokenVerifier(auth)
+        metadata_url = resource_metadata_url(auth)
+
+        def protect(app: ASGIApp) -> ASGIApp:
+            return BearerAuthMiddleware(app, verifier, resource_metadata_url=metadata_url,
+                                        required_scopes=auth.required_scopes)
+
+        return build_http_app(gateway, resolve_principal=request_principal, wrap_mcp=protect,
+                              extra_routes=list(protected_resource_routes(auth)))
+    local = settings.local_principal
+    if local is None:
+        raise ConfigError([
+            "mcp-guard.yaml: the HTTP transport needs an 'auth' section (bearer tokens, see docs/identity.md) "
+            "or, on a loopback address only, a 'local_principal'"
+        ])
+    if not _is_loopback(settings.server.host):
+        raise ConfigError([
+            f"mcp-guard.yaml: server.host {settings.server.host!r} is not a loopback address; "
+            "a 'local_principal' without 'auth' would let anyone on the network act as it"
+        ])
+    logger.warning("no 'auth' configured: every HTTP client acts as local principal %r", local.user)
+    return build_http_app(gateway, resolve_principal=lambda ctx: local)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+__all__ = ["AuthError", "http_app", "stdio_principal"]
