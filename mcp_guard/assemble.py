@@ -41,10 +41,12 @@ async def stdio_principal(settings: GatewaySettings, environ: Mapping[str, str] 
         return await principal_from_environment(auth, environ)
     if settings.local_principal is not None:
         return settings.local_principal
-    raise ConfigError([
-        "mcp-guard.yaml: no identity configured: add an 'auth' section (tokens, see docs/identity.md) "
-        "or, for local use only, a 'local_principal'"
-    ])
+    raise ConfigError(
+        [
+            "mcp-guard.yaml: no identity configured: add an 'auth' section (tokens, see docs/identity.md) "
+            "or, for local use only, a 'local_principal'"
+        ]
+    )
 
 
 def http_app(gateway: Gateway) -> Starlette:
@@ -60,22 +62,31 @@ def http_app(gateway: Gateway) -> Starlette:
         metadata_url = resource_metadata_url(auth)
 
         def protect(app: ASGIApp) -> ASGIApp:
-            return BearerAuthMiddleware(app, verifier, resource_metadata_url=metadata_url,
-                                        required_scopes=auth.required_scopes)
+            return BearerAuthMiddleware(
+                app, verifier, resource_metadata_url=metadata_url, required_scopes=auth.required_scopes
+            )
 
-        return build_http_app(gateway, resolve_principal=request_principal, wrap_mcp=protect,
-                              extra_routes=list(protected_resource_routes(auth)))
+        return build_http_app(
+            gateway,
+            resolve_principal=request_principal,
+            wrap_mcp=protect,
+            extra_routes=list(protected_resource_routes(auth)),
+        )
     local = settings.local_principal
     if local is None:
-        raise ConfigError([
-            "mcp-guard.yaml: the HTTP transport needs an 'auth' section (bearer tokens, see docs/identity.md) "
-            "or, on a loopback address only, a 'local_principal'"
-        ])
+        raise ConfigError(
+            [
+                "mcp-guard.yaml: the HTTP transport needs an 'auth' section (bearer tokens, see "
+                "docs/identity.md) or, on a loopback address only, a 'local_principal'"
+            ]
+        )
     if not _is_loopback(settings.server.host):
-        raise ConfigError([
-            f"mcp-guard.yaml: server.host {settings.server.host!r} is not a loopback address; "
-            "a 'local_principal' without 'auth' would let anyone on the network act as it"
-        ])
+        raise ConfigError(
+            [
+                f"mcp-guard.yaml: server.host {settings.server.host!r} is not a loopback address; "
+                "a 'local_principal' without 'auth' would let anyone on the network act as it"
+            ]
+        )
     logger.warning("no 'auth' configured: every HTTP client acts as local principal %r", local.user)
     return build_http_app(gateway, resolve_principal=lambda ctx: local)
 

@@ -26,19 +26,24 @@ DEFAULT_SETTINGS = "mcp-guard.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcp-guard", description="An MCP gateway that governs agents' tool use.")
+    parser = argparse.ArgumentParser(
+        prog="mcp-guard", description="An MCP gateway that governs agents' tool use."
+    )
     parser.add_argument("--version", action="version", version=f"mcp-guard {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the gateway")
-    serve.add_argument("--upstreams", default="upstreams.yaml", help="upstream servers (YAML or Claude Desktop JSON)")
+    serve.add_argument(
+        "--upstreams", default="upstreams.yaml", help="upstream servers (YAML or Claude Desktop JSON)"
+    )
     serve.add_argument("--policies", default=None, help="policy folder")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default=None, help="HTTP listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
-    serve.add_argument("--config", default=None,
-                       help=f"gateway settings file (default: ./{DEFAULT_SETTINGS} when it exists)")
+    serve.add_argument(
+        "--config", default=None, help=f"gateway settings file (default: ./{DEFAULT_SETTINGS} when it exists)"
+    )
     serve.set_defaults(func=_serve)
     token_commands.register(commands)
     audit_commands.register(commands)
@@ -48,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.func(args)
     except ConfigError as exc:
@@ -110,6 +116,12 @@ def _serve_http(gateway: Gateway) -> int:
     app = http_app(gateway)
     server = gateway.settings.server
     logger.info("serving streamable HTTP at http://%s:%d/mcp and SSE at /sse", server.host, server.port)
-    uvicorn.run(app, host=server.host, port=server.port, log_level="warning", lifespan="on",
-                timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,13 +14,15 @@ from mcp import types
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
+from mcp_guard.audit import SqliteAuditLog
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.decision import Decision, Verdict
-from mcp_guard.errors import UpstreamUnavailableError
+from mcp_guard.errors import UnknownToolError, UpstreamUnavailableError
 from mcp_guard.notify import ListChangedNotifier
 from mcp_guard.pipeline.access import AccessPolicy, AllowAll, AllowlistPolicy, ToolInfo
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.chain import Chain, ResultChain, ResultStage, Stage, refusal
+from mcp_guard.pipeline.recording import CallRecorder
 from mcp_guard.pipeline.stages import DecideStage, RouteStage, ValidateStage
 from mcp_guard.principal import Principal
 from mcp_guard.upstreams.catalog import Catalog, build_catalog
@@ -66,16 +69,27 @@ class Gateway:
             ]
         )
         self.result_chain = ResultChain(result_stages)
+        self.recorder: CallRecorder | None = None
         self._tool_infos: dict[str, ToolInfo] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Supervise every upstream until cancelled (all children end with it)."""
-        async with anyio.create_task_group() as tg:
-            for upstream in self.upstreams.values():
-                tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
-            task_status.started()
+        """Open the audit log and supervise every upstream until cancelled (all children end with it).
+
+        Raises:
+            AuditUnavailableError: the audit log cannot be opened (the gateway does not start).
+        """
+        audit = self.settings.audit
+        async with SqliteAuditLog.open(audit) as log, anyio.create_task_group() as tg:
+            self.recorder = CallRecorder(log, audit.arguments)
+            try:
+                for upstream in self.upstreams.values():
+                    tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
+                task_status.started()
+                await anyio.sleep_forever()
+            finally:
+                self.recorder = None
 
     async def wait_settled(self, timeout_s: float) -> None:
         """Wait until every upstream has either connected or failed once (for start-up and tests)."""
@@ -141,11 +155,33 @@ class Gateway:
             meta=dict(meta) if meta else None,
             client_info=dict(client_info) if client_info else None,
         )
-        verdict = await self.chain.run(call)
+        recorder = self.recorder
+        if recorder is None:  # not running: never forward unaudited
+            call.verdict = Verdict(
+                decision=Decision.BLOCK,
+                rules=("audit-unavailable",),
+                reason="the audit log is not open; the call was not forwarded",
+            )
+            return refusal(call)
+        try:
+            await self.chain.run(call)
+        except UnknownToolError:
+            call.verdict = Verdict(decision=Decision.BLOCK, rules=("unknown-tool",), reason="unknown tool")
+            await recorder.decision(call)
+            raise
+        verdict = await recorder.decision(call)
         if not verdict.decision.forwards:
             return refusal(call)
+        started = time.perf_counter()
         result = await self._forward(call, on_progress)
         result = await self.result_chain.run(call, result)
+        if not await recorder.outcome(call, result, started):
+            call.verdict = Verdict(
+                decision=Decision.BLOCK,
+                rules=("audit-unavailable",),
+                reason="the call ran, but its result is withheld because its outcome could not be audited",
+            )
+            return refusal(call)
         return _with_decision(result, call)
 
     async def _forward(self, call: ToolCall, on_progress: ProgressCallback | None) -> types.CallToolResult:
@@ -188,8 +224,6 @@ def _upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolR
 def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallToolResult:
     """Attach the decision to a forwarded result; WARN also shows the warning to the model and user."""
     verdict = call.verdict
-    if verdict.decision is Decision.ALLOW and not call.audit_id:
-        return result
     meta = dict(result.meta or {})
     meta.setdefault("mcp-guard/decision", verdict.meta(call.audit_id, call.approval_id))
     update: dict[str, Any] = {"meta": meta}

@@ -14,19 +14,19 @@ import anyio
 import httpx2
 import jwt
 import pytest
-
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+
 from mcp_guard.assemble import http_app
 from mcp_guard.config.settings import AccessSettings, GatewaySettings, load_settings
 from mcp_guard.gateway import Gateway
 from mcp_guard.pipeline.access import AllowlistPolicy, Grant
 from mcp_guard.principal import Principal
-from tests.harness import FAST_BACKOFF, ROOT, gateway_client, serve_http, write_upstreams
+from tests.harness import FAST_BACKOFF, gateway_client, serve_http, with_private_audit, write_upstreams
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +61,15 @@ access:
 
 def token(sub: str, roles: list[str], **extra: object) -> str:
     now = int(time.time())
-    claims = {"sub": sub, "roles": roles, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300, **extra}
+    claims = {
+        "sub": sub,
+        "roles": roles,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 300,
+        **extra,
+    }
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
@@ -74,7 +82,7 @@ def settings_file(tmp_path: Path) -> Path:
 @asynccontextmanager
 async def authenticated_gateway(tmp_path: Path) -> AsyncIterator[str]:
     settings = load_settings(settings_file(tmp_path), {"TEST_JWT_SECRET": SECRET})
-    gateway = Gateway(write_upstreams(tmp_path, DEMO), settings, backoff=FAST_BACKOFF)
+    gateway = Gateway(write_upstreams(tmp_path, DEMO), with_private_audit(settings), backoff=FAST_BACKOFF)
     async with serve_http(http_app(gateway)) as url:
         yield url
 
@@ -83,13 +91,19 @@ async def tool_names(client: ClientSession) -> set[str]:
     return {t.name for t in (await client.list_tools()).tools}
 
 
-async def test_two_principals_at_once_over_http_and_sse_each_see_and_call_only_their_tools(tmp_path: Path) -> None:
+async def test_two_principals_at_once_over_http_and_sse_each_see_and_call_only_their_tools(
+    tmp_path: Path,
+) -> None:
     async with authenticated_gateway(tmp_path) as url:
         finance = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token('fiona', ['finance'])}"})
         support_headers = {"Authorization": f"Bearer {token('sam', ['support'])}"}
-        async with finance, streamable_http_client(f"{url}/mcp", http_client=finance) as (r1, w1), \
-                ClientSession(r1, w1) as fiona, sse_client(f"{url}/sse", headers=support_headers) as (r2, w2), \
-                ClientSession(r2, w2) as sam:
+        async with (
+            finance,
+            streamable_http_client(f"{url}/mcp", http_client=finance) as (r1, w1),
+            ClientSession(r1, w1) as fiona,
+            sse_client(f"{url}/sse", headers=support_headers) as (r2, w2),
+            ClientSession(r2, w2) as sam,
+        ):
             await fiona.initialize()
             await sam.initialize()
             assert await tool_names(fiona) == {"bank__get_balance", "bank__refund", "bank__transfer"}
@@ -103,16 +117,27 @@ async def test_two_principals_at_once_over_http_and_sse_each_see_and_call_only_t
             with pytest.raises(MCPError) as missing:
                 await sam.call_tool("bank__nonexistent", {"payment_id": "p", "amount": 1})
     assert hidden.value.error.code == missing.value.error.code
-    assert str(hidden.value).replace("bank__refund", "X") == str(missing.value).replace("bank__nonexistent", "X")
+    assert str(hidden.value).replace("bank__refund", "X") == str(missing.value).replace(
+        "bank__nonexistent", "X"
+    )
 
 
 async def test_requests_without_a_valid_token_get_401_with_resource_metadata(tmp_path: Path) -> None:
     async with authenticated_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
         body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
         missing = await http.post(f"{url}/mcp", json=body)
-        forged = await http.post(f"{url}/mcp", json=body, headers={
-            "Authorization": "Bearer " + jwt.encode({"sub": "x", "iss": ISSUER, "aud": AUDIENCE,
-                                                     "exp": int(time.time()) + 60}, "wrong" * 10, algorithm="HS256")})
+        forged = await http.post(
+            f"{url}/mcp",
+            json=body,
+            headers={
+                "Authorization": "Bearer "
+                + jwt.encode(
+                    {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 60},
+                    "wrong" * 10,
+                    algorithm="HS256",
+                )
+            },
+        )
         in_query = await http.post(f"{url}/mcp?access_token={token('fiona', ['finance'])}", json=body)
         metadata = await http.get(f"{url}/.well-known/oauth-protected-resource/mcp")
     assert missing.status_code == 401
@@ -125,9 +150,20 @@ async def test_requests_without_a_valid_token_get_401_with_resource_metadata(tmp
 async def test_over_stdio_the_identity_comes_from_the_environment_token(tmp_path: Path) -> None:
     write_upstreams(tmp_path, DEMO)
     env = {**os.environ, "TEST_JWT_SECRET": SECRET, "MCP_GUARD_TOKEN": token("sam", ["support"])}
-    params = StdioServerParameters(command=sys.executable, args=[
-        "-m", "mcp_guard", "serve", "--upstreams", str(tmp_path / "upstreams.yaml"),
-        "--config", str(settings_file(tmp_path))], env=env, cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=[
+            "-m",
+            "mcp_guard",
+            "serve",
+            "--upstreams",
+            str(tmp_path / "upstreams.yaml"),
+            "--config",
+            str(settings_file(tmp_path)),
+        ],
+        env=env,
+        cwd=str(tmp_path),
+    )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
         await client.initialize()
         assert await tool_names(client) == {"mail__send_email", "mail__list_inbox"}
@@ -136,15 +172,32 @@ async def test_over_stdio_the_identity_comes_from_the_environment_token(tmp_path
 def test_stdio_without_a_token_refuses_to_start_with_a_clear_message(tmp_path: Path) -> None:
     write_upstreams(tmp_path, DEMO)
     env = {k: v for k, v in os.environ.items() if k != "MCP_GUARD_TOKEN"} | {"TEST_JWT_SECRET": SECRET}
-    out = subprocess.run([sys.executable, "-m", "mcp_guard", "serve", "--upstreams", str(tmp_path / "upstreams.yaml"),
-                          "--config", str(settings_file(tmp_path))], env=env, capture_output=True, text=True,
-                         cwd=ROOT, check=False, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcp_guard",
+            "serve",
+            "--upstreams",
+            str(tmp_path / "upstreams.yaml"),
+            "--config",
+            str(settings_file(tmp_path)),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 2
     assert "MCP_GUARD_TOKEN" in out.stderr and out.stdout == ""
 
 
 def test_http_without_auth_refuses_a_non_loopback_address(tmp_path: Path) -> None:
-    settings = GatewaySettings.model_validate({"local_principal": {"user": "me"}, "server": {"host": "0.0.0.0"}})
+    settings = GatewaySettings.model_validate(
+        {"local_principal": {"user": "me"}, "server": {"host": "0.0.0.0"}}
+    )
     gateway = Gateway(write_upstreams(tmp_path, DEMO), settings)
     with pytest.raises(Exception, match="not a loopback address"):
         http_app(gateway)
@@ -158,13 +211,18 @@ async def test_a_client_is_told_when_what_its_principal_may_see_changes(tmp_path
             notified.set()
 
     sam = Principal(user="sam", roles=frozenset({"support"}))
-    settings = GatewaySettings(access=AccessSettings(allow_all=False, grants=[Grant(roles=["support"],
-                                                                                    tools=["mail__*"])]))
-    async with gateway_client(write_upstreams(tmp_path, DEMO), settings, principal=sam,
-                              message_handler=on_message) as (gateway, client):
+    settings = GatewaySettings(
+        access=AccessSettings(allow_all=False, grants=[Grant(roles=["support"], tools=["mail__*"])])
+    )
+    async with gateway_client(
+        write_upstreams(tmp_path, DEMO), settings, principal=sam, message_handler=on_message
+    ) as (gateway, client):
         assert await tool_names(client) == {"mail__send_email", "mail__list_inbox"}
-        await gateway.set_policy(AllowlistPolicy([Grant(roles=["finance"], tools=["bank__*"]),
-                                                  Grant(roles=["support"], tools=["mail__*"])]))
+        await gateway.set_policy(
+            AllowlistPolicy(
+                [Grant(roles=["finance"], tools=["bank__*"]), Grant(roles=["support"], tools=["mail__*"])]
+            )
+        )
         assert await tool_names(client) == {"mail__send_email", "mail__list_inbox"}  # a round trip first
         assert not notified.is_set()  # sam's view did not change: nothing to tell
         await gateway.set_policy(AllowlistPolicy([Grant(roles=["support"], tools=["mail__list_inbox"])]))

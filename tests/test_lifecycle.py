@@ -13,7 +13,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
-from tests.harness import ROOT, behaviour_upstream
+from tests.harness import behaviour_upstream
 
 pytestmark = pytest.mark.anyio
 
@@ -73,6 +73,7 @@ class StdioPeer:
 
 async def start_gateway(tmp_path: Path) -> tuple[Process, StdioPeer]:
     behaviour_upstream(tmp_path)  # writes upstreams.yaml
+    (tmp_path / "mcp-guard.yaml").write_text("local_principal: {user: tester}\n", encoding="utf-8")
     process = await anyio.open_process(
         [
             sys.executable,
@@ -87,7 +88,7 @@ async def start_gateway(tmp_path: Path) -> tuple[Process, StdioPeer]:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     peer = StdioPeer(process)
     with anyio.fail_after(30):
@@ -154,7 +155,7 @@ def test_a_configuration_error_names_file_line_and_key_and_exits_2(tmp_path: Pat
         [sys.executable, "-m", "mcp_guard", "serve", "--upstreams", str(bad)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
         check=False,
     )
     assert out.returncode == 2

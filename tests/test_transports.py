@@ -24,6 +24,7 @@ from tests.harness import (
     free_socket,
     gateway_client,
     serve_http,
+    with_private_audit,
     write_upstreams,
 )
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def http_gateway(tmp_path: Path, settings: GatewaySettings | None = None) -> AsyncIterator[str]:
-    gateway = Gateway(behaviour_upstream(tmp_path), settings, backoff=FAST_BACKOFF)
+    gateway = Gateway(behaviour_upstream(tmp_path), with_private_audit(settings), backoff=FAST_BACKOFF)
     app = build_http_app(gateway, resolve_principal=lambda ctx: LOCAL_PRINCIPAL)
     async with serve_http(app) as url:
         yield url

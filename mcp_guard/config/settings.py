@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_guard.audit import AuditConfig
 from mcp_guard.config.interpolate import interpolate
 from mcp_guard.config.yaml_source import load_yaml, validate_document
 from mcp_guard.errors import ConfigError
@@ -44,6 +46,12 @@ class AccessSettings(BaseModel):
     grants: list[Grant] = Field(default_factory=list)
 
 
+class AuditSettings(AuditConfig):
+    """The audit log (see docs/audit.md) plus how tool arguments are stored in it."""
+
+    arguments: Literal["redacted", "full", "digest"] = "redacted"
+
+
 class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,9 +62,8 @@ class GatewaySettings(BaseModel):
     """A fixed identity for every client when ``auth`` is absent. Only for local use:
     HTTP then refuses non-loopback listen addresses."""
     access: AccessSettings = Field(default_factory=AccessSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     max_argument_bytes: int = Field(default=1024 * 1024, gt=0)
-    state_dir: str = "var"
-    """Where the audit log, keys and other state live (relative to the working directory)."""
 
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> GatewaySettings:

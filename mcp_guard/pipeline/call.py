@@ -31,6 +31,7 @@ class ToolCall:
     client_info: dict[str, Any] | None = None
     route: Route | None = None
     definition: types.Tool | None = None
+    actions: frozenset[str] = frozenset()
     forward_arguments: dict[str, Any] | None = None
     findings: list[Finding] = field(default_factory=list)
     risk: float | None = None

@@ -38,6 +38,8 @@ TOOLS: list[dict[str, Any]] = [
     {"name": "hang", "description": "Never answer; record cancellation.", "inputSchema": {"type": "object"}},
     {"name": "add_tool", "description": "Add a tool and notify.", "inputSchema": {"type": "object"}},
     {"name": "crash", "description": "Exit the process.", "inputSchema": {"type": "object"}},
+    {"name": "record", "description": "Append the call id to a file (proof it was forwarded).",
+     "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}},
 ]
 EXTRA: list[dict[str, Any]] = []
 
@@ -93,6 +95,12 @@ async def call_tool(
         )
         await ctx.session.send_tool_list_changed()
         return types.CallToolResult(content=[types.TextContent(type="text", text="added")])
+    if params.name == "record":
+        with (MARKERS / "forwarded.txt").open("a", encoding="utf-8") as out:
+            out.write(f"{args['id']}\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return types.CallToolResult(content=[types.TextContent(type="text", text="recorded")])
     if params.name == "crash":
         sys.stdout.flush()
         os._exit(3)

@@ -1,0 +1,108 @@
+"""Audit records of calls: the decision entry (write-ahead) and the outcome entry.
+
+The decision entry is durably committed before a call is forwarded; if it cannot be
+written the call is refused (fail closed). Arguments are stored per the configured
+policy: ``redacted`` (findings replaced by typed placeholders), ``full`` or
+``digest`` (nothing but the digest) — the SHA-256 digest of the raw arguments is
+always stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from mcp import types
+
+from mcp_guard.audit import AuditLog, AuditUnavailableError, digest
+from mcp_guard.decision import Decision, Verdict
+from mcp_guard.pipeline.call import ToolCall
+
+ArgumentPolicy = Literal["redacted", "full", "digest"]
+Redactor = Callable[[Any, ToolCall], Any]
+
+
+def _no_redaction(value: Any, call: ToolCall) -> Any:
+    return value
+
+
+class CallRecorder:
+    """Writes decision and outcome entries for tool calls."""
+
+    def __init__(
+        self, log: AuditLog, arguments: ArgumentPolicy = "redacted", redact: Redactor = _no_redaction
+    ) -> None:
+        self.log = log
+        self.arguments = arguments
+        self.redact = redact
+
+    async def decision(self, call: ToolCall) -> Verdict:
+        """Record the call's verdict; on failure return a BLOCK verdict instead (fail closed)."""
+        try:
+            receipt = await self.log.append("decision", self._decision_record(call))
+        except AuditUnavailableError as exc:
+            call.verdict = Verdict(
+                decision=Decision.BLOCK,
+                rules=("audit-unavailable",),
+                reason=f"the call was not forwarded because it could not be audited ({exc.reason})",
+            )
+            return call.verdict
+        call.audit_id = receipt.id
+        return call.verdict
+
+    async def outcome(self, call: ToolCall, result: types.CallToolResult, started: float) -> bool:
+        """Record what happened after forwarding. Returns False if the entry could not be written."""
+        record = {
+            "decision_audit_id": call.audit_id,
+            "session": call.session_id,
+            "principal": _principal(call),
+            "tool": call.tool,
+            "upstream": call.route.upstream if call.route else None,
+            "is_error": bool(result.is_error),
+            "upstream_error": (result.meta or {}).get("mcp-guard/decision", {}).get("upstream_error"),
+            "result_digest": digest(result.model_dump(mode="json", by_alias=True, exclude_none=True)),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        try:
+            await self.log.append("outcome", record)
+        except AuditUnavailableError:
+            return False
+        return True
+
+    def _decision_record(self, call: ToolCall) -> dict[str, Any]:
+        verdict = call.verdict
+        record: dict[str, Any] = {
+            "time": call.received_at.isoformat(),
+            "principal": _principal(call),
+            "session": call.session_id,
+            "client_info": call.client_info,
+            "tool": call.tool,
+            "upstream": call.route.upstream if call.route else None,
+            "actions": sorted(call.actions),
+            "args_digest": digest(call.arguments),
+            "findings": [f.model_dump(mode="json") for f in call.findings],
+            "risk": call.risk,
+            "risk_factors": call.risk_factors,
+            "rules": list(verdict.rules),
+            "decision": verdict.decision.value,
+            "reason": verdict.reason,
+            "details": verdict.details,
+            "stage_us": {k: round(v, 1) for k, v in call.timings_us.items()},
+        }
+        if self.arguments == "full":
+            record["arguments"] = call.arguments
+        elif self.arguments == "redacted":
+            record["arguments"] = self.redact(call.arguments, call)
+        return record
+
+
+def _principal(call: ToolCall) -> dict[str, Any]:
+    p = call.principal
+    return {
+        "user": p.user,
+        "agent": p.agent,
+        "roles": sorted(p.roles),
+        "teams": sorted(p.teams),
+        "tenant": p.tenant,
+    }
