@@ -161,3 +161,50 @@ def test_a_configuration_error_names_file_line_and_key_and_exits_2(tmp_path: Pat
     assert out.returncode == 2
     assert f"{bad}:4: upstreams.bank.colour: unknown key" in out.stderr
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_the_http_gateway_stops_its_upstreams_on_a_signal(tmp_path: Path, signum: int) -> None:
+    import httpx2
+
+    from tests.harness import free_socket
+
+    behaviour_upstream(tmp_path)
+    (tmp_path / "mcp-guard.yaml").write_text("local_principal: {user: tester}\n", encoding="utf-8")
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    process = await anyio.open_process(
+        [
+            sys.executable,
+            "-m",
+            "mcp_guard",
+            "serve",
+            "--transport",
+            "http",
+            "--port",
+            str(port),
+            "--upstreams",
+            str(tmp_path / "upstreams.yaml"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    async with httpx2.AsyncClient() as http:
+        with anyio.fail_after(30):
+            while True:  # poll readiness: the server gives no other signal that it is listening
+                try:
+                    health = (await http.get(f"http://127.0.0.1:{port}/healthz")).json()
+                except httpx2.TransportError:
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                if health["upstreams"]["beh"]["status"] == "ready":
+                    break
+    children = children_of(process.pid)
+    assert children
+    process.send_signal(signum)
+    with anyio.fail_after(20):
+        await process.wait()
+    assert not [pid for pid in children if alive(pid)]
