@@ -1,0 +1,135 @@
+"""The admin HTTP API (Starlette routes), mounted by the gateway under ``/admin/approvals``.
+
+It must sit behind ``BearerAuthMiddleware``: the caller is ``scope["state"]["principal"]``.
+A caller sees a request when it is the requester, one of its approvers, or holds an
+admin role (``ApprovalConfig.admin_roles``); other requests answer 404 as if absent.
+
+- ``GET  /``                 list (``?state=pending|approved|...``)
+- ``GET  /{id}``             one request: context, decision, signature check, deliveries
+- ``POST /{id}/approve``     ``{"reason": "..."}`` (reason optional)
+- ``POST /{id}/reject``      ``{"reason": "..."}`` (reason required)
+
+Errors are JSON ``{"error": code, "message": ...}`` with 400, 401, 403, 404 or 409.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mcp_guard.approvals.authz import can_view
+from mcp_guard.approvals.errors import ApprovalError, ApprovalNotFoundError
+from mcp_guard.approvals.models import ApprovalRequest, ApprovalState
+from mcp_guard.approvals.notifiers.base import links
+from mcp_guard.approvals.service import ApprovalService
+from mcp_guard.principal import Principal
+
+MAX_BODY = 16 * 1024
+
+
+class DecisionBody(BaseModel):
+    """The JSON body of ``approve`` and ``reject``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def request_view(service: ApprovalService, request: ApprovalRequest) -> dict[str, Any]:
+    """What an approver sees: the stored request, whether its signature verifies, and links."""
+    view = request.model_dump(mode="json")
+    view["signature_valid"] = service.verify(request) if request.decision is not None else None
+    view["links"] = links(request, service.config.public_url)
+    return view
+
+
+def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route]:
+    """The admin API routes. Use under ``Mount("/admin/approvals", routes=...)``, or pass
+    ``prefix="/admin/approvals"`` to get routes with full paths."""
+    cfg = service.config
+
+    def principal_of(request: Request) -> Principal | None:
+        principal = request.scope.get("state", {}).get("principal")
+        return principal if isinstance(principal, Principal) else None
+
+    async def visible(request_id: str, viewer: Principal) -> ApprovalRequest:
+        found = await service.get(request_id)
+        if found is None or not can_view(found, viewer, cfg.default_approvers, cfg.admin_roles):
+            raise ApprovalNotFoundError(request_id)
+        return found
+
+    async def list_requests(request: Request) -> JSONResponse:
+        viewer = principal_of(request)
+        if viewer is None:
+            return _error(401, "unauthenticated", "no authenticated principal on this request")
+        state_text = request.query_params.get("state")
+        try:
+            state = None if state_text is None else ApprovalState(state_text)
+        except ValueError:
+            allowed = ", ".join(s.value for s in ApprovalState)
+            return _error(400, "invalid_request", f"state={state_text!r} is not one of: {allowed}")
+        found = await service.list(state)
+        items = [
+            request_view(service, r)
+            for r in found
+            if can_view(r, viewer, cfg.default_approvers, cfg.admin_roles)
+        ]
+        return JSONResponse({"approvals": items})
+
+    async def show(request: Request) -> JSONResponse:
+        viewer = principal_of(request)
+        if viewer is None:
+            return _error(401, "unauthenticated", "no authenticated principal on this request")
+        request_id = request.path_params["id"]
+        try:
+            found = await visible(request_id, viewer)
+        except ApprovalError as exc:
+            return _error(exc.status, exc.code, str(exc))
+        view = request_view(service, found)
+        view["deliveries"] = [d.model_dump(mode="json") for d in await service.deliveries(request_id)]
+        return JSONResponse(view)
+
+    async def decide(request: Request, approve: bool) -> JSONResponse:
+        viewer = principal_of(request)
+        if viewer is None:
+            return _error(401, "unauthenticated", "no authenticated principal on this request")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "payload_too_large", f"the body exceeds {MAX_BODY} bytes")
+        try:
+            parsed = DecisionBody.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            return _error(400, "invalid_request", f"{where}: {first['msg']}")
+        if not approve and not parsed.reason.strip():
+            return _error(400, "invalid_request", "reason: a rejection needs a reason")
+        request_id = request.path_params["id"]
+        try:
+            await visible(request_id, viewer)
+            decided = await service.decide(request_id, viewer, approve, parsed.reason, via="api")
+        except ApprovalError as exc:
+            return _error(exc.status, exc.code, str(exc))
+        return JSONResponse(request_view(service, decided))
+
+    async def approve(request: Request) -> JSONResponse:
+        return await decide(request, approve=True)
+
+    async def reject(request: Request) -> JSONResponse:
+        return await decide(request, approve=False)
+
+    base = prefix.rstrip("/")
+    return [
+        Route(base or "/", list_requests, methods=["GET"]),
+        Route(f"{base}/{{id}}", show, methods=["GET"]),
+        Route(f"{base}/{{id}}/approve", approve, methods=["POST"]),
+        Route(f"{base}/{{id}}/reject", reject, methods=["POST"]),
+    ]

@@ -1,0 +1,396 @@
+"""The approval service the gateway pipeline calls: create, wait (hold), consume (defer), decide.
+
+It owns its tasks (notifier deliveries with retries, the expiry sweeper) for the
+lifetime of :meth:`ApprovalService.open`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import anyio
+import httpx2
+from anyio.abc import TaskGroup
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mcp_guard.approvals.config import ApprovalConfig
+from mcp_guard.approvals.decide import is_overdue, record_decision
+from mcp_guard.approvals.decisions import verify_decision
+from mcp_guard.approvals.delivery import OnDelivery, Sleep, deliver
+from mcp_guard.approvals.errors import ApprovalNotFoundError
+from mcp_guard.approvals.events import emit
+from mcp_guard.approvals.models import (
+    ApprovalContext,
+    ApprovalRequest,
+    ApprovalSpec,
+    ApprovalState,
+    DeliveryStatus,
+)
+from mcp_guard.approvals.notifiers import Notifier, build_notifiers
+from mcp_guard.approvals.store import ApprovalStore, ApprovalStoreError
+from mcp_guard.audit.models import AuditError
+from mcp_guard.audit.protocol import AuditLog
+from mcp_guard.principal import Principal
+from mcp_guard.signing import key_id, load_or_create_signing_key, public_key_pem
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+OnTick = Callable[[float], Awaitable[None]]
+"""Called with the seconds waited so far, every ``progress_interval_s`` while a hold waits."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApprovalService:
+    """Human-in-the-loop approvals over one SQLite file. Build it with :meth:`open`."""
+
+    def __init__(
+        self,
+        *,
+        config: ApprovalConfig,
+        audit: AuditLog | None,
+        store: ApprovalStore,
+        key: Ed25519PrivateKey,
+        clock: Clock,
+        sleep: Sleep,
+        client: httpx2.AsyncClient,
+        notifiers: dict[str, Notifier],
+        on_delivery: OnDelivery | None,
+        tasks: TaskGroup,
+    ) -> None:
+        self.config = config
+        self._audit = audit
+        self._store = store
+        self._key = key
+        self._clock = clock
+        self._sleep = sleep
+        self._client = client
+        self._notifiers = notifiers
+        self._on_delivery = on_delivery
+        self._tasks = tasks
+        self._changed: dict[str, anyio.Event] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        config: ApprovalConfig,
+        audit: AuditLog | None = None,
+        *,
+        clock: Clock = _utc_now,
+        sleep: Sleep = anyio.sleep,
+        http_client: httpx2.AsyncClient | None = None,
+        notifiers: Sequence[Notifier] | None = None,
+        on_delivery: OnDelivery | None = None,
+    ) -> AsyncIterator[ApprovalService]:
+        """Open the database, recover after a restart, and run the sweeper and deliveries until exit.
+
+        On open: hold-mode requests left pending by a previous process are abandoned
+        (their waiting client is gone), overdue requests expire, and unfinished
+        deliveries resume. ``clock`` gives wall time (expiry); ``sleep`` is used
+        between delivery retries; ``notifiers`` replaces the ones built from
+        ``config.channels``; ``on_delivery`` observes each persisted delivery outcome.
+
+        Raises:
+            mcp_guard.signing.SigningKeyError: the signing key cannot be loaded or created.
+            ApprovalStoreError: the database cannot be opened.
+            mcp_guard.audit.AuditUnavailableError: a recovery entry could not be audited.
+        """
+        key = await anyio.to_thread.run_sync(load_or_create_signing_key, config.signing_key_path)
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(
+                ApprovalStore.open(config.path, busy_timeout_ms=config.busy_timeout_ms)
+            )
+            client = http_client
+            if client is None:
+                client = await stack.enter_async_context(httpx2.AsyncClient(timeout=config.http_timeout_s))
+            built = (
+                {n.name: n for n in notifiers} if notifiers is not None else build_notifiers(config, clock)
+            )
+            async with anyio.create_task_group() as tg:
+                service = cls(
+                    config=config,
+                    audit=audit,
+                    store=store,
+                    key=key,
+                    clock=clock,
+                    sleep=sleep,
+                    client=client,
+                    notifiers=built,
+                    on_delivery=on_delivery,
+                    tasks=tg,
+                )
+                await service._recover()
+                tg.start_soon(service._sweep_forever)
+                try:
+                    yield service
+                finally:
+                    tg.cancel_scope.cancel()
+
+    @property
+    def public_key_pem(self) -> str:
+        """The PEM public key that verifies this gateway's decisions."""
+        return public_key_pem(self._key)
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self._key)
+
+    def verify(self, request: ApprovalRequest) -> bool:
+        """Whether ``request``'s decision is validly signed by this gateway's key."""
+        return verify_decision(request, self._key)
+
+    async def create(self, context: ApprovalContext) -> ApprovalRequest:
+        """Persist a new pending request, audit it, then schedule its notifications.
+
+        Raises:
+            mcp_guard.audit.AuditUnavailableError: the creation could not be audited
+                (the request is stored; the caller should fail closed).
+        """
+        now = self._clock()
+        request = ApprovalRequest(
+            id=uuid4().hex,
+            state=ApprovalState.PENDING,
+            created_at=now,
+            expires_at=now + timedelta(seconds=context.spec.ttl_s),
+            context=context,
+        )
+        channels = self._channels_for(context.spec)
+        await self._store.insert(request, channels)
+        await emit(self._audit, "created", request)
+        for name in channels:
+            self._start_delivery(name, request.id, 0)
+        return request
+
+    async def consume(self, principal: Principal, tool: str, digest: str) -> str | None:
+        """Use an approved, unexpired, unused deferred approval of exactly this call, once.
+
+        Returns its id, or ``None`` when there is none.
+
+        Raises:
+            mcp_guard.audit.AuditUnavailableError: the use could not be audited.
+        """
+        used = await self._store.consume(principal.key, tool, digest, self._clock())
+        if used is None:
+            return None
+        await emit(self._audit, "used", used)
+        return used.id
+
+    async def get(self, request_id: str) -> ApprovalRequest | None:
+        """The request (expired first if overdue), or ``None`` when there is no such id."""
+        request = await self._store.get(request_id)
+        if request is not None and is_overdue(request, self._clock()):
+            request = await self._expire(request, "time to live ran out") or await self._store.get(request_id)
+        return request
+
+    async def list(self, state: ApprovalState | None = None) -> builtins.list[ApprovalRequest]:
+        """Requests, newest first (overdue ones expired first), optionally only those in ``state``."""
+        await self.sweep()
+        return await self._store.list_requests(state)
+
+    async def deliveries(self, request_id: str) -> builtins.list[DeliveryStatus]:
+        """The notification delivery state of each channel of ``request_id``."""
+        return await self._store.deliveries(request_id)
+
+    async def decide(
+        self, request_id: str, approver: Principal, approve: bool, reason: str, *, via: str = "api"
+    ) -> ApprovalRequest:
+        """Approve or reject as ``approver``; the decision is signed, stored and audited.
+
+        Raises:
+            ApprovalNotFoundError, ApprovalExpiredError, ApprovalNotPendingError,
+            NotAnApproverError, SelfApprovalError: see :mod:`mcp_guard.approvals.errors`.
+            mcp_guard.audit.AuditUnavailableError: stored, but not audited.
+        """
+        return await self._decide(request_id, approver, approve, reason, via, self_confirmation=False)
+
+    async def self_confirm(self, request_id: str, principal: Principal, accepted: bool) -> ApprovalRequest:
+        """Record the requester's own answer to an MCP elicitation ("run this call?").
+
+        Only for requests whose rule sets ``allow_self``; the answer is signed like
+        any decision, with ``via="elicitation"``.
+
+        Raises:
+            SelfApprovalError: the rule does not allow self-confirmation.
+            NotAnApproverError: ``principal`` is not the requester.
+            ApprovalNotFoundError, ApprovalExpiredError, ApprovalNotPendingError: as :meth:`decide`.
+        """
+        reason = "confirmed by the requester" if accepted else "declined by the requester"
+        return await self._decide(
+            request_id, principal, accepted, reason, "elicitation", self_confirmation=True
+        )
+
+    async def wait(
+        self, request_id: str, timeout_s: float | None = None, on_tick: OnTick | None = None
+    ) -> ApprovalRequest:
+        """Hold until the request is decided or expires; return it in its final state.
+
+        Calls ``on_tick(seconds_waited)`` every ``config.progress_interval_s``. When
+        ``timeout_s`` passes first, the request expires (nobody will act on a hold
+        whose caller gave up). If the waiter is cancelled (the client went away),
+        a still-pending request becomes ``abandoned`` and the cancellation propagates.
+        Decisions made in another process (the CLI) are seen within
+        ``config.poll_interval_s``.
+
+        Raises:
+            ApprovalNotFoundError: no such request.
+        """
+        start = anyio.current_time()
+        deadline = None if timeout_s is None else start + timeout_s
+        tick = self.config.progress_interval_s
+        next_tick = start + tick
+        try:
+            while True:
+                request = await self.get(request_id)
+                if request is None:
+                    raise ApprovalNotFoundError(request_id)
+                if request.state is not ApprovalState.PENDING:
+                    return request
+                now = anyio.current_time()
+                if deadline is not None and now >= deadline:
+                    expired = await self._expire(
+                        request, f"nobody decided within the hold timeout ({timeout_s}s)"
+                    )
+                    return expired or await self._must_get(request_id)
+                if on_tick is not None and now >= next_tick:
+                    await on_tick(now - start)
+                    next_tick += tick * max(1, int((now - next_tick) // tick) + 1)
+                ttl_left = (request.expires_at - self._clock()).total_seconds()
+                step = min(self.config.poll_interval_s, next_tick - now, max(ttl_left, 0.0))
+                if deadline is not None:
+                    step = min(step, deadline - now)
+                event = self._changed.setdefault(request_id, anyio.Event())
+                with anyio.move_on_after(max(step, 0.0)):
+                    await event.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._abandon(request_id, "the waiting client went away")
+            raise
+
+    async def sweep(self) -> builtins.list[ApprovalRequest]:
+        """Expire every overdue request now; return those expired."""
+        expired: builtins.list[ApprovalRequest] = []
+        for request in await self._store.overdue(self._clock()):
+            done = await self._expire(request, "time to live ran out")
+            if done is not None:
+                expired.append(done)
+        return expired
+
+    async def _decide(
+        self,
+        request_id: str,
+        approver: Principal,
+        approve: bool,
+        reason: str,
+        via: str,
+        *,
+        self_confirmation: bool,
+    ) -> ApprovalRequest:
+        await self.get(request_id)  # expires it (with its audit entry) when overdue
+        decided = await record_decision(
+            self._store,
+            self._key,
+            self._audit,
+            request_id=request_id,
+            approver=approver,
+            approve=approve,
+            reason=reason,
+            now=self._clock(),
+            via=via,
+            default_approvers=self.config.default_approvers,
+            self_confirmation=self_confirmation,
+        )
+        self._changed_now(request_id)
+        return decided
+
+    async def _must_get(self, request_id: str) -> ApprovalRequest:
+        request = await self._store.get(request_id)
+        if request is None:
+            raise ApprovalNotFoundError(request_id)
+        return request
+
+    async def _expire(self, request: ApprovalRequest, reason: str) -> ApprovalRequest | None:
+        if request.state is ApprovalState.APPROVED:
+            reason = "the approval was not used within its validity"
+        done = await self._store.close_request(
+            request.id,
+            (ApprovalState.PENDING, ApprovalState.APPROVED),
+            ApprovalState.EXPIRED,
+            self._clock(),
+            reason,
+        )
+        if done is not None:
+            self._changed_now(request.id)
+            await emit(self._audit, "expired", done, reason)
+        return done
+
+    async def _abandon(self, request_id: str, reason: str) -> None:
+        done = await self._store.close_request(
+            request_id, (ApprovalState.PENDING,), ApprovalState.ABANDONED, self._clock(), reason
+        )
+        if done is not None:
+            self._changed_now(request_id)
+            await emit(self._audit, "abandoned", done, reason)
+
+    def _changed_now(self, request_id: str) -> None:
+        event = self._changed.pop(request_id, None)
+        if event is not None:
+            event.set()
+
+    def _channels_for(self, spec: ApprovalSpec) -> builtins.list[str]:
+        if spec.channels is None:
+            return list(self._notifiers)
+        unknown = [n for n in spec.channels if n not in self._notifiers]
+        if unknown:
+            logger.warning(
+                "approval channels %s are not configured; known: %s", unknown, list(self._notifiers)
+            )
+        return [n for n in spec.channels if n in self._notifiers]
+
+    def _start_delivery(self, channel: str, request_id: str, attempts: int) -> None:
+        notifier = self._notifiers.get(channel)
+        if notifier is None:
+            logger.warning(
+                "approval %s: channel %r is no longer configured; not delivered", request_id, channel
+            )
+            return
+        self._tasks.start_soon(self._deliver, notifier, request_id, attempts)
+
+    async def _deliver(self, notifier: Notifier, request_id: str, attempts: int) -> None:
+        await deliver(
+            notifier,
+            request_id,
+            store=self._store,
+            client=self._client,
+            policy=self.config.retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            attempts=attempts,
+            on_delivery=self._on_delivery,
+        )
+
+    async def _recover(self) -> None:
+        for request in await self._store.pending("hold"):
+            await self._abandon(request.id, "the gateway restarted while the call was held")
+        await self.sweep()
+        for d in await self._store.undelivered():
+            self._start_delivery(d.channel, d.request_id, d.attempts)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await anyio.sleep(self.config.sweep_interval_s)
+            try:
+                await self.sweep()
+            except (AuditError, ApprovalStoreError, sqlite3.Error) as exc:
+                logger.error(
+                    "approval expiry sweep failed (retrying in %ss): %s", self.config.sweep_interval_s, exc
+                )

@@ -1,0 +1,297 @@
+"""The approval service as the gateway pipeline drives it: hold, defer, expiry, restarts, authorisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_guard.approvals import (
+    ApprovalConfig,
+    ApprovalExpiredError,
+    ApprovalNotFoundError,
+    ApprovalNotPendingError,
+    ApprovalService,
+    ApprovalState,
+    NotAnApproverError,
+    SelfApprovalError,
+    call_digest,
+)
+from tests.approvals.helpers import ALICE, BOB, CAROL, FakeClock, RecordingAudit, make_config, make_context
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_new_request_is_pending_with_its_ttl_and_is_audited(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context(ttl_s=120))
+        assert req.state is ApprovalState.PENDING
+        assert (req.expires_at - req.created_at).total_seconds() == 120
+        assert await approvals.get(req.id) == req
+        assert [r.id for r in await approvals.list(ApprovalState.PENDING)] == [req.id]
+    assert audit.events(req.id) == ["created"]
+
+
+async def test_wait_returns_the_approved_request_once_an_approver_decides(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context())
+        outcome = None
+
+        async def waiter() -> None:
+            nonlocal outcome
+            outcome = await approvals.wait(req.id, timeout_s=30)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiter)
+                await approvals.decide(req.id, BOB, True, "looks fine")
+        assert outcome is not None
+        assert outcome.state is ApprovalState.APPROVED
+        assert outcome.decision is not None
+        assert (outcome.decision.approver_user, outcome.decision.reason) == ("bob", "looks fine")
+        assert approvals.verify(outcome)
+    assert audit.events(req.id) == ["created", "approved"]
+
+
+async def test_a_rejection_carries_its_reason_into_the_request_and_the_audit_log(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context())
+        rejected = await approvals.decide(req.id, BOB, False, "not during the freeze")
+        assert rejected.state is ApprovalState.REJECTED
+        assert rejected.decision is not None and rejected.decision.reason == "not during the freeze"
+        with anyio.fail_after(5):
+            assert (await approvals.wait(req.id, timeout_s=30)).state is ApprovalState.REJECTED
+        with pytest.raises(ApprovalNotPendingError):
+            await approvals.decide(req.id, BOB, True, "changed my mind")
+    _, record = audit.entries[-1]
+    assert record["event"] == "rejected"
+    assert record["reason"] == "not during the freeze"
+    assert '"reason":"not during the freeze"' in record["signed_payload"]
+    assert record["signature"] and record["key_id"] == approvals.key_id
+
+
+async def test_a_pending_request_expires_when_its_ttl_passes(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context(ttl_s=60))
+        clock.advance(59)
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+        clock.advance(1)
+        with pytest.raises(ApprovalExpiredError):
+            await approvals.decide(req.id, BOB, True, "too late")
+        expired = await approvals.get(req.id)
+        assert expired is not None and expired.state is ApprovalState.EXPIRED
+    assert audit.events(req.id) == ["created", "expired"]
+
+
+async def test_the_sweeper_expiry_wakes_a_holding_waiter(config: ApprovalConfig, clock: FakeClock) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(ttl_s=60))
+        outcome = None
+
+        async def waiter() -> None:
+            nonlocal outcome
+            outcome = await approvals.wait(req.id, timeout_s=300)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(waiter)
+                clock.advance(61)
+                assert [r.id for r in await approvals.sweep()] == [req.id]
+        assert outcome is not None and outcome.state is ApprovalState.EXPIRED
+
+
+async def test_expiry_is_enforced_across_a_restart(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context(mode="defer", ttl_s=60))
+    clock.advance(3600)
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        reopened = await approvals.get(req.id)
+        assert reopened is not None and reopened.state is ApprovalState.EXPIRED
+        assert reopened.state_reason == "time to live ran out"
+    assert audit.events(req.id) == ["created", "expired"]
+
+
+async def test_a_deferred_approval_lets_exactly_one_identical_call_through(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    args = {"owner": "acme", "repo": "payments-api"}
+    digest = call_digest(ALICE, "github__delete_repo", args)
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        assert await approvals.consume(ALICE, "github__delete_repo", digest) is None
+        req = await approvals.create(make_context(arguments=args, mode="defer"))
+        assert await approvals.consume(ALICE, "github__delete_repo", digest) is None  # still pending
+        approved = await approvals.decide(req.id, BOB, True, "ok once")
+        assert approved.valid_until is not None
+        other = call_digest(ALICE, "github__delete_repo", {"owner": "acme", "repo": "other"})
+        assert await approvals.consume(ALICE, "github__delete_repo", other) is None
+        assert await approvals.consume(CAROL, "github__delete_repo", digest) is None
+        assert await approvals.consume(ALICE, "github__delete_repo", digest) == req.id
+        assert await approvals.consume(ALICE, "github__delete_repo", digest) is None
+        used = await approvals.get(req.id)
+        assert used is not None and used.state is ApprovalState.USED
+    assert audit.events(req.id) == ["created", "approved", "used"]
+
+
+async def test_consuming_many_times_at_once_succeeds_exactly_once(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    ctx = make_context(mode="defer")
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(ctx)
+        await approvals.decide(req.id, BOB, True, "")
+        results: list[str | None] = []
+
+        async def one() -> None:
+            results.append(await approvals.consume(ALICE, ctx.tool, ctx.call_digest))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(one)
+    assert results.count(req.id) == 1
+    assert results.count(None) == 9
+
+
+async def test_an_unused_deferred_approval_expires_after_valid_for(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    ctx = make_context(mode="defer", valid_for_s=30)
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(ctx)
+        await approvals.decide(req.id, BOB, True, "")
+        clock.advance(31)
+        assert await approvals.consume(ALICE, ctx.tool, ctx.call_digest) is None
+        assert (await approvals.get(req.id)).state is ApprovalState.EXPIRED  # type: ignore[union-attr]
+
+
+async def test_the_requester_cannot_approve_its_own_request(config: ApprovalConfig, clock: FakeClock) -> None:
+    sre_alice = ALICE.model_copy(update={"roles": frozenset({"sre"})})
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(principal=sre_alice))
+        with pytest.raises(SelfApprovalError) as info:
+            await approvals.decide(req.id, sre_alice, True, "trust me")
+        assert info.value.status == 403
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_self_approval_is_allowed_when_the_rule_says_allow_self(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    sre_alice = ALICE.model_copy(update={"roles": frozenset({"sre"})})
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(principal=sre_alice, allow_self=True))
+        decided = await approvals.decide(req.id, sre_alice, True, "my own call, reviewed")
+        assert decided.state is ApprovalState.APPROVED
+
+
+async def test_someone_who_is_not_an_approver_is_refused(config: ApprovalConfig, clock: FakeClock) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context())
+        with pytest.raises(NotAnApproverError):
+            await approvals.decide(req.id, CAROL, True, "")
+        erin = CAROL.model_copy(update={"user": "erin"})  # listed by user name
+        assert (await approvals.decide(req.id, erin, True, "")).state is ApprovalState.APPROVED
+        with pytest.raises(ApprovalNotFoundError):
+            await approvals.decide("nope", BOB, True, "")
+
+
+async def test_an_approver_of_another_tenant_is_refused(config: ApprovalConfig, clock: FakeClock) -> None:
+    tenant_alice = ALICE.model_copy(update={"tenant": "acme"})
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(principal=tenant_alice))
+        with pytest.raises(NotAnApproverError):
+            await approvals.decide(req.id, BOB.model_copy(update={"tenant": "globex"}), True, "")
+        decided = await approvals.decide(req.id, BOB.model_copy(update={"tenant": "acme"}), True, "")
+        assert decided.state is ApprovalState.APPROVED
+
+
+async def test_default_approvers_apply_when_the_rule_names_none(tmp_path: Path, clock: FakeClock) -> None:
+    config = make_config(tmp_path, default_approvers={"teams": ["secops"]})
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(approvers={}))
+        with pytest.raises(NotAnApproverError):
+            await approvals.decide(req.id, BOB, True, "")
+        secops = CAROL.model_copy(update={"teams": frozenset({"secops"})})
+        assert (await approvals.decide(req.id, secops, True, "")).state is ApprovalState.APPROVED
+
+
+async def test_a_deferred_request_survives_a_restart_and_can_be_approved_and_used_after_it(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    ctx = make_context(mode="defer")
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(ctx)
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+        await approvals.decide(req.id, BOB, True, "after the restart")
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        assert await approvals.consume(ALICE, ctx.tool, ctx.call_digest) == req.id
+    assert audit.events(req.id) == ["created", "approved", "used"]
+
+
+async def test_a_held_request_left_pending_by_a_previous_process_is_abandoned(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context(mode="hold"))
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        reopened = await approvals.get(req.id)
+        assert reopened is not None and reopened.state is ApprovalState.ABANDONED
+    assert audit.events(req.id) == ["created", "abandoned"]
+
+
+async def test_a_request_is_abandoned_when_its_waiter_is_cancelled(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context())
+        ticked = anyio.Event()
+
+        async def on_tick(elapsed: float) -> None:
+            ticked.set()
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(approvals.wait, req.id, 300, on_tick)
+                await ticked.wait()  # the waiter is holding and sending progress
+                tg.cancel_scope.cancel()  # the client went away
+        gone = await approvals.get(req.id)
+        assert gone is not None and gone.state is ApprovalState.ABANDONED
+        with pytest.raises(ApprovalNotPendingError):
+            await approvals.decide(req.id, BOB, True, "")
+    assert audit.events(req.id) == ["created", "abandoned"]
+
+
+async def test_a_hold_that_times_out_expires_the_request(config: ApprovalConfig, clock: FakeClock) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context())
+        with anyio.fail_after(5):
+            outcome = await approvals.wait(req.id, timeout_s=0.05)
+        assert outcome.state is ApprovalState.EXPIRED
+        assert outcome.state_reason is not None and "hold timeout" in outcome.state_reason
+
+
+async def test_self_confirmation_needs_allow_self_and_the_requester(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        strict = await approvals.create(make_context())
+        with pytest.raises(SelfApprovalError):
+            await approvals.self_confirm(strict.id, ALICE, accepted=True)
+        lenient = await approvals.create(make_context(allow_self=True))
+        with pytest.raises(NotAnApproverError):
+            await approvals.self_confirm(lenient.id, CAROL, accepted=True)
+        confirmed = await approvals.self_confirm(lenient.id, ALICE, accepted=True)
+        assert confirmed.state is ApprovalState.APPROVED
+        assert confirmed.decision is not None and confirmed.decision.via == "elicitation"
+        assert approvals.verify(confirmed)
