@@ -1,0 +1,117 @@
+"""Factor 6, cross-request correlation: what happened earlier in this session or workflow.
+
+Patterns (each a sub-signal; they merge as largest plus ``spill`` times the rest):
+
+- **taint to sink** -- a result carried PII or secrets (``taint_categories``) within
+  ``taint_window_s`` and this call is a sink (an action in ``sink_actions``, or a tool
+  matching ``sink_tools``): scored by the taint's severity, ``secret_taint_score`` for
+  secrets;
+- **injection then action** -- a result carried an injection or poisoning finding and
+  this call can act (``injection_follow_actions``): ``injection_follow_score``;
+- **read then exfiltrate** -- at least ``exfil_min_reads`` forwarded reads within
+  ``exfil_window_s`` and this call is a sink;
+- **delete burst** -- this call deletes and, with it, ``delete_burst`` delete calls
+  (attempted, whatever their decision) fall within ``delete_window_s``;
+- **repeated blocks** -- ``blocked_count`` blocked calls within ``blocked_window_s``.
+
+The MCP session and the workflow session are scored separately; the higher one wins.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from mcp_guard.risk.combine import merge
+from mcp_guard.risk.config import CorrelationConfig
+from mcp_guard.sessions.session import Session
+
+Result = tuple[float, tuple[str, ...]]
+
+
+class CorrelationFactor:
+    def __init__(self, config: CorrelationConfig, spill: float) -> None:
+        self.config = config
+        self.spill = spill
+
+    def score(
+        self,
+        tool: str,
+        actions: frozenset[str],
+        *,
+        session: Session | None,
+        workflow: Session | None,
+        now: datetime,
+        ts: float,
+    ) -> Result:
+        best: Result = (0.0, ())
+        for label, s in (("", session), ("workflow: ", workflow)):
+            if s is None:
+                continue
+            score, reasons = self._one(tool, actions, s, now, ts)
+            if score > best[0]:
+                best = (score, tuple(label + r for r in reasons))
+        return best
+
+    def is_sink(self, tool: str, actions: frozenset[str]) -> bool:
+        cfg = self.config
+        return not actions.isdisjoint(cfg.sink_actions) or any(fnmatchcase(tool, g) for g in cfg.sink_tools)
+
+    def _one(self, tool: str, actions: frozenset[str], session: Session, now: datetime, ts: float) -> Result:
+        cfg = self.config
+        sink = self.is_sink(tool, actions)
+        parts: list[float] = []
+        reasons: list[str] = []
+        if sink:
+            self._taint_to_sink(session, now, ts, parts, reasons)
+        if not actions.isdisjoint(cfg.injection_follow_actions):
+            hits = session.tainted(cfg.injection_categories, cfg.taint_window_s, now)
+            if hits:
+                t = hits[0]
+                parts.append(cfg.injection_follow_score)
+                reasons.append(
+                    f"result of {t.tool} carried {', '.join(sorted(t.types))} {ts - t.ts:.0f} s ago; "
+                    f"this call can act ({', '.join(sorted(actions & cfg.injection_follow_actions))})"
+                )
+        deleting = "delete" in actions
+        reads = session.count_tagged("read:forwarded", cfg.exfil_window_s, ts) if sink else 0
+        deletes = session.count_tagged("delete", cfg.delete_window_s, ts) if deleting else 0
+        blocked = session.count_tagged("blocked", cfg.blocked_window_s, ts)
+        if sink and reads >= cfg.exfil_min_reads:
+            parts.append(
+                min(cfg.exfil_cap, cfg.exfil_score + cfg.exfil_per_read * (reads - cfg.exfil_min_reads))
+            )
+            reasons.append(f"{reads} reads in the last {cfg.exfil_window_s:g} s, then a sink")
+        if deleting and deletes + 1 >= cfg.delete_burst:
+            k = deletes + 1
+            parts.append(
+                min(cfg.delete_cap, cfg.delete_score + cfg.delete_per_extra * (k - cfg.delete_burst))
+            )
+            reasons.append(f"delete burst: {k} deletes within {cfg.delete_window_s:g} s")
+        if blocked >= cfg.blocked_count:
+            parts.append(
+                min(
+                    cfg.blocked_cap, cfg.blocked_score + cfg.blocked_per_extra * (blocked - cfg.blocked_count)
+                )
+            )
+            reasons.append(f"{blocked} blocked calls in the last {cfg.blocked_window_s:g} s")
+        return merge(parts, self.spill), tuple(reasons)
+
+    def _taint_to_sink(
+        self, session: Session, now: datetime, ts: float, parts: list[float], reasons: list[str]
+    ) -> None:
+        cfg = self.config
+        hits = session.tainted(cfg.taint_categories, cfg.taint_window_s, now)
+        if not hits:
+            return
+        top = 0.0
+        worst = hits[0]
+        for t in hits:
+            s = cfg.secret_taint_score if "secret" in t.categories else cfg.taint_scores.get(t.severity, 0.0)
+            if s > top:
+                top, worst = s, t
+        parts.append(top)
+        reasons.append(
+            f"result of {worst.tool} carried {', '.join(sorted(worst.types))} ({worst.severity.value}) "
+            f"{ts - worst.ts:.0f} s ago; this call sends data out"
+        )
