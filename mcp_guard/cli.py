@@ -12,17 +12,21 @@ from pathlib import Path
 import anyio
 
 from mcp_guard import __version__
+from mcp_guard.approvals import commands as approvals_commands
 from mcp_guard.audit import commands as audit_commands
 from mcp_guard.config.settings import GatewaySettings, load_settings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
 from mcp_guard.identity import AuthError
 from mcp_guard.identity import commands as token_commands
+from mcp_guard.pinning import commands as tools_commands
+from mcp_guard.policy import commands as policy_commands
 from mcp_guard.principal import Principal
 from mcp_guard.upstreams.config import load_upstreams
 
 logger = logging.getLogger("mcp_guard")
 DEFAULT_SETTINGS = "mcp-guard.yaml"
+DEFAULT_POLICIES = "policies"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--upstreams", default="upstreams.yaml", help="upstream servers (YAML or Claude Desktop JSON)"
     )
-    serve.add_argument("--policies", default=None, help="policy folder")
+    serve.add_argument("--policies", default=None,
+                       help=f"policy folder (default: ./{DEFAULT_POLICIES} when it exists)")
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default=None, help="HTTP listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
@@ -46,7 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_serve)
     token_commands.register(commands)
+    policy_commands.register(commands)
     audit_commands.register(commands)
+    approvals_commands.register(commands)
+    tools_commands.register(commands)
     return parser
 
 
@@ -83,7 +91,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     upstreams = load_upstreams(args.upstreams)
-    gateway = Gateway(upstreams, settings)
+    policies = args.policies or (DEFAULT_POLICIES if Path(DEFAULT_POLICIES).is_dir() else None)
+    gateway = Gateway(upstreams, settings, policy_dir=policies)
     if args.transport == "stdio":
         principal = anyio.run(stdio_principal, settings)
         anyio.run(_serve_stdio_until_signal, gateway, principal)

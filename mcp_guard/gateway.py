@@ -1,95 +1,143 @@
-"""The gateway: owns the upstream supervisors, the catalog and the request pipeline."""
+"""The gateway: owns the upstream supervisors, the catalog, the services and the pipeline."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import TaskStatus
-from mcp import types
-from mcp.shared.exceptions import MCPError
+from anyio.abc import TaskGroup, TaskStatus
 from pydantic import ValidationError
 
-from mcp_guard.audit import SqliteAuditLog
+from mcp import types
+from mcp.shared.exceptions import MCPError
 from mcp_guard.config.settings import GatewaySettings
+from mcp_guard.controls import BreakerTransition, ControlRefused, Controls
 from mcp_guard.decision import Decision, Verdict
-from mcp_guard.errors import UnknownToolError, UpstreamUnavailableError
+from mcp_guard.errors import ConfigError, UnknownToolError, UpstreamUnavailableError
+from mcp_guard.inspection import redact
 from mcp_guard.notify import ListChangedNotifier
-from mcp_guard.pipeline.access import AccessPolicy, AllowAll, AllowlistPolicy, ToolInfo
-from mcp_guard.pipeline.call import ToolCall
-from mcp_guard.pipeline.chain import Chain, ResultChain, ResultStage, Stage, refusal
+from mcp_guard.pinning import PinningError
+from mcp_guard.pipeline.access import AccessPolicy, AllowAll, AllowlistPolicy, PolicyAccess
+from mcp_guard.pipeline.call import ProgressReporter, ToolCall
+from mcp_guard.pipeline.chain import Chain, ResultChain, refusal
+from mcp_guard.pipeline.governance import ApprovalStage, InspectStage, LimitsStage, ScoreStage, control_call
 from mcp_guard.pipeline.recording import CallRecorder
+from mcp_guard.pipeline.results import BoundStage, InspectResultStage
 from mcp_guard.pipeline.stages import DecideStage, RouteStage, ValidateStage
+from mcp_guard.policy import PolicySet, PolicyStore, ToolInfo
 from mcp_guard.principal import Principal
-from mcp_guard.upstreams.catalog import Catalog, build_catalog
+from mcp_guard.services import Services, controls_config, open_services
+from mcp_guard.sessions import CallRecord, SessionMismatch
+from mcp_guard.upstreams.catalog import Catalog, Route, build_catalog
 from mcp_guard.upstreams.config import UpstreamsFile
-from mcp_guard.upstreams.supervisor import Backoff, ProgressCallback, Status, Upstream
+from mcp_guard.upstreams.supervisor import Backoff, Listing, Status, Upstream
 
 logger = logging.getLogger(__name__)
 
-
-def default_policy(settings: GatewaySettings) -> AccessPolicy:
-    if settings.access.allow_all:
-        return AllowAll()
-    return AllowlistPolicy(settings.access.grants)
+PIN_REFRESH_S = 5.0
+POLICY_POLL_S = 1.0
 
 
 class Gateway:
-    """Everything behind the MCP endpoint. :meth:`run` owns every background task."""
+    """Everything behind the MCP endpoint. :meth:`run` owns every background task and service."""
 
     def __init__(
         self,
         upstreams: UpstreamsFile,
         settings: GatewaySettings | None = None,
         *,
-        policy: AccessPolicy | None = None,
+        policy_dir: str | Path | None = None,
         backoff: Backoff | None = None,
-        extra_stages: Sequence[Stage] = (),
-        result_stages: Sequence[ResultStage] = (),
     ) -> None:
-        self.settings = settings or GatewaySettings()
+        """Raises: ConfigError — the policy folder is invalid."""
+        self.settings = (settings or GatewaySettings()).with_state_dir()
         self.upstreams_file = upstreams
-        self.policy: AccessPolicy = policy or default_policy(self.settings)
+        self.policy_store = PolicyStore(policy_dir) if policy_dir is not None else None
+        self.policy: AccessPolicy = self._access(self.policy_store.current() if self.policy_store else None)
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(name, config, self._upstream_changed, backoff)
             for name, config in upstreams.enabled().items()
         }
         self.catalog = Catalog()
         self.notifier = ListChangedNotifier(self.visible_tool_names)
-        self.chain = Chain(
-            [
-                RouteStage(lambda: self.catalog, self.tool_info, lambda: self.policy),
-                ValidateStage(self.settings.max_argument_bytes),
-                *extra_stages,
-                DecideStage(self.tool_info, lambda: self.policy),
-            ]
-        )
-        self.result_chain = ResultChain(result_stages)
+        self.services: Services | None = None
+        self.controls: Controls | None = None
         self.recorder: CallRecorder | None = None
-        self._tool_infos: dict[str, ToolInfo] = {}
+        self.chain = Chain([])
+        self.result_chain = ResultChain([])
+        self._tools: dict[str, tuple[Route, types.Tool, ToolInfo]] = {}
+        self._allowed: dict[str, tuple[types.Tool, ...]] = {}
+        self._tg: TaskGroup | None = None
+
+    def _access(self, policies: PolicySet | None) -> AccessPolicy:
+        if policies is not None:
+            return PolicyAccess(policies)
+        if self.settings.access.allow_all:
+            return AllowAll()
+        return AllowlistPolicy(self.settings.access.grants)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Open the audit log and supervise every upstream until cancelled (all children end with it).
+        """Open the services and supervise every upstream until cancelled (all children end with it).
 
         Raises:
             AuditUnavailableError: the audit log cannot be opened (the gateway does not start).
+            ConfigError: the operational controls are invalid.
         """
-        audit = self.settings.audit
-        async with SqliteAuditLog.open(audit) as log, anyio.create_task_group() as tg:
-            self.recorder = CallRecorder(log, audit.arguments)
+        async with open_services(self.settings) as services, anyio.create_task_group() as tg:
+            self._tg = tg
+            self.services = services
+            self.recorder = CallRecorder(services.audit, self.settings.audit.arguments, _redact_arguments)
+            policies = self.policy_store.current() if self.policy_store else None
+            self.controls = self._build_controls(policies)
+            self._build_chains(services)
+            await services.audit.append("policy_reload", _policy_record(policies, "loaded at start"))
             try:
                 for upstream in self.upstreams.values():
                     tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
+                tg.start_soon(self._refresh_pins, services)
+                if self.policy_store is not None:
+                    tg.start_soon(self._watch_policies, self.policy_store)
                 task_status.started()
                 await anyio.sleep_forever()
             finally:
-                self.recorder = None
+                self.services = self.recorder = None
+                self._tg = None
+
+    def _build_controls(self, policies: PolicySet | None) -> Controls:
+        assert self.services is not None
+        specs = policies.limit_specs if policies else []
+        config = controls_config(self.settings, self.upstreams_file, specs)  # type: ignore[arg-type]
+        return Controls(config, self.services.control_state, on_breaker_change=self._breaker_changed)
+
+    def _build_chains(self, services: Services) -> None:
+        assert self.controls is not None
+        controls = self.controls
+        self.chain = Chain([
+            RouteStage(lambda name: self._tools.get(name), lambda: self.policy),
+            ValidateStage(self.settings.max_argument_bytes),
+            InspectStage(services.argument_inspector),
+            ScoreStage(services.scorer),
+            DecideStage(lambda: self.policy),
+            LimitsStage(controls),
+            ApprovalStage(services.approvals),
+        ])
+        self.result_chain = ResultChain([
+            BoundStage(controls),
+            InspectResultStage(services.result_inspector, self.settings.results),
+        ])
+
+    def _breaker_changed(self, transition: BreakerTransition) -> None:
+        logger.warning("circuit breaker %s (%s): %s -> %s: %s", transition.breaker, transition.target,
+                       transition.old.value, transition.new.value, transition.reason)
+        if self._tg is not None and self.services is not None:
+            self._tg.start_soon(self.services.audit.append, "breaker", transition.model_dump(mode="json"))
 
     async def wait_settled(self, timeout_s: float) -> None:
         """Wait until every upstream has either connected or failed once (for start-up and tests)."""
@@ -98,32 +146,122 @@ class Gateway:
                 while upstream.status is Status.CONNECTING:
                     await upstream.changed.wait()
 
-    async def _upstream_changed(self, name: str) -> None:
-        listings = {n: u.listing for n, u in self.upstreams.items()}
-        prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
-        self.catalog = build_catalog(listings, prefixes)
-        self._tool_infos = {
-            tool_name: ToolInfo(
-                tool_name, route.upstream, self.upstreams[route.upstream].config.environment, tool
-            )
-            for tool_name, (route, tool) in self.catalog.tools.items()
-        }
+    # -- policies -----------------------------------------------------------------------
+
+    async def reload_policies(self, why: str) -> ConfigError | None:
+        """Reload the policy folder; a broken folder never replaces the running set.
+
+        Returns the error (also logged and audited) when the new folder was refused.
+        """
+        if self.policy_store is None:
+            return None
+        policies, error = await anyio.to_thread.run_sync(self.policy_store.try_reload)
+        await self._apply_reload(policies, error, why)
+        return error
+
+    async def _watch_policies(self, store: PolicyStore) -> None:
+        async def on_reload(policies: PolicySet | None, error: ConfigError | None) -> None:
+            await self._apply_reload(policies or store.current(), error, "policy files changed")
+
+        await store.watch(on_reload, interval_s=POLICY_POLL_S)
+
+    async def _apply_reload(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
+        services = self.services
+        if error is not None:
+            logger.error("policy reload refused; the previous policies stay in force:\n  %s",
+                         "\n  ".join(error.problems))
+            if services is not None:
+                await services.audit.append("config_error", {"what": "policies", "why": why,
+                                                             "problems": error.problems})
+            return
+        try:
+            controls = self._build_controls(policies) if services is not None else None
+        except ConfigError as exc:
+            logger.error("policy reload refused (controls):\n  %s", "\n  ".join(exc.problems))
+            if services is not None:
+                await services.audit.append("config_error", {"what": "controls", "why": why,
+                                                             "problems": exc.problems})
+            return
+        self.policy = self._access(policies)
+        if controls is not None and services is not None:
+            self.controls = controls
+            self._build_chains(services)
+            await services.audit.append("policy_reload", _policy_record(policies, why))
+        logger.info("policies reloaded (%s)", why)
         await self.notifier.tools_changed()
-        await self.notifier.catalog_changed()
 
     async def set_policy(self, policy: AccessPolicy) -> None:
         """Swap the decision point atomically and tell clients whose tool lists changed."""
         self.policy = policy
         await self.notifier.tools_changed()
 
-    # -- discovery ----------------------------------------------------------------------
+    # -- catalog ------------------------------------------------------------------------
 
-    def tool_info(self, name: str) -> ToolInfo | None:
-        return self._tool_infos.get(name)
+    async def _upstream_changed(self, name: str) -> None:
+        await self._review_pins(name)
+        self._rebuild_catalog()
+        await self.notifier.tools_changed()
+        await self.notifier.catalog_changed()
+
+    async def _review_pins(self, name: str) -> None:
+        """Only pinned, unchanged, unpoisoned tools are exposed (rug pulls are quarantined)."""
+        services = self.services
+        tools = self.upstreams[name].listing.tools
+        if services is None:
+            self._allowed[name] = ()
+            return
+        try:
+            review = await services.pins.review(name, tools)
+        except PinningError as exc:
+            logger.error("upstream %s: tool pins unavailable (%s); exposing none of its tools", name, exc)
+            self._allowed[name] = ()
+            return
+        for quarantined in review.quarantined:
+            logger.warning("upstream %s: tool %r quarantined (%s); see `mcp-guard tools diff %s %s`",
+                           name, quarantined.name, quarantined.reason, name, quarantined.name)
+        for event in review.events:
+            await services.audit.append("tool_pin", event)
+        self._allowed[name] = review.allowed
+
+    async def _refresh_pins(self, services: Services) -> None:
+        """Pick up operator decisions (``mcp-guard tools accept``) made on the pin database."""
+        while True:
+            await anyio.sleep(PIN_REFRESH_S)
+            await self.refresh_pins()
+
+    async def refresh_pins(self) -> None:
+        services = self.services
+        if services is None:
+            return
+        refreshed = await services.pins.refresh()
+        for event in refreshed.events:
+            await services.audit.append("tool_pin", event)
+        if refreshed.upstreams:
+            for name in refreshed.upstreams & self.upstreams.keys():
+                await self._review_pins(name)
+            self._rebuild_catalog()
+            await self.notifier.tools_changed()
+
+    def _rebuild_catalog(self) -> None:
+        listings = {
+            n: Listing(self._allowed.get(n, ()), u.listing.resources, u.listing.templates, u.listing.prompts)
+            for n, u in self.upstreams.items()
+        }
+        prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
+        self.catalog = build_catalog(listings, prefixes)
+        self._tools = {name: (route, tool, self._tool_info(name, route, tool))
+                       for name, (route, tool) in self.catalog.tools.items()}
+
+    def _tool_info(self, name: str, route: Route, tool: types.Tool) -> ToolInfo:
+        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else None
+        actions = self.policy_store.current().classify(name, annotations) if self.policy_store else frozenset()
+        environment = self.upstreams[route.upstream].config.environment
+        return ToolInfo(name=name, upstream=route.upstream, actions=actions, environment=environment,
+                        annotations=annotations)
 
     def visible_tools(self, principal: Principal) -> list[types.Tool]:
         policy = self.policy
-        return [info.definition for info in self._tool_infos.values() if policy.visible(principal, info)]
+        return [tool for _, tool, info in self._tools.values() if policy.visible(principal, info)]
 
     def visible_tool_names(self, principal: Principal) -> frozenset[str]:
         return frozenset(tool.name for tool in self.visible_tools(principal))
@@ -139,7 +277,7 @@ class Gateway:
         *,
         meta: Mapping[str, Any] | None = None,
         client_info: Mapping[str, Any] | None = None,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressReporter | None = None,
     ) -> types.CallToolResult:
         """Decide, then forward or refuse one call.
 
@@ -147,78 +285,111 @@ class Gateway:
             UnknownToolError: the tool does not exist or is hidden from this principal.
         """
         call = ToolCall(
-            principal=principal,
-            session_id=session_id,
-            tool=name,
-            arguments=dict(arguments or {}),
-            received_at=datetime.now(UTC),
-            meta=dict(meta) if meta else None,
-            client_info=dict(client_info) if client_info else None,
+            principal=principal, session_id=session_id, tool=name, arguments=dict(arguments or {}),
+            received_at=datetime.now(UTC), meta=dict(meta) if meta else None,
+            client_info=dict(client_info) if client_info else None, report_progress=on_progress,
         )
-        recorder = self.recorder
-        if recorder is None:  # not running: never forward unaudited
-            call.verdict = Verdict(
-                decision=Decision.BLOCK,
-                rules=("audit-unavailable",),
-                reason="the audit log is not open; the call was not forwarded",
-            )
+        services, recorder = self.services, self.recorder
+        if services is None or recorder is None:  # not running: never forward unaudited
+            call.verdict = _blocked("audit-unavailable", "the audit log is not open; the call was not forwarded")
+            return refusal(call)
+        try:
+            call.session, call.workflow = services.sessions.for_call(session_id, principal, call.meta)
+        except SessionMismatch:
+            call.verdict = _blocked("session-mismatch", "this session belongs to another principal")
+            await recorder.decision(call)
             return refusal(call)
         try:
             await self.chain.run(call)
         except UnknownToolError:
-            call.verdict = Verdict(decision=Decision.BLOCK, rules=("unknown-tool",), reason="unknown tool")
+            call.verdict = _blocked("unknown-tool", "unknown tool")
             await recorder.decision(call)
             raise
         verdict = await recorder.decision(call)
+        self._remember(call)
         if not verdict.decision.forwards:
             return refusal(call)
         started = time.perf_counter()
-        result = await self._forward(call, on_progress)
+        result = await self._forward(call)
         result = await self.result_chain.run(call, result)
         if not await recorder.outcome(call, result, started):
-            call.verdict = Verdict(
-                decision=Decision.BLOCK,
-                rules=("audit-unavailable",),
-                reason="the call ran, but its result is withheld because its outcome could not be audited",
-            )
+            call.verdict = _blocked("audit-unavailable", "the call ran, but its result is withheld because its "
+                                                         "outcome could not be audited")
             return refusal(call)
         return _with_decision(result, call)
 
-    async def _forward(self, call: ToolCall, on_progress: ProgressCallback | None) -> types.CallToolResult:
-        assert call.route is not None
+    def _remember(self, call: ToolCall) -> None:
+        """Session history (every call) and the agent's baseline (forwarded calls only)."""
+        assert self.services is not None
+        record = CallRecord(tool=call.tool, at=call.received_at,
+                            upstream=call.route.upstream if call.route else "", actions=call.actions,
+                            decision=call.verdict.decision, shape=call.shape or "",
+                            finding_types=frozenset(f.type for f in call.findings))
+        for session in (call.session, call.workflow):
+            if session is not None:
+                session.record_call(record)
+        if call.verdict.decision.forwards:
+            self.services.baselines.observe(call.principal, call.tool, call.received_at,
+                                            arguments=call.arguments, shape=call.shape)
+
+    async def _forward(self, call: ToolCall) -> types.CallToolResult:
+        assert call.route is not None and self.controls is not None
+        controls = self.controls
         upstream = self.upstreams[call.route.upstream]
+        request = control_call(call)
         arguments = call.forward_arguments if call.forward_arguments is not None else call.arguments
+        timeout = controls.timeout_for(upstream.name, call.tool)
+        failed = True
         try:
-            return await upstream.call_tool(
-                call.route.original, arguments, meta=call.meta, on_progress=on_progress
-            )
+            async with controls.concurrency(request):
+                result = await upstream.call_tool(call.route.original, arguments, meta=call.meta,
+                                                  on_progress=call.report_progress, timeout_s=timeout)
+            failed = False
+            await controls.record_outcome(request, failed=False, tool_error=bool(result.is_error))
+            return result
+        except ControlRefused as exc:
+            failed = False  # refused before reaching the upstream: not the upstream's failure
+            call.verdict = exc.verdict
+            return refusal(call)
         except UpstreamUnavailableError as exc:
             return _upstream_failure(call, "upstream-unavailable", str(exc))
         except TimeoutError:
-            return _upstream_failure(
-                call,
-                "upstream-timeout",
-                f"upstream '{upstream.name}' did not answer within {upstream.config.call_timeout_s:g}s; "
-                "the call was cancelled upstream",
-            )
+            return _upstream_failure(call, "upstream-timeout",
+                                     f"upstream '{upstream.name}' did not answer within {timeout:g}s; "
+                                     "the call was cancelled upstream")
         except MCPError as exc:
             return _upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
         except ValidationError as exc:
-            return _upstream_failure(
-                call,
-                "upstream-malformed",
-                f"upstream '{upstream.name}' returned a malformed result "
-                f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})",
-            )
+            return _upstream_failure(call, "upstream-malformed",
+                                     f"upstream '{upstream.name}' returned a malformed result "
+                                     f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})")
+        finally:
+            if failed:
+                with anyio.CancelScope(shield=True):
+                    await controls.record_outcome(request, failed=True)
+
+
+def _redact_arguments(value: Any, call: ToolCall) -> Any:
+    """Arguments for the audit log: every finding replaced by its typed placeholder."""
+    return redact({"arguments": value}, call.findings)["arguments"] if call.findings else value
+
+
+def _policy_record(policies: PolicySet | None, why: str) -> dict[str, Any]:
+    if policies is None:
+        return {"why": why, "policies": None}
+    return {"why": why, "digest": policies.digest if hasattr(policies, "digest") else None,
+            "warnings": list(policies.warnings)}
+
+
+def _blocked(rule: str, reason: str) -> Verdict:
+    return Verdict(decision=Decision.BLOCK, rules=(rule,), reason=reason)
 
 
 def _upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolResult:
     """An error result for a call that was allowed but could not be completed upstream."""
-    text = f"mcp-guard: {reason}"
     meta = call.verdict.meta(call.audit_id, call.approval_id) | {"upstream_error": rule}
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)], is_error=True, _meta={"mcp-guard/decision": meta}
-    )
+    return types.CallToolResult(content=[types.TextContent(type="text", text=f"mcp-guard: {reason}")],
+                                is_error=True, _meta={"mcp-guard/decision": meta})
 
 
 def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallToolResult:
@@ -228,11 +399,8 @@ def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallTo
     meta.setdefault("mcp-guard/decision", verdict.meta(call.audit_id, call.approval_id))
     update: dict[str, Any] = {"meta": meta}
     if verdict.decision is Decision.WARN:
-        warning = types.TextContent(type="text", text=_warning_text(verdict))
+        rules = ", ".join(verdict.rules) or "none"
+        warning = types.TextContent(type="text", text=f"[mcp-guard warning] rule {rules}: {verdict.reason}")
         update["content"] = [*result.content, warning]
     return result.model_copy(update=update)
 
-
-def _warning_text(verdict: Verdict) -> str:
-    rules = ", ".join(verdict.rules) or "none"
-    return f"[mcp-guard warning] rule {rules}: {verdict.reason}"

@@ -17,7 +17,7 @@ from mcp.client.session import MessageHandlerFnT
 from mcp.shared.memory import create_client_server_memory_streams
 from starlette.types import ASGIApp
 
-from mcp_guard.config.settings import AuditSettings, GatewaySettings
+from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
 from mcp_guard.server import build_server
@@ -65,7 +65,7 @@ async def gateway_client(
     **gateway_kwargs: Any,
 ) -> AsyncIterator[tuple[Gateway, ClientSession]]:
     """An in-process gateway with real upstreams, and a client connected to it in memory."""
-    gateway = Gateway(upstreams, with_private_audit(settings), backoff=FAST_BACKOFF, **gateway_kwargs)
+    gateway = Gateway(upstreams, with_private_state(settings), backoff=FAST_BACKOFF, **gateway_kwargs)
     server = build_server(gateway, lambda ctx: principal)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
@@ -80,16 +80,12 @@ async def gateway_client(
         tg.cancel_scope.cancel()
 
 
-def with_private_audit(settings: GatewaySettings | None) -> GatewaySettings:
-    """``settings`` with the audit log and its key in a fresh temporary folder (unless already set)."""
+def with_private_state(settings: GatewaySettings | None) -> GatewaySettings:
+    """``settings`` with its state (audit log, keys, databases) in a fresh temporary folder."""
     settings = settings or GatewaySettings()
-    if settings.audit.path != AuditSettings().path:
+    if settings.state_dir != GatewaySettings().state_dir:
         return settings
-    folder = Path(tempfile.mkdtemp(prefix="mcp-guard-test-"))
-    audit = settings.audit.model_copy(
-        update={"path": folder / "audit.db", "signing_key_path": folder / "keys" / "audit.pem"}
-    )
-    return settings.model_copy(update={"audit": audit})
+    return settings.model_copy(update={"state_dir": Path(tempfile.mkdtemp(prefix="mcp-guard-test-"))})
 
 
 async def wait_for_status(gateway: Gateway, upstream: str, status: Status, timeout_s: float = 20) -> None:

@@ -26,7 +26,7 @@ from mcp_guard.config.settings import AccessSettings, GatewaySettings, load_sett
 from mcp_guard.gateway import Gateway
 from mcp_guard.pipeline.access import AllowlistPolicy, Grant
 from mcp_guard.principal import Principal
-from tests.harness import FAST_BACKOFF, gateway_client, serve_http, with_private_audit, write_upstreams
+from tests.harness import FAST_BACKOFF, gateway_client, serve_http, with_private_state, write_upstreams
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +82,7 @@ def settings_file(tmp_path: Path) -> Path:
 @asynccontextmanager
 async def authenticated_gateway(tmp_path: Path) -> AsyncIterator[str]:
     settings = load_settings(settings_file(tmp_path), {"TEST_JWT_SECRET": SECRET})
-    gateway = Gateway(write_upstreams(tmp_path, DEMO), with_private_audit(settings), backoff=FAST_BACKOFF)
+    gateway = Gateway(write_upstreams(tmp_path, DEMO), with_private_state(settings), backoff=FAST_BACKOFF)
     async with serve_http(http_app(gateway)) as url:
         yield url
 

@@ -102,9 +102,9 @@ async def test_a_2026_client_listening_for_changes_hears_an_upstream_tool_list_c
     from mcp_guard.gateway import Gateway
     from mcp_guard.principal import LOCAL_PRINCIPAL
     from mcp_guard.server import build_server
-    from tests.harness import FAST_BACKOFF, with_private_audit
+    from tests.harness import FAST_BACKOFF, with_private_state
 
-    gateway = Gateway(behaviour_upstream(tmp_path), with_private_audit(None), backoff=FAST_BACKOFF)
+    gateway = Gateway(behaviour_upstream(tmp_path), with_private_state(None), backoff=FAST_BACKOFF)
     server = build_server(gateway, lambda ctx: LOCAL_PRINCIPAL)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)

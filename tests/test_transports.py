@@ -24,7 +24,7 @@ from tests.harness import (
     free_socket,
     gateway_client,
     serve_http,
-    with_private_audit,
+    with_private_state,
     write_upstreams,
 )
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def http_gateway(tmp_path: Path, settings: GatewaySettings | None = None) -> AsyncIterator[str]:
-    gateway = Gateway(behaviour_upstream(tmp_path), with_private_audit(settings), backoff=FAST_BACKOFF)
+    gateway = Gateway(behaviour_upstream(tmp_path), with_private_state(settings), backoff=FAST_BACKOFF)
     app = build_http_app(gateway, resolve_principal=lambda ctx: LOCAL_PRINCIPAL)
     async with serve_http(app) as url:
         yield url
@@ -120,7 +120,7 @@ async def test_the_health_endpoint_reports_each_upstream(tmp_path: Path) -> None
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
         health = (await http.get(f"{url}/healthz")).json()
     assert health["upstreams"]["beh"]["status"] == "ready"
-    assert health["upstreams"]["beh"]["tools"] == 6
+    assert health["upstreams"]["beh"]["tools"] == 7
 
 
 @contextmanager

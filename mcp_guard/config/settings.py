@@ -1,21 +1,28 @@
-"""``mcp-guard.yaml``: how the gateway itself runs (listeners, limits, identity, audit)."""
+"""``mcp-guard.yaml``: how the gateway itself runs (listeners, identity, inspection, state)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_guard.approvals import ApprovalConfig
 from mcp_guard.audit import AuditConfig
 from mcp_guard.config.interpolate import interpolate
-from mcp_guard.config.yaml_source import load_yaml, validate_document
+from mcp_guard.config.yaml_source import YamlDocument, load_yaml, validate_document
+from mcp_guard.controls import RawSpec
 from mcp_guard.errors import ConfigError
 from mcp_guard.identity.config import AuthConfig
+from mcp_guard.inspection import InspectionConfig
+from mcp_guard.pinning import PinningConfig
 from mcp_guard.pipeline.access import Grant
+from mcp_guard.pipeline.results import ResultInspectionSettings
 from mcp_guard.principal import Principal
+from mcp_guard.risk import RiskConfig
+from mcp_guard.sessions import SessionConfig
 
 
 class ServerSettings(BaseModel):
@@ -34,7 +41,7 @@ class ServerSettings(BaseModel):
 
 
 class AccessSettings(BaseModel):
-    """Who may see and call which tools, until a policy folder takes over.
+    """Who may see and call which tools when no policy folder is given.
 
     ``allow_all`` (the default for local use) shows every tool to every principal;
     with ``grants`` a principal sees a tool only when a grant covers it.
@@ -55,6 +62,9 @@ class AuditSettings(AuditConfig):
 class GatewaySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    state_dir: Path = Path("var")
+    """Where state files live unless a section names its own path: audit.db, approvals.db,
+    pins.db, controls.db, baselines.db and the signing keys under keys/."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthConfig | None = None
     """Bearer-token verification (HTTP) and the stdio token (``MCP_GUARD_TOKEN``)."""
@@ -63,7 +73,37 @@ class GatewaySettings(BaseModel):
     HTTP then refuses non-loopback listen addresses."""
     access: AccessSettings = Field(default_factory=AccessSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    inspection: InspectionConfig = Field(default_factory=InspectionConfig)
+    results: ResultInspectionSettings = Field(default_factory=ResultInspectionSettings)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    sessions: SessionConfig = Field(default_factory=SessionConfig)
+    approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    pinning: PinningConfig = Field(default_factory=PinningConfig)
+    controls: dict[Literal["limits", "budgets", "timeouts", "breakers", "concurrency", "result_bounds"], Any] = (
+        Field(default_factory=dict))
+    """Operational controls (docs/controls.md); ``limits`` and ``budgets`` may also live in policy files."""
+    control_specs: tuple[RawSpec, ...] = Field(default=(), exclude=True)
+    """``controls`` with their file:line, filled in by :func:`load_settings`."""
     max_argument_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    def state_path(self, name: str) -> Path:
+        return self.state_dir / name
+
+    def with_state_dir(self) -> GatewaySettings:
+        """Every state path still at its built-in default, moved under ``state_dir``."""
+        default = Path("var")
+        audit, approvals, pinning = self.audit, self.approvals, self.pinning
+
+        def moved(path: Path) -> Path:
+            return self.state_dir / path.relative_to(default) if path.is_relative_to(default) else path
+
+        return self.model_copy(update={
+            "audit": audit.model_copy(update={"path": moved(audit.path),
+                                              "signing_key_path": moved(audit.signing_key_path)}),
+            "approvals": approvals.model_copy(update={"path": moved(approvals.path),
+                                                      "signing_key_path": moved(approvals.signing_key_path)}),
+            "pinning": pinning.model_copy(update={"path": moved(pinning.path)}),
+        })
 
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -73,10 +113,17 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
         ConfigError: every problem as ``file:line: key: message``.
     """
     if path is None:
-        return GatewaySettings()
+        return GatewaySettings().with_state_dir()
     doc = load_yaml(path)
     problems: list[str] = []
     data = interpolate(doc, os.environ if environ is None else environ, problems)
     if problems:
         raise ConfigError(problems)
-    return validate_document(GatewaySettings, doc, data if data is not None else {})
+    settings = validate_document(GatewaySettings, doc, data if data is not None else {})
+    specs = tuple(_control_specs(doc, settings))
+    return settings.model_copy(update={"control_specs": specs}).with_state_dir()
+
+
+def _control_specs(doc: YamlDocument, settings: GatewaySettings) -> list[RawSpec]:
+    return [RawSpec(doc.file, doc.line_of(("controls", kind)), kind, data)
+            for kind, data in settings.controls.items()]

@@ -36,7 +36,13 @@ _KEYED: tuple[tuple[str, Severity, tuple[str, ...], re.Pattern[str], str], ...] 
         re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"),
         "GitHub token",
     ),
-    ("GITLAB_TOKEN", _C, ("glpat-",), re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), "GitLab personal access token"),
+    (
+        "GITLAB_TOKEN",
+        _C,
+        ("glpat-",),
+        re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"),
+        "GitLab personal access token",
+    ),
     ("SLACK_TOKEN", _H, ("xox",), re.compile(r"\bxox[abposr]-[0-9A-Za-z-]{10,}"), "Slack token"),
     (
         "SLACK_WEBHOOK",
@@ -45,8 +51,20 @@ _KEYED: tuple[tuple[str, Severity, tuple[str, ...], re.Pattern[str], str], ...] 
         re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+"),
         "Slack incoming webhook URL",
     ),
-    ("STRIPE_KEY", _C, ("_live_",), re.compile(r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b"), "Stripe live secret key"),
-    ("STRIPE_KEY", _M, ("_test_",), re.compile(r"\b(?:sk|rk)_test_[0-9A-Za-z]{20,}\b"), "Stripe test secret key"),
+    (
+        "STRIPE_KEY",
+        _C,
+        ("_live_",),
+        re.compile(r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b"),
+        "Stripe live secret key",
+    ),
+    (
+        "STRIPE_KEY",
+        _M,
+        ("_test_",),
+        re.compile(r"\b(?:sk|rk)_test_[0-9A-Za-z]{20,}\b"),
+        "Stripe test secret key",
+    ),
     (
         "SENDGRID_API_KEY",
         _H,
@@ -65,7 +83,10 @@ _KEYED: tuple[tuple[str, Severity, tuple[str, ...], re.Pattern[str], str], ...] 
         "OPENAI_API_KEY",
         _C,
         ("sk-",),
-        re.compile(r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_-]{20,}"),
+        re.compile(
+            r"\bsk-(?!ant-)(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Z])[A-Za-z0-9_"
+            r"-]{20,}"
+        ),
         "OpenAI-style API key",
     ),
 )
@@ -75,7 +96,9 @@ _PEM = re.compile(
     r"(?:-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----|$)"
 )
 _JWT = re.compile(r"\b(eyJ[A-Za-z0-9_-]{5,})\.([A-Za-z0-9_-]{5,})\.([A-Za-z0-9_-]*)")
-_CONN = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'\"<>]{1,128}:([^\s@/'\"<>]{1,256})@[^\s/'\"<>]+")
+_CONN = re.compile(
+    r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@'\"<>]{1,128}:([^\s@/'\"<>]{1,256})@[^\s/'\"<>]+"
+)
 _AWS_SECRET_CTX = re.compile(
     r"(?i)aws.{0,24}?(?:secret|sk\b).{0,24}?[:=]\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
 )
@@ -88,7 +111,10 @@ _GENERIC = re.compile(
     r"([A-Za-z0-9+/_.~!@#$%^&*=-]{8,200})"
 )
 _BEARER = re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/-]{20,}=*)")
-_PLACEHOLDER = re.compile(r"(?i)^(?:x+|\*+|\.+|<[^>]*>|\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|changeme|redacted|null|none|true|false|required|optional|string)$")
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:x+|\*+|\.+|<[^>]*>|\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|changeme|redacted|null|none|true|false|req"
+    r"uired|optional|string)$"
+)
 _GENERIC_GATE = ("key", "token", "secret", "pass", "pwd", "credential", "auth", "bearer", "session")
 _PASSWORDISH = re.compile(r"(?i)pass|pwd")
 
@@ -119,10 +145,13 @@ def detect_secrets(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for kind, severity, gate, pattern, detail in _KEYED:
         if contains_any(text, gate):
-            hits += [Hit(kind, "secret", severity, m.start(), m.end(), detail) for m in pattern.finditer(text)]
+            hits += [
+                Hit(kind, "secret", severity, m.start(), m.end(), detail) for m in pattern.finditer(text)
+            ]
     if "PRIVATE KEY" in text:
         hits += [
-            Hit("PRIVATE_KEY", "secret", _C, m.start(), m.end(), "PEM private key block") for m in _PEM.finditer(text)
+            Hit("PRIVATE_KEY", "secret", _C, m.start(), m.end(), "PEM private key block")
+            for m in _PEM.finditer(text)
         ]
     if "eyJ" in text:
         for m in _JWT.finditer(text):
@@ -136,7 +165,9 @@ def detect_secrets(text: str) -> list[Hit]:
                 )
     if "service_account" in text and _GCP_SA.search(text):
         for m in _GCP_SA_KEY.finditer(text):
-            hits.append(Hit("GCP_SERVICE_ACCOUNT_KEY", "secret", _C, m.start(1), m.end(1), "GCP service-account key"))
+            hits.append(
+                Hit("GCP_SERVICE_ACCOUNT_KEY", "secret", _C, m.start(1), m.end(1), "GCP service-account key")
+            )
     hits += _aws_secret(text, hits)
     lowered = text.lower()
     if contains_any(lowered, _GENERIC_GATE):
@@ -155,7 +186,11 @@ def _aws_secret(text: str, found: list[Hit]) -> list[Hit]:
         lo, hi = max(0, key.start - 300), min(len(text), key.end + 300)
         for m in _B64_40.finditer(text, lo, hi):
             value = m.group()
-            if any(c.isdigit() for c in value) and any(c.islower() for c in value) and any(c.isupper() for c in value):
+            if (
+                any(c.isdigit() for c in value)
+                and any(c.islower() for c in value)
+                and any(c.isupper() for c in value)
+            ):
                 hits.append(Hit("AWS_SECRET_KEY", "secret", _C, m.start(), m.end(), "AWS secret access key"))
     return hits
 
@@ -167,7 +202,14 @@ def _generic(text: str) -> list[Hit]:
         if _looks_random(value, bool(_PASSWORDISH.search(m.group()))):
             severity = _M
             hits.append(
-                Hit("GENERIC_SECRET", "secret", severity, m.start(1), m.start(1) + len(value), "credential in context")
+                Hit(
+                    "GENERIC_SECRET",
+                    "secret",
+                    severity,
+                    m.start(1),
+                    m.start(1) + len(value),
+                    "credential in context",
+                )
             )
     for m in _BEARER.finditer(text):
         if _looks_random(m.group(1), False):

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 _B64 = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])")
 _B32 = re.compile(r"(?<![A-Z2-7=])[A-Z2-7]{16,}={0,6}(?![A-Z2-7=])")
-_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ \n:]?){8,}(?![0-9A-Fa-f])")
+_HEX = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]{2}[ \n:]?){8,}(?![0-9A-Za-z])")
 _HEX_ESC = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){4,}")
 _PCT = re.compile(r"(?:%[0-9A-Fa-f]{2}|[^\s%<>\"'])*(?:%[0-9A-Fa-f]{2}(?:[^\s%<>\"']*)){3,}")
 _UESC = re.compile(r"(?:\\u[0-9A-Fa-f]{4}){4,}")
@@ -31,12 +31,53 @@ _SPACED = re.compile(r"\b(?:\w ){4,}\w\b")
 _LEET_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*[013457])[a-z013457@$]{3,}\b", re.IGNORECASE)
 _REVERSED_HINTS = (" eht ", " dna ", " ot ", "snoitcurtsni", "erongi", " ruoy ", " fo ")
 _MORSE = re.compile(r"^[\s.\-/]+$")
+_MORSE_RUN = re.compile(r"(?:[.-]{1,6}(?: / | |/)){8,}[.-]{1,6}")
+_ROT13_HINT = re.compile(
+    r"\b(?:vtaber|qvfertneq|sbetrg|vafgehpgvbaf?|cerivbhf|cebzcg|flfgrz|cnffjbeq|nffvfgnag|erirny)\b"
+)
+_A85 = re.compile(r"<~[!-u\s]{10,}~>")
+_B85 = re.compile(r"(?<![0-9A-Za-z!#$%&()*+;<=>?@^_`{|}~-])[0-9A-Za-z!#$%&()*+;<=>?@^_`{|}~-]{30,}")
 _MORSE_TABLE = {
-    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g", "....": "h", "..": "i",
-    ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n", "---": "o", ".--.": "p", "--.-": "q", ".-.": "r",
-    "...": "s", "-": "t", "..-": "u", "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z",
-    "-----": "0", ".----": "1", "..---": "2", "...--": "3", "....-": "4", ".....": "5", "-....": "6",
-    "--...": "7", "---..": "8", "----.": "9", ".-.-.-": ".", "--..--": ",", ".--.-.": "@", "-....-": "-",
+    ".-": "a",
+    "-...": "b",
+    "-.-.": "c",
+    "-..": "d",
+    ".": "e",
+    "..-.": "f",
+    "--.": "g",
+    "....": "h",
+    "..": "i",
+    ".---": "j",
+    "-.-": "k",
+    ".-..": "l",
+    "--": "m",
+    "-.": "n",
+    "---": "o",
+    ".--.": "p",
+    "--.-": "q",
+    ".-.": "r",
+    "...": "s",
+    "-": "t",
+    "..-": "u",
+    "...-": "v",
+    ".--": "w",
+    "-..-": "x",
+    "-.--": "y",
+    "--..": "z",
+    "-----": "0",
+    ".----": "1",
+    "..---": "2",
+    "...--": "3",
+    "....-": "4",
+    ".....": "5",
+    "-....": "6",
+    "--...": "7",
+    "---..": "8",
+    "----.": "9",
+    ".-.-.-": ".",
+    "--..--": ",",
+    ".--.-.": "@",
+    "-....-": "-",
 }
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 
@@ -75,6 +116,24 @@ def _b64(token: str) -> bytes | None:
         return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def _a85(token: str) -> bytes | None:
+    try:
+        return base64.a85decode(token.encode("ascii"), adobe=True, ignorechars=b" \t\n\r\x0b")
+    except (ValueError, binascii.Error):
+        return None
+
+
+def _b85(token: str) -> bytes | None:
+    for decode in (
+        (base64.b85decode, base64.z85decode) if hasattr(base64, "z85decode") else (base64.b85decode,)
+    ):
+        try:
+            return decode(token.encode("ascii"))
+        except (ValueError, binascii.Error):
+            continue
+    return None
 
 
 def _b32(token: str) -> bytes | None:
@@ -129,6 +188,13 @@ def find_encoded(text: str, min_length: int, budget: int) -> list[Decoded]:
     if "&#" in text:
         for m in _ENTITY.finditer(text):
             add(m.start(), m.end(), html.unescape(m.group()), "HTML entities")
+    if "<~" in text:
+        for m in _A85.finditer(text):
+            add(m.start(), m.end(), _a85(m.group()), "Ascii85")
+    for m in _B85.finditer(text):
+        token = m.group()
+        if not token.isalnum() and sum(not c.isalnum() for c in token) * 10 >= len(token):
+            add(m.start(), m.end(), _b85(token), "Base85")
     for m in _HEX.finditer(text):
         if len(m.group().strip()) >= min_length:
             add(m.start(), m.end(), _hex(m.group()), "hex")
@@ -154,7 +220,7 @@ def _morse(text: str) -> str:
 def transforms(text: str, lowered: str) -> list[tuple[str, str]]:
     """Whole-text de-obfuscations worth re-scanning: (text, how)."""
     out: list[tuple[str, str]] = []
-    if "rot13" in lowered or "rot-13" in lowered or "rot 13" in lowered:
+    if "rot13" in lowered or "rot-13" in lowered or "rot 13" in lowered or _ROT13_HINT.search(lowered):
         out.append((codecs.decode(text, "rot13"), "ROT13"))
     if sum(h in lowered for h in _REVERSED_HINTS) >= 2:
         out.append((text[::-1], "reversed text"))
@@ -164,4 +230,8 @@ def transforms(text: str, lowered: str) -> list[tuple[str, str]]:
         out.append((_SPACED.sub(lambda m: m.group().replace(" ", ""), text), "spaced letters"))
     if len(text) >= 20 and _MORSE.match(text) and text.count(".") + text.count("-") > len(text) / 3:
         out.append((_morse(text), "Morse code"))
+    elif "-" in text and "." in text:
+        runs = [_morse(m.group()) for m in _MORSE_RUN.finditer(text)]
+        if runs:
+            out.append((" ".join(runs), "Morse code"))
     return out

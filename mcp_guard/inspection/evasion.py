@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (the confusables table holds look-alike letters on purpose)
 """Hidden and look-alike Unicode: zero-width, bidi controls, tag characters, confusables.
 
 Also builds the *normalised view* used by the injection detector (invisible characters
@@ -27,18 +28,81 @@ _SUSPECT = re.compile(
 )
 _WORD = re.compile(r"[^\W\d_]+(?:[\u200b-\u200d\u2060\u00ad][^\W\d_]+)*")
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-_INVISIBLE = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u034f\u00ad"
-                       "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_INVISIBLE = frozenset(
+    "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u180e\u034f\u00ad"
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 
 # Cyrillic / Greek letters that render like Latin ones
 _CONFUSABLES = {
-    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t", "у": "y",
-    "х": "x", "ѕ": "s", "і": "i", "ј": "j", "ԁ": "d", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ѵ": "v", "ү": "y",
-    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "У": "Y",
-    "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ԁ": "D", "Һ": "H", "Ӏ": "I", "Ԛ": "Q", "Ԝ": "W", "Ү": "Y",
-    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x",
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
-    "Τ": "T", "Υ": "Y", "Χ": "X",
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "ѕ": "s",
+    "і": "i",
+    "ј": "j",
+    "ԁ": "d",
+    "һ": "h",
+    "ӏ": "l",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ѵ": "v",
+    "ү": "y",
+    "А": "A",
+    "В": "B",
+    "Е": "E",
+    "К": "K",
+    "М": "M",
+    "Н": "H",
+    "О": "O",
+    "Р": "P",
+    "С": "C",
+    "Т": "T",
+    "У": "Y",
+    "Х": "X",
+    "Ѕ": "S",
+    "І": "I",
+    "Ј": "J",
+    "Ԁ": "D",
+    "Һ": "H",
+    "Ӏ": "I",
+    "Ԛ": "Q",
+    "Ԝ": "W",
+    "Ү": "Y",
+    "α": "a",
+    "β": "b",
+    "ε": "e",
+    "ι": "i",
+    "κ": "k",
+    "ν": "v",
+    "ο": "o",
+    "ρ": "p",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
+    "Α": "A",
+    "Β": "B",
+    "Ε": "E",
+    "Ζ": "Z",
+    "Η": "H",
+    "Ι": "I",
+    "Κ": "K",
+    "Μ": "M",
+    "Ν": "N",
+    "Ο": "O",
+    "Ρ": "P",
+    "Τ": "T",
+    "Υ": "Y",
+    "Χ": "X",
 }
 
 
@@ -76,7 +140,11 @@ def _confusable_words(text: str) -> list[tuple[int, int]]:
         if has_foreign and all(_is_latin(c) or c in _CONFUSABLES for c in letters):
             if has_latin or latin_total > foreign_total:
                 spans.append((m.start(), m.end()))
-        elif has_wide and (has_latin or not cjk) and all(_is_latin(c) or _is_fullwidth_latin(c) for c in letters):
+        elif (
+            has_wide
+            and (has_latin or not cjk)
+            and all(_is_latin(c) or _is_fullwidth_latin(c) for c in letters)
+        ):
             spans.append((m.start(), m.end()))
     return spans
 
@@ -103,24 +171,53 @@ def detect_hidden(text: str) -> list[Hit]:
     for m in _ZW.finditer(text):
         if not _zero_width_legit(text, m.start(), m.end()):
             n = m.end() - m.start()
-            hits.append(Hit("ZERO_WIDTH", "evasion", Severity.MEDIUM, m.start(), m.end(), f"{n} zero-width character(s)"))
+            hits.append(
+                Hit(
+                    "ZERO_WIDTH",
+                    "evasion",
+                    Severity.MEDIUM,
+                    m.start(),
+                    m.end(),
+                    f"{n} zero-width character(s)",
+                )
+            )
     if _BIDI.search(text):
         rtl_text = _RTL_LETTER.search(text) is not None
         for m in _BIDI.finditer(text):
             if m.group() in "\u202d\u202e" or not rtl_text:
-                hits.append(Hit("BIDI_CONTROL", "evasion", Severity.MEDIUM, m.start(), m.end(),
-                                f"bidirectional control U+{ord(m.group()):04X}"))
+                hits.append(
+                    Hit(
+                        "BIDI_CONTROL",
+                        "evasion",
+                        Severity.MEDIUM,
+                        m.start(),
+                        m.end(),
+                        f"bidirectional control U+{ord(m.group()):04X}",
+                    )
+                )
     for m in _TAGS.finditer(text):
         if not _tags_legit(text, m.start(), m.end()):
-            hits.append(Hit("TAG_CHARACTERS", "evasion", Severity.HIGH, m.start(), m.end(),
-                            f"{m.end() - m.start()} invisible tag character(s) hiding ASCII text"))
+            hits.append(
+                Hit(
+                    "TAG_CHARACTERS",
+                    "evasion",
+                    Severity.HIGH,
+                    m.start(),
+                    m.end(),
+                    f"{m.end() - m.start()} invisible tag character(s) hiding ASCII text",
+                )
+            )
     for start, end in _confusable_words(text):
-        hits.append(Hit("CONFUSABLE", "evasion", Severity.MEDIUM, start, end, "mixed-script or look-alike word"))
+        hits.append(
+            Hit("CONFUSABLE", "evasion", Severity.MEDIUM, start, end, "mixed-script or look-alike word")
+        )
     return hits
 
 
 def needs_normalising(text: str) -> bool:
-    return not text.isascii() and (_SUSPECT.search(text) is not None or not unicodedata.is_normalized("NFKC", text))
+    return not text.isascii() and (
+        _SUSPECT.search(text) is not None or not unicodedata.is_normalized("NFKC", text)
+    )
 
 
 def normalised_view(text: str) -> tuple[str, list[int]]:
@@ -141,10 +238,7 @@ def normalised_view(text: str) -> tuple[str, list[int]]:
             out.append(c)
             index.append(i)
             continue
-        if i in fold and c in _CONFUSABLES:
-            piece = _CONFUSABLES[c]
-        else:
-            piece = unicodedata.normalize("NFKC", c)
+        piece = _CONFUSABLES[c] if i in fold and c in _CONFUSABLES else unicodedata.normalize("NFKC", c)
         for p in piece:
             out.append(p)
             index.append(i)
@@ -156,7 +250,7 @@ def _zero_width_binary(run: str) -> str | None:
     symbols = sorted(set(run))
     if len(symbols) != 2 or len(run) < 16:
         return None
-    for zero, one in ((symbols[0], symbols[1]), (symbols[1], symbols[0])):
+    for zero in symbols:
         bits = "".join("0" if c == zero else "1" for c in run)
         usable = len(bits) - len(bits) % 8
         data = bytes(int(bits[i : i + 8], 2) for i in range(0, usable, 8))

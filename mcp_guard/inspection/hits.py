@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
@@ -44,3 +45,13 @@ def overlaps(a: Hit, b: Hit) -> bool:
 def contains_any(text: str, needles: tuple[str, ...]) -> bool:
     """Cheap prefilter: does ``text`` contain any of the literal ``needles``?"""
     return any(n in text for n in needles)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A text rule: ``pattern`` runs only when the text contains one of the ``gate`` literals."""
+
+    tactic: str
+    weight: int
+    gate: tuple[str, ...]
+    pattern: re.Pattern[str]

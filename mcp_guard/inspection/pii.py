@@ -19,17 +19,52 @@ from mcp_guard.findings import Severity
 from mcp_guard.inspection.hits import Hit
 
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
-_SSN_BARE = re.compile(r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\. ?sec\.?)\D{0,20}?(?<!\d)(\d{9})(?!\d)")
+_SSN_BARE = re.compile(
+    r"(?i)\b(?:ssn|social security(?: number| no\.?)?|soc\. ?sec\.?)\D{0,20}?(?<!\d)(\d{9})(?!\d)"
+)
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b")
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A"
+    r"-Za-z]{2,24}\b"
+)
 _PHONE = re.compile(
-    r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w/-]|\.\d)"
+    r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w/-]|\.\d)"
     r"|(?<![\w+])\+\d{8,15}\b"
 )
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?:\.\d{1,3}){0,3}(?![\w:])")
-_FILE_TLDS = frozenset("png jpg jpeg gif webp svg css js ts map json txt pdf zip gz html htm md py ico bmp tif tiff mp4".split())
+_IPV6 = re.compile(
+    r"(?<![\w:.])(?=[0-9A-Fa-f:.]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?:\.\d{1,3}){0,3}(?![\w:])"
+)
+_FILE_TLDS = frozenset(
+    [
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "webp",
+        "svg",
+        "css",
+        "js",
+        "ts",
+        "map",
+        "json",
+        "txt",
+        "pdf",
+        "zip",
+        "gz",
+        "html",
+        "htm",
+        "md",
+        "py",
+        "ico",
+        "bmp",
+        "tif",
+        "tiff",
+        "mp4",
+    ]
+)
+_VERSION_BEFORE = re.compile(r"(?i)(?:\bv|\bversion ?|\bver\.? ?)$")
 _NANP = re.compile(r"[2-9]\d{2}[2-9]\d{6}")
 
 # (prefix ranges, allowed lengths) per issuer
@@ -72,7 +107,16 @@ def _cards(text: str) -> list[Hit]:
         raw = m.group()
         digits = raw.replace(" ", "").replace("-", "")
         if _card_grouping_ok(raw) and _issuer_ok(digits) and luhn.is_valid(digits):
-            hits.append(Hit("CREDIT_CARD", "pii", Severity.HIGH, m.start(), m.end(), "payment card number (Luhn-valid)"))
+            hits.append(
+                Hit(
+                    "CREDIT_CARD",
+                    "pii",
+                    Severity.HIGH,
+                    m.start(),
+                    m.end(),
+                    "payment card number (Luhn-valid)",
+                )
+            )
     return hits
 
 
@@ -83,7 +127,9 @@ def _ssns(text: str) -> list[Hit]:
             hits.append(Hit("US_SSN", "pii", Severity.HIGH, m.start(), m.end(), "US social security number"))
     for m in _SSN_BARE.finditer(text):
         if std_ssn.is_valid(m.group(1)):
-            hits.append(Hit("US_SSN", "pii", Severity.HIGH, m.start(1), m.end(1), "US social security number"))
+            hits.append(
+                Hit("US_SSN", "pii", Severity.HIGH, m.start(1), m.end(1), "US social security number")
+            )
     return hits
 
 
@@ -95,7 +141,7 @@ def _ibans(text: str) -> list[Hit]:
         positions = [i for i, c in enumerate(raw) if c != " "]
         compact = raw.replace(" ", "")
         for length in range(len(compact), 14, -1):
-            if std_iban.is_valid(compact[:length]):
+            if std_iban.is_valid(compact[:length], check_country=False):
                 end = m.start() + positions[length - 1] + 1
                 hits.append(Hit("IBAN", "pii", Severity.HIGH, m.start(), end, "IBAN (mod-97 valid)"))
                 break
@@ -149,8 +195,7 @@ def _ips(text: str) -> list[Hit]:
                 ipaddress.IPv4Address(m.group())
             except ValueError:
                 continue
-            before = text[max(0, m.start() - 8) : m.start()].lower()
-            if before.endswith(("v", "version ", "ver ")):
+            if _VERSION_BEFORE.search(text, max(0, m.start() - 9), m.start()):
                 continue
             hits.append(Hit("IP_ADDRESS", "pii", Severity.LOW, m.start(), m.end(), "IPv4 address"))
     if "::" in text or text.count(":") >= 7:
@@ -169,17 +214,38 @@ def _ips(text: str) -> list[Hit]:
 _HAS_DIGIT_RUN = re.compile(r"\d{2}")
 
 
-def detect_pii(text: str) -> list[Hit]:
-    """All validated PII in ``text``."""
+_ALL_KINDS = frozenset({"email", "num", "iban", "ip"})
+_EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.%+-")
+
+
+def emails_at(text: str, spans: list[tuple[int, int]]) -> list[Hit]:
+    """E-mail findings from exact anchor matches (``anchors`` finds whole addresses)."""
+    hits = []
+    for start, end in spans:
+        if start > 0 and text[start - 1] in _EMAIL_LOCAL:
+            lo = max(0, start - 80)
+            for h in _emails(text[lo : end + 1]):
+                hits.append(h.moved((h.start or 0) + lo, (h.end or 0) + lo, h.detail))
+        elif text[end - 4 : end].rpartition(".")[2].lower() not in _FILE_TLDS and not (
+            end < len(text) and (text[end].isalnum() or text[end] == "_")
+        ):
+            hits.append(Hit("EMAIL", "pii", Severity.LOW, start, end, "e-mail address"))
+    return hits
+
+
+def detect_pii(text: str, kinds: frozenset[str] = _ALL_KINDS) -> list[Hit]:
+    """All validated PII in ``text`` (``kinds``: which of email, num, iban, ip to look for)."""
     hits: list[Hit] = []
-    if "@" in text:
+    if "email" in kinds and "@" in text:
         hits += _emails(text)
     if _HAS_DIGIT_RUN.search(text) is None:
         return hits
-    hits += _ssns(text)
-    hits += _cards(text)
-    hits += _ibans(text)
-    hits += _ips(text)
-    hits += _phones(text)
+    if "num" in kinds:
+        hits += _ssns(text)
+        hits += _cards(text)
+        hits += _phones(text)
+    if "iban" in kinds or "num" in kinds:
+        hits += _ibans(text)
+    if "ip" in kinds:
+        hits += _ips(text)
     return hits
-

@@ -17,12 +17,52 @@ from mcp_guard.inspection.hits import Hit
 
 _URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]{1,15}://[^\s'\"<>`]+")
 _METADATA_HOSTS = frozenset(
-    {"169.254.169.254", "metadata.google.internal", "metadata", "fd00:ec2::254", "instance-data",
-     "instance-data.ec2.internal", "100.100.100.200", "metadata.azure.internal", "169.254.170.2"}
+    {
+        "169.254.169.254",
+        "metadata.google.internal",
+        "metadata",
+        "fd00:ec2::254",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "100.100.100.200",
+        "metadata.azure.internal",
+        "169.254.170.2",
+    }
 )
-_INTERNAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "0", "broadcasthost"})
-_INTERNAL_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".intranet", ".corp", ".lan", ".home.arpa")
-_EMBEDDED_IP = re.compile(r"^(\d{1,3}(?:[.-]\d{1,3}){3})\.(?:nip\.io|xip\.io|sslip\.io|localtest\.me|traefik\.me)$")
+_INTERNAL_NAMES = frozenset(
+    {
+        "localhost",
+        "localhost.localdomain",
+        "ip6-localhost",
+        "ip6-loopback",
+        "0",
+        "broadcasthost",
+        "kubernetes.default",
+        "localtest.me",
+        "lvh.me",
+        "vcap.me",
+        "lacolhost.com",
+        "spoofed.burpcollaborator.net",
+    }
+)
+_INTERNAL_SUFFIXES = (
+    ".localhost",
+    ".internal",
+    ".local",
+    ".localdomain",
+    ".intranet",
+    ".corp",
+    ".lan",
+    ".home.arpa",
+    ".svc",
+    ".cluster.local",
+    ".localtest.me",
+    ".lvh.me",
+    ".vcap.me",
+)
+_EMBEDDED_IP = re.compile(
+    r"^(\d{1,3}(?:[.-]\d{1,3}){3})\.(?:nip\.io|xip\.io|sslip\.io|localtest\.me|traefik\.me)$"
+)
 _LOCAL_SCHEMES = frozenset({"file", "gopher", "dict", "jar", "netdoc", "php", "expect", "phar"})
 _METADATA_PATHS = re.compile(
     r"(?i)169\.254\.169\.254|metadata\.google\.internal|fd00:ec2::254|/latest/meta-data|computemetadata/v1|"
@@ -105,5 +145,7 @@ def detect_ssrf(text: str) -> list[Hit]:
     if not hits:
         m2 = _METADATA_PATHS.search(text)
         if m2 is not None:
-            hits.append(Hit("SSRF", "attack", Severity.CRITICAL, m2.start(), m2.end(), "cloud metadata endpoint"))
+            hits.append(
+                Hit("SSRF", "attack", Severity.CRITICAL, m2.start(), m2.end(), "cloud metadata endpoint")
+            )
     return hits

@@ -5,27 +5,18 @@ principal sees and the calls it may make can never drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Protocol
 
-from mcp import types
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_guard.decision import ALLOWED, Decision, Verdict
+from mcp_guard.errors import UnknownToolError
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.policy import PolicyRequest, PolicySet, ToolInfo
 from mcp_guard.principal import Principal
-
-
-@dataclass(frozen=True)
-class ToolInfo:
-    """What the decision point knows about a tool without a call."""
-
-    name: str
-    upstream: str
-    environment: str
-    definition: types.Tool
 
 
 class AccessPolicy(Protocol):
@@ -82,3 +73,30 @@ class AllowlistPolicy:
         if self.visible(call.principal, tool):
             return ALLOWED
         return Verdict(decision=Decision.BLOCK, rules=("allowlist",), reason="not granted")
+
+
+class PolicyAccess:
+    """The policy folder as the decision point. The clock is an input (tests pin it)."""
+
+    def __init__(self, policies: PolicySet, clock: Callable[[], datetime] | None = None) -> None:
+        self.policies = policies
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def visible(self, principal: Principal, tool: ToolInfo) -> bool:
+        return self.policies.visible(principal, tool, self.clock())
+
+    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
+        """The enforced verdict; the full result (shadow, matched rules, approval spec) goes on ``call``.
+
+        Raises:
+            UnknownToolError: a rule hides the tool from this principal.
+        """
+        result = self.policies.evaluate(PolicyRequest(
+            principal=call.principal, tool=tool, now=call.received_at, arguments=call.arguments,
+            findings=tuple(call.findings), risk=call.risk, risk_factors=call.risk_factors,
+            **({"history": call.session} if call.session is not None else {}),
+        ))
+        call.policy = result
+        if result.hidden:
+            raise UnknownToolError(call.tool)
+        return result.verdict

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp import types
-
 from mcp_guard.decision import ALLOWED, Verdict
 from mcp_guard.findings import Finding
 from mcp_guard.principal import Principal
 from mcp_guard.upstreams.catalog import Route
+
+if TYPE_CHECKING:
+    from mcp_guard.policy import PolicyResult, ToolInfo
+    from mcp_guard.sessions import Session
+
+ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
 @dataclass
@@ -29,14 +35,25 @@ class ToolCall:
     received_at: datetime
     meta: dict[str, Any] | None = None
     client_info: dict[str, Any] | None = None
+    report_progress: ProgressReporter | None = None
     route: Route | None = None
     definition: types.Tool | None = None
-    actions: frozenset[str] = frozenset()
+    info: ToolInfo | None = None
+    session: Session | None = None
+    workflow: Session | None = None
+    shape: str | None = None
     forward_arguments: dict[str, Any] | None = None
     findings: list[Finding] = field(default_factory=list)
+    result_findings: list[Finding] = field(default_factory=list)
     risk: float | None = None
     risk_factors: dict[str, float] = field(default_factory=dict)
+    risk_breakdown: dict[str, Any] = field(default_factory=dict)
+    policy: PolicyResult | None = None
     verdict: Verdict = ALLOWED
     audit_id: str | None = None
     approval_id: str | None = None
     timings_us: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def actions(self) -> frozenset[str]:
+        return self.info.actions if self.info is not None else frozenset()

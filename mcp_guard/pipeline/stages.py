@@ -8,11 +8,15 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from mcp import types
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import UnknownToolError
-from mcp_guard.pipeline.access import AccessPolicy, ToolInfo
+from mcp_guard.pipeline.access import AccessPolicy
 from mcp_guard.pipeline.call import ToolCall
-from mcp_guard.upstreams.catalog import Catalog
+from mcp_guard.policy import ToolInfo
+from mcp_guard.upstreams.catalog import Route
+
+ToolLookup = Callable[[str], tuple[Route, types.Tool, ToolInfo] | None]
 
 
 class RouteStage:
@@ -20,22 +24,15 @@ class RouteStage:
 
     name = "route"
 
-    def __init__(
-        self,
-        catalog: Callable[[], Catalog],
-        tool_info: Callable[[str], ToolInfo | None],
-        policy: Callable[[], AccessPolicy],
-    ) -> None:
-        self._catalog = catalog
-        self._tool_info = tool_info
+    def __init__(self, lookup: ToolLookup, policy: Callable[[], AccessPolicy]) -> None:
+        self._lookup = lookup
         self._policy = policy
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
-        entry = self._catalog().tools.get(call.tool)
-        info = self._tool_info(call.tool)
-        if entry is None or info is None or not self._policy().visible(call.principal, info):
+        found = self._lookup(call.tool)
+        if found is None or not self._policy().visible(call.principal, found[2]):
             raise UnknownToolError(call.tool)
-        call.route, call.definition = entry
+        call.route, call.definition, call.info = found
         return None
 
 
@@ -51,13 +48,10 @@ class ValidateStage:
     async def __call__(self, call: ToolCall) -> Verdict | None:
         size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
         if size > self.max_argument_bytes:
-            return _refuse(
-                "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"
-            )
+            return _refuse("argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}")
         assert call.definition is not None
-        schema = call.definition.input_schema
-        validator = self._validator(call.tool, schema)
-        error = next(iter(sorted(validator.iter_errors(call.arguments), key=lambda e: e.path)), None)
+        validator = self._validator(call.tool, call.definition.input_schema)
+        error = next(iter(sorted(validator.iter_errors(call.arguments), key=lambda e: list(e.path))), None)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "<arguments>"
             return _refuse("input-schema", f"invalid arguments at {where}: {error.message}")
@@ -73,22 +67,20 @@ class ValidateStage:
 
 
 class DecideStage:
-    """The policy decision for the call (the same decision point that filters ``tools/list``)."""
+    """The policy decision (the same decision point that filters ``tools/list``).
+
+    A BLOCK stops the chain here; APPROVAL_REQUIRED goes on to the limits and approval stages.
+    """
 
     name = "decide"
 
-    def __init__(
-        self, tool_info: Callable[[str], ToolInfo | None], policy: Callable[[], AccessPolicy]
-    ) -> None:
-        self._tool_info = tool_info
+    def __init__(self, policy: Callable[[], AccessPolicy]) -> None:
         self._policy = policy
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
-        info = self._tool_info(call.tool)
-        if info is None:
-            raise UnknownToolError(call.tool)
-        call.verdict = self._policy().decide(call, info)
-        return call.verdict if not call.verdict.decision.forwards else None
+        assert call.info is not None
+        call.verdict = self._policy().decide(call, call.info)
+        return call.verdict if call.verdict.decision is Decision.BLOCK else None
 
 
 def _refuse(rule: str, reason: str) -> Verdict:

@@ -70,7 +70,8 @@ def _load(folder: str, err: TextIO) -> PolicySet | None:
         return None
 
 
-def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_check(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     policies = _load(args.policies, err)
     if policies is None:
         return 1
@@ -85,7 +86,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     return 0
 
 
-def cmd_test(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_test(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     policies = _load(args.policies, err)
     if policies is None:
         return 1
@@ -108,7 +110,8 @@ def cmd_test(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = s
     return 1 if failed or not outcomes else 0
 
 
-def cmd_explain(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def cmd_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
     policies = _load(args.policies, err)
     if policies is None:
         return 1

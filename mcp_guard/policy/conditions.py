@@ -180,9 +180,9 @@ def _args(key: str, spec: Any, loc: Located) -> Compiled | None:
     resolve = compile_path(steps)
     pred = vt.pred
     if vt.exists is False:
-        return Compiled(lambda r: next(resolve(r.arguments), MISSING) is MISSING, call_only=True)
+        return Compiled(lambda r: not resolve(r.arguments), call_only=True)
     if pred is None:
-        return Compiled(lambda r: next(resolve(r.arguments), MISSING) is not MISSING, call_only=True)
+        return Compiled(lambda r: bool(resolve(r.arguments)), call_only=True)
     p = pred
     return Compiled(lambda r: any(p(v) for v in resolve(r.arguments)), call_only=True)
 

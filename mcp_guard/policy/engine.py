@@ -25,7 +25,8 @@ from typing import Any, Protocol
 
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.policy.actions import ActionClassifier
-from mcp_guard.policy.compiler import GLOB_CHARS, CompiledRule
+from mcp_guard.policy.compiler import CompiledRule
+from mcp_guard.policy.index import CACHE_LIMIT, RuleIndex
 from mcp_guard.policy.types import PolicyRequest, PolicyResult, RawSpec, ToolInfo
 from mcp_guard.principal import Principal
 
@@ -35,7 +36,6 @@ DEFAULT_THRESHOLDS: Mapping[Decision, float] = {
     Decision.WARN: 50.0,
 }
 RISK_RULE = "risk-threshold"
-_CACHE_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class PolicySet:
         limit_specs: Sequence[RawSpec] = (),
         warnings: Sequence[str] = (),
         files: Sequence[str] = (),
+        digest: str = "",
     ) -> None:
         self.rules: tuple[CompiledRule, ...] = tuple(sorted(rules, key=lambda r: r.sort_key))
         self.default = default
@@ -79,20 +80,9 @@ class PolicySet:
         self.limit_specs: list[RawSpec] = list(limit_specs)
         self.warnings: list[str] = list(warnings)
         self.files = tuple(files)
+        self.digest = digest  # SHA-256 of the policy files, for audit records
         self._thresholds = sorted(self.risk_thresholds.items(), key=lambda kv: -kv[0].severity)
-        self._exact: dict[str, list[CompiledRule]] = {}
-        self._globbed: list[tuple[str, CompiledRule]] = []
-        self._everywhere: list[CompiledRule] = []
-        for rule in self.rules:
-            if rule.tools is None:
-                self._everywhere.append(rule)
-                continue
-            for pattern in rule.tools:
-                if GLOB_CHARS.isdisjoint(pattern):
-                    self._exact.setdefault(pattern, []).append(rule)
-                else:
-                    self._globbed.append((_literal_prefix(pattern), rule))
-        self._candidates: dict[str, tuple[CompiledRule, ...]] = {}
+        self._index = RuleIndex(self.rules)
         self._hiders: dict[str, tuple[CompiledRule, ...]] = {}
 
     # -- public API -----------------------------------------------------------------
@@ -106,7 +96,9 @@ class PolicySet:
         hiders = self._hiders.get(tool.name)
         if hiders is None:
             hiders = tuple(r for r in self.candidates(tool.name) if r.hides and not r.shadow)
-            self._remember(self._hiders, tool.name, hiders)
+            if len(self._hiders) >= CACHE_LIMIT:
+                self._hiders.clear()
+            self._hiders[tool.name] = hiders
         if not hiders:
             return True
         req = PolicyRequest(principal=principal, tool=tool, now=now)
@@ -126,32 +118,20 @@ class PolicySet:
             )
 
     def candidates(self, tool_name: str) -> tuple[CompiledRule, ...]:
-        """Rules whose tool match accepts ``tool_name``, in evaluation order."""
-        found = self._candidates.get(tool_name)
-        if found is None:
-            pool = list(self._exact.get(tool_name, ()))
-            pool += self._everywhere
-            pool += [
-                r for prefix, r in self._globbed if tool_name.startswith(prefix) and r.matches_name(tool_name)
-            ]
-            found = tuple(sorted(set(pool), key=lambda r: r.sort_key))
-            self._remember(self._candidates, tool_name, found)
-        return found
+        """Rules whose tool patterns accept ``tool_name``, in evaluation order."""
+        return self._index.by_name(tool_name)
 
     def rule(self, rule_id: str) -> CompiledRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
     # -- evaluation -------------------------------------------------------------------
 
-    def _remember(
-        self, cache: dict[str, tuple[CompiledRule, ...]], key: str, value: tuple[CompiledRule, ...]
-    ) -> None:
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = value
-
     def _evaluate(self, req: PolicyRequest) -> PolicyResult:
-        matched = [r for r in self.candidates(req.tool.name) if r.applies(req) and r.cond(req)]
+        matched = [
+            r
+            for r in self._index.candidates(req.tool, req.principal)
+            if (r.scope_check is None or r.scope_check(req.principal)) and r.cond(req)
+        ]
         risk_decision, risk_reason = self._risk(req.risk)
         outcomes = [engine.decide(req) for engine in self.engines]
         live = [r for r in matched if not r.shadow]
@@ -189,6 +169,7 @@ class PolicySet:
         outcomes: list[EngineOutcome],
     ) -> PolicyResult:
         risk_decision, risk_reason = risk
+        score = None if req.risk is None else float(req.risk)
         matched_ids = tuple(r.id for r in matched) + tuple(i for o in outcomes for i in o.rules)
         hiders = [r for r in rules if r.hides]
         details: dict[str, Any] = {"matched": list(matched_ids)}
@@ -198,7 +179,7 @@ class PolicySet:
             reason = f"unknown tool: {req.tool.name} (hidden by rule '{hiders[0].id}')"
             details.update(source="hidden", hidden=True)
             verdict = Verdict(
-                decision=Decision.BLOCK, rules=(hiders[0].id,), reason=reason, risk=req.risk, details=details
+                decision=Decision.BLOCK, rules=(hiders[0].id,), reason=reason, risk=score, details=details
             )
             return PolicyResult(verdict, None, matched_ids, hiders[0].id, risk_decision, (reason,), True)
         deciding = next((r for r in rules if not r.hides), None)
@@ -226,7 +207,7 @@ class PolicySet:
         if req.findings:
             details["findings"] = sorted({f.type for f in req.findings})
         verdict = Verdict(
-            decision=decision, rules=tuple(ids), reason="; ".join(reasons), risk=req.risk, details=details
+            decision=decision, rules=tuple(ids), reason="; ".join(reasons), risk=score, details=details
         )
         approval = None
         if decision == Decision.APPROVAL_REQUIRED and source == "rule" and deciding is not None:
@@ -241,10 +222,3 @@ class PolicySet:
             False,
             approval,
         )
-
-
-def _literal_prefix(pattern: str) -> str:
-    for i, ch in enumerate(pattern):
-        if ch in GLOB_CHARS:
-            return pattern[:i]
-    return pattern

@@ -7,6 +7,7 @@ are policy files (sorted by name, which fixes their order); subfolders such as
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -48,7 +49,8 @@ def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None
     diag = Diagnostics()
     specs: list[FileSpec] = []
     modules: list[RegoModule] = []
-    for file in policy_files(root):
+    files = policy_files(root)
+    for file in files:
         if file.suffix == ".rego":
             try:
                 modules.append(RegoModule(str(file), file.read_text(encoding="utf-8")))
@@ -66,7 +68,7 @@ def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None
     thresholds = _single_setting(specs, "risk_thresholds", diag)
     engines: list[ExternalEngine] = []
     if modules:
-        rego = load_rego(modules, diag.errors)
+        rego = load_rego(modules, diag.errors, diag.warnings)
         if rego is not None:
             engines.append(rego)
     if diag.errors:
@@ -89,7 +91,21 @@ def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None
         limit_specs=limit_specs,
         warnings=warnings,
         files=[s.doc.file for s in specs] + [m.file for m in modules],
+        digest=_digest(files),
     )
+
+
+def _digest(files: list[Path]) -> str:
+    """SHA-256 over the policy files' names and bytes (for audit records of reloads)."""
+    h = hashlib.sha256()
+    for file in files:
+        h.update(file.name.encode() + b"\0")
+        try:
+            h.update(file.read_bytes())
+        except OSError:
+            h.update(b"<unreadable>")
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 def _compile(specs: list[FileSpec], diag: Diagnostics) -> list[CompiledRule]:

@@ -8,13 +8,13 @@ selects the value itself and every value nested inside it, at any depth.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 _TOKEN = re.compile(r"\.(\*\*|\*|[^.\[\]]+)|\[(\*|-?\d+)\]")
 StepKind = Literal["key", "index", "any", "deep"]
-Resolver = Callable[[Any], Iterator[Any]]
+Resolver = Callable[[Any], list[Any]]
 MAX_DEPTH = 64
 
 
@@ -55,12 +55,34 @@ def parse_path(text: str) -> list[Step]:
 
 
 def compile_path(steps: Sequence[Step]) -> Resolver:
-    """A function yielding every value ``steps`` select from the arguments mapping."""
-    if all(s.kind in ("key", "index") for s in steps):
-        keys = tuple(s.key for s in steps)
-        return lambda root: _direct(root, keys)
+    """A function returning every value ``steps`` select from the arguments mapping."""
     frozen = tuple(steps)
-    return lambda root: _walk(root, frozen, 0)
+
+    def resolve(root: Any) -> list[Any]:
+        current = [root]
+        for step in frozen:
+            found: list[Any] = []
+            if step.kind in ("key", "index"):
+                key = step.key
+                for value in current:
+                    child = _child(value, key)
+                    if child is not _MISSING:
+                        found.append(child)
+            elif step.kind == "any":
+                for value in current:
+                    if isinstance(value, Mapping):
+                        found.extend(value.values())
+                    elif isinstance(value, list | tuple):
+                        found.extend(value)
+            else:
+                for value in current:
+                    _descendants(value, found, 0)
+            if not found:
+                return found
+            current = found
+        return current
+
+    return resolve
 
 
 class _Missing:
@@ -68,15 +90,6 @@ class _Missing:
 
 
 _MISSING = _Missing()
-
-
-def _direct(root: Any, keys: tuple[str | int, ...]) -> Iterator[Any]:
-    value = root
-    for key in keys:
-        value = _child(value, key)
-        if value is _MISSING:
-            return
-    yield value
 
 
 def _child(value: Any, key: str | int) -> Any:
@@ -89,36 +102,16 @@ def _child(value: Any, key: str | int) -> Any:
     return _MISSING
 
 
-def _members(value: Any) -> Iterator[Any]:
-    if isinstance(value, Mapping):
-        yield from value.values()
-    elif isinstance(value, list | tuple):
-        yield from value
-
-
-def _descendants(value: Any, depth: int = 0) -> Iterator[Any]:
-    yield value
+def _descendants(value: Any, out: list[Any], depth: int) -> None:
+    out.append(value)
     if depth >= MAX_DEPTH:
         return
-    for member in _members(value):
-        yield from _descendants(member, depth + 1)
-
-
-def _walk(value: Any, steps: tuple[Step, ...], i: int) -> Iterator[Any]:
-    if i == len(steps):
-        yield value
-        return
-    step = steps[i]
-    if step.kind == "any":
-        for member in _members(value):
-            yield from _walk(member, steps, i + 1)
-    elif step.kind == "deep":
-        for member in _descendants(value):
-            yield from _walk(member, steps, i + 1)
-    else:
-        child = _child(value, step.key)
-        if child is not _MISSING:
-            yield from _walk(child, steps, i + 1)
+    if isinstance(value, Mapping):
+        for member in value.values():
+            _descendants(member, out, depth + 1)
+    elif isinstance(value, list | tuple):
+        for member in value:
+            _descendants(member, out, depth + 1)
 
 
 Getter = Callable[[Any], Any]

@@ -130,7 +130,7 @@ def _read_output(out: Any) -> Any:
     if not rego_output_ok(out) or text.startswith("(error") or text == "<error>":
         raise RegoQueryError(_error_text(text))
     if text.strip() == "undefined":
-        raise RegoQueryError("data.mcpguard.decision is undefined")
+        raise RegoQueryError("undefined")
     try:
         parsed = json.loads(text)
     except ValueError:
@@ -143,7 +143,11 @@ def _read_output(out: Any) -> Any:
 
 def _error_text(text: str) -> str:
     msgs = _ERR_MSG.findall(text)
-    return "; ".join(msgs) if msgs else text.strip()[:200]
+    if msgs:
+        return "; ".join(msgs)
+    if text.strip() == "<error>":
+        return "evaluation error (a builtin error, or conflicting values for a complete rule)"
+    return text.strip()[:200]
 
 
 def parse_outcome(raw: Any) -> EngineOutcome:
@@ -224,6 +228,49 @@ def static_problems(modules: Sequence[RegoModule], interp: Any) -> list[str]:
                 if not interp.is_builtin(name):
                     problems.append(f"{m.file}:{lineno}: unknown function '{name}' (not a builtin or rule)")
     return problems
+
+
+_REF = re.compile(r"(?<![\w.])([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[[^\]]*\])+)(\s*\()?")
+_BOUND = [
+    re.compile(r"([A-Za-z_]\w*)\s*:=", re.MULTILINE),
+    re.compile(r"\bsome\s+([A-Za-z_]\w*)(?:\s*,\s*([A-Za-z_]\w*))?"),
+    re.compile(r"\bevery\s+([A-Za-z_]\w*)(?:\s*,\s*([A-Za-z_]\w*))?"),
+    re.compile(r"^\s*import\s+[\w.]*?(\w+)\s*(?:as\s+(\w+))?\s*$", re.MULTILINE),
+    re.compile(r"^\s*[A-Za-z_]\w*\s*\(([^)]*)\)", re.MULTILINE),
+]
+_ROOTS = frozenset({"input", "data", "rego", "future"})
+
+
+def suspicious_references(modules: Sequence[RegoModule]) -> list[str]:
+    """Warnings for ``name.field`` references whose root is bound nowhere (likely typos).
+
+    regopy evaluates an unknown variable as undefined instead of rejecting it, which can
+    silently turn a BLOCK rule off. This is a heuristic, so it only warns.
+    """
+    bound: set[str] = set(_ROOTS)
+    for m in modules:
+        code = _strip(m.source)
+        bound.update(_DEFINED.findall(code))
+        for pattern in _BOUND:
+            for found in pattern.findall(code):
+                parts = found if isinstance(found, tuple) else (found,)
+                for part in parts:
+                    bound.update(p.strip() for p in part.split(",") if p.strip())
+    out = []
+    for m in modules:
+        for lineno, line in enumerate(m.source.splitlines(), start=1):
+            code = _strip(line)
+            if code.lstrip().startswith(("package", "import")):
+                continue
+            for root, _rest, call in _REF.findall(code):
+                if root in bound or call:
+                    continue
+                out.append(
+                    f"{m.file}:{lineno}: '{root}' is not defined anywhere "
+                    "(a typo? regopy treats it as undefined)"
+                )
+                bound.add(root)
+    return out
 
 
 def test_rules(module: RegoModule) -> list[tuple[str, str, int]]:

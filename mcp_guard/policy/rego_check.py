@@ -30,15 +30,30 @@ from mcp_guard.policy.rego import (
     rego_error_location,
     run_query,
     static_problems,
+    suspicious_references,
     test_rules,
 )
 
 CHILD_TIMEOUT_S = 60.0
+EMPTY_REQUEST: dict[str, Any] = {
+    "principal": {},
+    "tool": {},
+    "arguments": {},
+    "findings": [],
+    "risk_factors": {},
+}
 _PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
 
 
-def load_rego(modules: Sequence[RegoModule], errors: list[str]) -> RegoPolicy | None:
-    """Check and load ``modules``; ``None`` after appending ``file:line`` problems to ``errors``."""
+def load_rego(
+    modules: Sequence[RegoModule], errors: list[str], warnings: list[str] | None = None
+) -> RegoPolicy | None:
+    """Check and load ``modules``; ``None`` after appending ``file:line`` problems to ``errors``.
+
+    Likely typos (references to names bound nowhere) are appended to ``warnings``.
+    """
+    if warnings is not None:
+        warnings.extend(suspicious_references(modules))
     problems = static_problems(modules, new_interpreter())
     if not any("mcpguard" in _PACKAGE.findall(m.source) for m in modules):
         problems.append(
@@ -49,7 +64,13 @@ def load_rego(modules: Sequence[RegoModule], errors: list[str]) -> RegoPolicy | 
     if problems:
         errors.extend(problems)
         return None
-    return RegoPolicy(modules)
+    policy = RegoPolicy(modules)
+    try:
+        policy.query(EMPTY_REQUEST)  # build this thread's interpreter now, not on the first call
+    except RegoQueryError as exc:
+        errors.append(f"{modules[0].file}:1: Rego policy failed after its self-check: {exc}")
+        return None
+    return policy
 
 
 def _check_in_child(modules: Sequence[RegoModule]) -> list[str]:
@@ -98,9 +119,8 @@ def check_modules(modules: Sequence[RegoModule]) -> list[str]:
                 problems.append(f"{m.file}:{line}: Rego test '{name}' failed (got {value!r}, expected true)")
     _progress(f"{modules[0].file}:1")
     policy = RegoPolicy(modules)
-    empty: dict[str, Any] = {"principal": {}, "tool": {}, "arguments": {}, "findings": [], "risk_factors": {}}
     try:
-        outcome = parse_outcome(policy.query(empty))
+        outcome = parse_outcome(policy.query(EMPTY_REQUEST))
     except RegoQueryError as exc:
         entry = "data." + ENTRYPOINT.replace("/", ".")
         problems.append(

@@ -19,7 +19,7 @@ OnReload = Callable[[PolicySet | None, ConfigError | None], Awaitable[None]]
 class PolicyStore:
     """The current policy set of a folder.
 
-    ``current`` is always a fully loaded set: :meth:`reload` builds a new set from the
+    ``current()`` is always a fully loaded set: :meth:`reload` builds a new set from the
     folder and swaps it in with one reference assignment, or leaves the old one running.
     """
 
@@ -31,8 +31,8 @@ class PolicyStore:
         self._current = load_policy_dir(self.path, known_tools)
         self._fingerprint = self._stat()
 
-    @property
     def current(self) -> PolicySet:
+        """The running set (always a fully loaded one)."""
         return self._current
 
     def reload(self) -> PolicySet:
@@ -60,7 +60,7 @@ class PolicyStore:
         return self._stat() != self._fingerprint
 
     async def watch(self, on_reload: OnReload, *, interval_s: float = 1.0) -> None:
-        """Poll the folder every ``interval_s`` seconds and reload when it changes.
+        """Poll the folder every ``interval_s`` seconds and reload (in a worker thread) on change.
 
         ``on_reload(new_set, None)`` follows a successful swap, ``on_reload(None, error)``
         a refused one (the old set keeps running). Runs until cancelled.
@@ -70,7 +70,9 @@ class PolicyStore:
             if not self.changed():
                 continue
             fingerprint = self._stat()
-            new, error = self.try_reload()
+            # Loading may take a while (large folders, the Rego self-check child process):
+            # keep it off the event loop. The swap itself is one assignment.
+            new, error = await anyio.to_thread.run_sync(self.try_reload)
             if error is not None:
                 self._fingerprint = fingerprint  # do not report the same broken state again
                 await on_reload(None, error)

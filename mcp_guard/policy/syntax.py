@@ -23,17 +23,9 @@ HIDE = "HIDE"
 DECISIONS = (*(d.value for d in Decision), HIDE)
 SCOPE_KINDS = ("user", "agent", "role", "team", "tenant")  # most specific first
 SPECIFICITY = {"user": 5, "agent": 4, "role": 3, "team": 2, "tenant": 1}
-TOP_KEYS = (
-    "name",
-    "description",
-    "rules",
-    "default",
-    "shadow",
-    "risk_thresholds",
-    "actions",
-    "limits",
-    "budgets",
-)
+# Operational controls: parsed by mcp_guard.controls, handed over raw (with locations).
+CONTROL_KEYS = ("limits", "budgets", "timeouts", "breakers", "concurrency", "result_bounds")
+TOP_KEYS = ("name", "description", "rules", "default", "shadow", "risk_thresholds", "actions", *CONTROL_KEYS)
 RULE_KEYS = (
     "id",
     "description",
@@ -102,9 +94,9 @@ def parse_file(doc: YamlDocument, diag: Diagnostics) -> FileSpec:
         spec.risk_thresholds = _thresholds(data["risk_thresholds"], root.at("risk_thresholds"))
     if "actions" in data:
         spec.actions = _actions(data["actions"], root.at("actions"))
-    for kind in ("limits", "budgets"):
+    for kind in CONTROL_KEYS:
         if kind in data:
-            spec.limit_specs.append(RawSpec(doc.file, doc.line_of((kind,)), kind, data[kind]))
+            spec.limit_specs.extend(_raw_specs(doc, kind, data[kind]))
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         root.at("rules").error("'rules' must be a list")
@@ -114,6 +106,13 @@ def parse_file(doc: YamlDocument, diag: Diagnostics) -> FileSpec:
         if rule is not None:
             spec.rules.append(rule)
     return spec
+
+
+def _raw_specs(doc: YamlDocument, kind: str, value: Any) -> list[RawSpec]:
+    """One RawSpec per list item (with the item's line), or one for a non-list value."""
+    if isinstance(value, list):
+        return [RawSpec(doc.file, doc.line_of((kind, i)), kind, item) for i, item in enumerate(value)]
+    return [RawSpec(doc.file, doc.line_of((kind,)), kind, value)]
 
 
 def _bool(data: Mapping[str, Any], key: str, loc: Located) -> bool:

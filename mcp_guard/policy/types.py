@@ -100,11 +100,13 @@ class ApprovalSpec(BaseModel):
 
 @dataclass(frozen=True)
 class RawSpec:
-    """An unparsed ``limits:`` / ``budgets:`` block, kept with its location."""
+    """One unparsed item of a control section (``limits:``, ``budgets:``, ``timeouts:``,
+    ``breakers:``, ``concurrency:``, ``result_bounds:``) with its location: each list item
+    separately, or the whole value when it is not a list."""
 
     file: str
     line: int
-    kind: Literal["limits", "budgets"]
+    kind: str
     data: Any
 
 

@@ -127,10 +127,10 @@ class Upstream:
                 self._conn = conn
                 self.last_error = None
                 self.next_attempt_at = None
-                self._set_status(Status.READY)
-                logger.info("upstream %s: ready with %d tool(s)", self.name, len(self.listing.tools))
                 try:
-                    await self._on_change(self.name)
+                    await self._on_change(self.name)  # the catalog holds its tools before it counts as ready
+                    self._set_status(Status.READY)
+                    logger.info("upstream %s: ready with %d tool(s)", self.name, len(self.listing.tools))
                     async with anyio.create_task_group() as tg:
                         tg.start_soon(self._refresh_on_notice, conn)
                         await conn.closed.wait()

@@ -84,7 +84,9 @@ def test_an_ssn_blocks_any_tool_and_outranks_the_approval(finance: PolicySet) ->
     assert result.decision is Decision.BLOCK
     assert result.verdict.rules == ("block-ssn",)
     assert result.matched == ("block-ssn", "refund-needs-approval")
-    assert finance.evaluate(request("mail__send_email", findings=[finding("US_SSN")])).decision is Decision.BLOCK
+    assert (
+        finance.evaluate(request("mail__send_email", findings=[finding("US_SSN")])).decision is Decision.BLOCK
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,29 +19,41 @@ def problems(tmp_path: Path, text: str) -> list[str]:
     return exc.value.problems
 
 
+RULE = "rules:\n  - id: r\n    decision: BLOCK\n"
+WHEN = RULE + "    when:\n      "
+
+
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("rules:\n  - id: r\n    decision: BLOCK\n    colour: red\n", 4, "unknown field 'colour'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      args.a: {bigger: 3}\n", 5, "unknown operator 'bigger'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      args.a: {regex: 'a('}\n", 5, "invalid regex"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      args.a: {gt: ten}\n", 5, "'gt' takes a number"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      time: {inside: '25:00-26:00'}\n", 5, "out of range"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      time: {inside: '9-5'}\n", 5, "invalid time window"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      time: {inside: '09:00-09:00'}\n", 5, "start equals end"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      time: {days: 'mon-fry'}\n", 5, "unknown day"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      time: {inside: '09:00-17:00', tz: Mars/Base}\n", 5, "unknown time zone"),
+        (RULE + "    colour: red\n", 4, "unknown field 'colour'"),
+        (WHEN + "args.a: {bigger: 3}\n", 5, "unknown operator 'bigger'"),
+        (WHEN + "args.a: {regex: 'a('}\n", 5, "invalid regex"),
+        (WHEN + "args.a: {gt: ten}\n", 5, "'gt' takes a number"),
+        (WHEN + "time: {inside: '25:00-26:00'}\n", 5, "out of range"),
+        (WHEN + "time: {inside: '9-5'}\n", 5, "invalid time window"),
+        (WHEN + "time: {inside: '09:00-09:00'}\n", 5, "start equals end"),
+        (WHEN + "time: {days: 'mon-fry'}\n", 5, "unknown day"),
+        (WHEN + "time: {inside: '09:00-17:00', tz: Mars/Base}\n", 5, "unknown time zone"),
         ("rules:\n  - id: r\n    decision: DENY\n", 3, "unknown decision 'DENY'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    scope: {department: x}\n", 4, "unknown scope kind 'department'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    match: {tool: [x]}\n", 4, "unknown match key 'tool'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    match: {actions: [launch]}\n", 4, "unknown action class 'launch'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      principal.dept: x\n", 5, "unknown principal field"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      wheather: sunny\n", 5, "unknown condition 'wheather'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      args.a[: 1\n", 5, "malformed argument path"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      findings: {min_severity: huge}\n", 5, "unknown severity"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when:\n      history: {within: soon}\n", 5, "invalid duration"),
-        ("rules:\n  - id: r\n    decision: WARN\n    approval: {mode: hold}\n", 4, "only allowed on APPROVAL_REQUIRED"),
-        ("rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n    approval: {mode: later}\n", 4, "approval.mode"),
+        (RULE + "    scope: {department: x}\n", 4, "unknown scope kind 'department'"),
+        (RULE + "    match: {tool: [x]}\n", 4, "unknown match key 'tool'"),
+        (RULE + "    match: {actions: [launch]}\n", 4, "unknown action class 'launch'"),
+        (WHEN + "principal.dept: x\n", 5, "unknown principal field"),
+        (WHEN + "wheather: sunny\n", 5, "unknown condition 'wheather'"),
+        (WHEN + "args.a[: 1\n", 5, "malformed argument path"),
+        (WHEN + "findings: {min_severity: huge}\n", 5, "unknown severity"),
+        (WHEN + "history: {within: soon}\n", 5, "invalid duration"),
+        (
+            "rules:\n  - id: r\n    decision: WARN\n    approval: {mode: hold}\n",
+            4,
+            "only allowed on APPROVAL_REQUIRED",
+        ),
+        (
+            "rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n    approval: {mode: later}\n",
+            4,
+            "approval.mode",
+        ),
         ("rules:\n  - id: r\n    priority: high\n    decision: BLOCK\n", 3, "'priority' must be an integer"),
         ("rules:\n  - decision: BLOCK\n", 2, "needs a non-empty string 'id'"),
         ("rules:\n  - id: r\n", 2, "required field 'decision' is missing"),
@@ -50,12 +62,18 @@ def problems(tmp_path: Path, text: str) -> list[str]:
         ("risk_thresholds: {BLOCK: 50, WARN: 80}\n", 1, "is below the one for WARN"),
         ("risk_thresholds: {BLOCK: 150}\n", 1, "from 0 to 100"),
         ("actions: {'db__*': [nuke]}\n", 1, "unknown action class 'nuke'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n  - id: r\n    decision: WARN\n", 4, "duplicate rule id 'r'"),
-        ("rules:\n  - id: r\n    decision: BLOCK\n    when: {a: 1, a: 2}\n", 4, "duplicate key"),
+        (
+            "rules:\n  - id: r\n    decision: BLOCK\n  - id: r\n    decision: WARN\n",
+            4,
+            "duplicate rule id 'r'",
+        ),
+        (RULE + "    when: {a: 1, a: 2}\n", 4, "duplicate key"),
         ("rules: [\n", 2, "invalid YAML"),
     ],
 )
-def test_each_mistake_is_reported_with_its_file_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+def test_each_mistake_is_reported_with_its_file_and_line(
+    tmp_path: Path, text: str, line: int, fragment: str
+) -> None:
     found = problems(tmp_path, text)
     assert any(p.startswith(f"{tmp_path / 'p.yaml'}:{line}: ") and fragment in p for p in found), found
 
@@ -83,7 +101,8 @@ def test_duplicate_rule_ids_are_found_across_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_policy_dir(tmp_path)
     assert exc.value.problems == [
-        f"{tmp_path / 'b.yaml'}:3: rules.0.id: duplicate rule id 'same' (first defined at {tmp_path / 'a.yaml'}:2)"
+        f"{tmp_path / 'b.yaml'}:3: rules.0.id: duplicate rule id 'same' "
+        f"(first defined at {tmp_path / 'a.yaml'}:2)"
     ]
 
 
@@ -109,7 +128,12 @@ def test_files_in_subfolders_are_not_policies(tmp_path: Path) -> None:
 
 
 def test_a_tool_pattern_matching_no_known_tool_is_a_warning(tmp_path: Path) -> None:
-    write(tmp_path, "p.yaml", "actions: {'crm__*': [read]}\nrules:\n  - {id: r, match: {tools: ['bank__refnd']}, decision: BLOCK}\n")
+    write(
+        tmp_path,
+        "p.yaml",
+        "actions: {'crm__*': [read]}\n"
+        "rules:\n  - {id: r, match: {tools: ['bank__refnd']}, decision: BLOCK}\n",
+    )
     policies = load_policy_dir(tmp_path, known_tools={"bank__refund", "db__query"})
     assert policies.warnings == [
         f"{tmp_path / 'p.yaml'}:3: rule 'r': tool pattern 'bank__refnd' matches no known tool",
@@ -126,7 +150,7 @@ def test_a_rule_behind_an_unconditional_rule_with_the_same_match_is_a_warning(tm
             """
             rules:
               - {id: first, priority: 1, match: {tools: [db__query]}, decision: ALLOW}
-              - {id: never, priority: 5, match: {tools: [db__query]}, when: {args.sql: {regex: drop}}, decision: BLOCK}
+              - {id: never, priority: 5, match: {tools: [db__query]}, when: {args.sql: drop}, decision: BLOCK}
               - {id: scoped, priority: 5, scope: {team: x}, match: {tools: [db__query]}, decision: BLOCK}
               - {id: catch-all, priority: 50, decision: WARN}
               - {id: dead, priority: 60, match: {tools: [mail__send_email]}, decision: BLOCK}

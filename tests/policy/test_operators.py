@@ -111,8 +111,12 @@ PRINCIPAL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("when", "expected"), PRINCIPAL_CASES, ids=[json.dumps(c[0]) for c in PRINCIPAL_CASES])
-def test_principal_and_tool_fields_can_be_tested(tmp_path: Path, when: dict[str, Any], expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("when", "expected"), PRINCIPAL_CASES, ids=[json.dumps(c[0]) for c in PRINCIPAL_CASES]
+)
+def test_principal_and_tool_fields_can_be_tested(
+    tmp_path: Path, when: dict[str, Any], expected: bool
+) -> None:
     assert holds(tmp_path, when, principal=ALICE, environment="prod") is expected
 
 

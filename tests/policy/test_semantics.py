@@ -54,8 +54,13 @@ def test_equal_priority_and_scope_fall_back_to_file_then_position(tmp_path: Path
 
 
 def test_scopes_with_several_kinds_need_all_of_them(tmp_path: Path) -> None:
-    policies = load(tmp_path, "rules:\n  - {id: r, scope: {team: finance, role: [intern, temp]}, decision: BLOCK}\n")
-    assert policies.evaluate(request(principal=who(teams=["finance"], roles=["temp"]))).decision is Decision.BLOCK
+    policies = load(
+        tmp_path, "rules:\n  - {id: r, scope: {team: finance, role: [intern, temp]}, decision: BLOCK}\n"
+    )
+    assert (
+        policies.evaluate(request(principal=who(teams=["finance"], roles=["temp"]))).decision
+        is Decision.BLOCK
+    )
     assert policies.evaluate(request(principal=who(teams=["finance"]))).decision is Decision.ALLOW
     assert policies.evaluate(request(principal=who(roles=["intern"]))).decision is Decision.ALLOW
 
@@ -80,7 +85,9 @@ def test_matches_by_tool_glob_upstream_and_action_class(tmp_path: Path) -> None:
 
 
 def test_the_default_decision_applies_when_no_rule_matches(tmp_path: Path) -> None:
-    policies = load(tmp_path, "default: BLOCK\nrules:\n  - {id: ok, match: {tools: [db__query]}, decision: ALLOW}\n")
+    policies = load(
+        tmp_path, "default: BLOCK\nrules:\n  - {id: ok, match: {tools: [db__query]}, decision: ALLOW}\n"
+    )
     result = policies.evaluate(request("db__delete_records"))
     assert result.decision is Decision.BLOCK
     assert result.deciding_rule is None
@@ -158,7 +165,9 @@ def test_a_shadow_file_makes_all_its_rules_shadow(tmp_path: Path) -> None:
 
 
 def test_without_a_matching_shadow_rule_there_is_no_shadow_verdict(tmp_path: Path) -> None:
-    policies = load(tmp_path, "rules:\n  - {id: trial, match: {tools: [x__y]}, decision: BLOCK, shadow: true}\n")
+    policies = load(
+        tmp_path, "rules:\n  - {id: trial, match: {tools: [x__y]}, decision: BLOCK, shadow: true}\n"
+    )
     assert policies.evaluate(request()).shadow is None
 
 
@@ -189,24 +198,41 @@ def test_an_error_inside_evaluation_blocks_the_call(tmp_path: Path) -> None:
             raise RuntimeError("history store down")
 
     policies = load(tmp_path, "rules:\n  - {id: h, when: {history: {within: 10s}}, decision: WARN}\n")
-    result = policies.evaluate(request(history=Broken()))  # type: ignore[arg-type]
+    result = policies.evaluate(request(history=Broken()))
     assert result.decision is Decision.BLOCK
     assert "history store down" in result.verdict.reason
 
 
-def test_limits_and_budgets_blocks_are_kept_raw_with_their_location(tmp_path: Path) -> None:
+def test_control_sections_are_handed_over_raw_item_by_item_with_their_lines(tmp_path: Path) -> None:
     policies = load(
         tmp_path,
         """
         rules: []
         limits:
-          - {tools: ["db__*"], per: user, rate: 10/m}
+          - {id: db-rate, tools: ["db__*"], per: user, rate: 10/minute}
+          - {id: mail-rate, tools: ["mail__*"], rate: 5/minute}
         budgets: {daily_usd: 5}
+        timeouts: [{tools: ["*"], seconds: 30}]
+        breakers: []
+        concurrency: [{max: 4}]
+        result_bounds: [{max_bytes: 1000}]
         """,
     )
-    kinds = [(s.kind, s.line) for s in policies.limit_specs]
-    assert kinds == [("limits", 2), ("budgets", 4)]
-    assert policies.limit_specs[0].data == [{"tools": ["db__*"], "per": "user", "rate": "10/m"}]
+    found = [(s.kind, s.line) for s in policies.limit_specs]
+    assert found == [
+        ("limits", 3),
+        ("limits", 4),
+        ("budgets", 5),
+        ("timeouts", 6),
+        ("concurrency", 8),
+        ("result_bounds", 9),
+    ]
+    assert policies.limit_specs[0].data == {
+        "id": "db-rate",
+        "tools": ["db__*"],
+        "per": "user",
+        "rate": "10/minute",
+    }
     assert policies.limit_specs[0].file.endswith("p.yaml")
 
 
@@ -215,3 +241,19 @@ def test_candidate_rules_are_indexed_by_tool_name(tmp_path: Path) -> None:
     policies = load(tmp_path, "rules:\n" + rules + "\n  - {id: g, match: {tools: ['t1*']}, decision: WARN}\n")
     assert [r.id for r in policies.candidates("t5__x")] == ["r5"]
     assert [r.id for r in policies.candidates("t15__x")] == ["r15", "g"]
+
+
+def test_many_scoped_rules_keep_evaluation_order_through_the_scope_index(tmp_path: Path) -> None:
+    lines = [
+        f"  - {{id: team{i}, priority: {100 - i}, scope: {{team: t{i}}}, decision: WARN}}" for i in range(40)
+    ]
+    lines += [
+        "  - {id: org, priority: 95, decision: MONITOR_ONLY}",
+        "  - {id: both, priority: 95, scope: {role: lead, team: t5}, decision: BLOCK}",
+    ]
+    policies = load(tmp_path, "rules:\n" + "\n".join(lines) + "\n")
+    p = who(teams=["t5", "t7", "t30"], roles=["lead"])
+    result = policies.evaluate(request(principal=p))
+    assert result.matched == ("team30", "team7", "both", "team5", "org")
+    assert result.deciding_rule == "team30"
+    assert policies.evaluate(request(principal=who(teams=["t5"]))).matched == ("team5", "org")

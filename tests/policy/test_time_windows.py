@@ -36,7 +36,9 @@ def inside(tmp_path: Path, spec: dict[str, str], now: datetime) -> bool:
         (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), True),  # 03:00 CEST
     ],
 )
-def test_windows_are_read_in_the_rules_time_zone_across_dst(tmp_path: Path, utc: datetime, expected: bool) -> None:
+def test_windows_are_read_in_the_rules_time_zone_across_dst(
+    tmp_path: Path, utc: datetime, expected: bool
+) -> None:
     spec = {"inside": "03:00-20:00", "tz": "Europe/Berlin"} if utc.month == 3 else {"inside": "08:00-20:00"}
     spec["tz"] = "Europe/Berlin"
     assert inside(tmp_path, spec, utc) is expected
@@ -54,7 +56,9 @@ def test_windows_are_read_in_the_rules_time_zone_across_dst(tmp_path: Path, utc:
         (datetime(2026, 1, 6, 1, 0, tzinfo=BERLIN), True),  # Tuesday 01:00 belongs to Monday
     ],
 )
-def test_over_midnight_windows_belong_to_the_day_they_start(tmp_path: Path, local: datetime, expected: bool) -> None:
+def test_over_midnight_windows_belong_to_the_day_they_start(
+    tmp_path: Path, local: datetime, expected: bool
+) -> None:
     spec = {"inside": "22:00-06:00", "days": "mon-fri", "tz": "Europe/Berlin"}
     assert inside(tmp_path, spec, local) is expected
 

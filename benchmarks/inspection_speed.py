@@ -1,0 +1,111 @@
+"""Latency of Inspector.scan on a 4 KB argument payload and throughput on a 1 MB result.
+
+Usage: .venv/bin/python benchmarks/inspection_speed.py [--runs N]
+
+Arguments are scanned with every category; results without ``attack`` (argument-attack shapes are
+only meaningful in tool arguments), as the gateway configures it. Timings are wall-clock, so run
+on a quiet machine; ``cpu`` columns use thread CPU time and are less sensitive to other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from typing import Any
+
+from mcp_guard.inspection import InspectionConfig, Inspector
+
+SENTENCES = [
+    "The vendor confirmed delivery for Thursday morning.",
+    "Latency on the EU cluster is back to normal.",
+    "Please review the attached draft before the client call.",
+    "Invoice 2231 was paid this morning.",
+    "Can you double-check the totals in column F?",
+    "We should archive the old wiki pages after the migration.",
+    "The staging deploy finished without errors on build #4471.",
+    "Ping me at dana.okoro@contoso.example if needed.",
+]
+
+
+def argument_payload(rng: random.Random, size: int = 4096) -> dict[str, Any]:
+    body = ""
+    while len(body) < size - 300:
+        body += rng.choice(SENTENCES) + " "
+    return {
+        "to": "grace.haddad@contoso.example",
+        "subject": "Weekly status",
+        "body": body,
+        "cc": ["ops+alerts@example.org"],
+        "priority": 2,
+        "labels": ["status", "weekly"],
+    }
+
+
+def result_payload(rng: random.Random, size: int = 1_000_000) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    total = 0
+    while total < size:
+        rec = {
+            "id": f"ORD-{rng.randint(10000, 99999)}",
+            "customer": f"user{rng.randint(1, 999)}@contoso.example",
+            "status": rng.choice(["open", "shipped", "closed"]),
+            "amount": rng.randint(1, 10000),
+            "note": " ".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 6))),
+        }
+        records.append(rec)
+        total += len(json.dumps(rec))
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=2000)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    inspector = Inspector()
+    results = Inspector(InspectionConfig(categories=frozenset({"pii", "secret", "injection", "evasion"})))
+    payload = argument_payload(rng)
+    for _ in range(50):
+        inspector.scan(payload)
+    times = []
+    cpu = []
+    for _ in range(args.runs):
+        c0 = time.thread_time()
+        t0 = time.perf_counter()
+        inspector.scan(payload)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+    times.sort()
+    p50 = statistics.median(times) * 1e6
+    p99 = times[int(len(times) * 0.99) - 1] * 1e6
+    size = len(json.dumps(payload))
+    print(
+        f"4 KB argument ({size} bytes): p50 {p50:.0f} us, p99 {p99:.0f} us over {args.runs} runs "
+        f"(cpu mean {statistics.mean(cpu) * 1e6:.0f} us)"
+    )
+    big = result_payload(rng)
+    size = len(json.dumps(big).encode())
+    for name, scanner in (("result inspector", results), ("all categories", inspector)):
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            scanner.scan(big)
+            best = min(best, time.perf_counter() - t0)
+        print(
+            f"1 MB result ({size} bytes, {len(big)} records, {name}): {best * 1e3:.0f} ms, "
+            f"{size / best / 1e6:.1f} MB/s"
+        )
+    text = " ".join(rng.choice(SENTENCES) for _ in range(20000))[:1_000_000]
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        results.scan(text)
+        best = min(best, time.perf_counter() - t0)
+    print(f"1 MB single text value: {best * 1e3:.0f} ms, {len(text) / best / 1e6:.1f} MB/s")
+
+
+if __name__ == "__main__":
+    main()

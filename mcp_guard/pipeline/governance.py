@@ -1,0 +1,165 @@
+"""The decision stages that look inside a call: inspect, score, limits, approval."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mcp_guard.approvals import ApprovalContext, ApprovalService, ApprovalState, call_digest
+from mcp_guard.approvals.models import ApprovalSpec as ApprovalRequestSpec
+from mcp_guard.approvals.models import Approvers
+from mcp_guard.controls import ControlCall, Controls
+from mcp_guard.decision import Decision, Verdict
+from mcp_guard.inspection import Inspector
+from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.policy import ApprovalSpec
+from mcp_guard.risk import RiskInput, RiskScorer
+from mcp_guard.sessions import argument_shape
+
+logger = logging.getLogger(__name__)
+
+
+class InspectStage:
+    """Detectors over the arguments: PII, secrets, injection, attacks, evasion."""
+
+    name = "inspect"
+
+    def __init__(self, inspector: Inspector) -> None:
+        self.inspector = inspector
+
+    async def __call__(self, call: ToolCall) -> Verdict | None:
+        call.findings = self.inspector.scan(call.arguments, "$.arguments")
+        return None
+
+
+class ScoreStage:
+    """The 7-factor risk score, with its breakdown, for the policy to use."""
+
+    name = "score"
+
+    def __init__(self, scorer: RiskScorer) -> None:
+        self.scorer = scorer
+
+    async def __call__(self, call: ToolCall) -> Verdict | None:
+        assert call.route is not None and call.info is not None
+        call.shape = argument_shape(call.arguments)
+        assessment = self.scorer.score(RiskInput(
+            principal=call.principal, tool=call.tool, upstream=call.route.upstream, actions=call.actions,
+            environment=call.info.environment, arguments=call.arguments, findings=call.findings,
+            session=call.session, now=call.received_at, workflow=call.workflow, shape=call.shape,
+        ))
+        call.risk = assessment.score
+        call.risk_factors = assessment.factor_scores()
+        call.risk_breakdown = assessment.breakdown()
+        return None
+
+
+def control_call(call: ToolCall) -> ControlCall:
+    assert call.route is not None
+    return ControlCall(principal=call.principal, tool=call.tool, upstream=call.route.upstream,
+                       arguments=call.arguments)
+
+
+class LimitsStage:
+    """Rate limits, budgets and circuit breakers, for calls the policy lets through."""
+
+    name = "limits"
+
+    def __init__(self, controls: Controls) -> None:
+        self.controls = controls
+
+    async def __call__(self, call: ToolCall) -> Verdict | None:
+        if call.verdict.decision is Decision.BLOCK:
+            return call.verdict
+        request = control_call(call)
+        refused = await self.controls.check(request) or await self.controls.breaker_check(request)
+        if refused is None:
+            return None
+        if refused.decision.forwards:  # a WARN / MONITOR_ONLY limit: note it, keep the more severe
+            if refused.decision.severity > call.verdict.decision.severity:
+                call.verdict = refused
+            return None
+        return refused
+
+
+class ApprovalStage:
+    """APPROVAL_REQUIRED: hold the call for a human, or refuse it until an approval exists (defer)."""
+
+    name = "approval"
+
+    def __init__(self, approvals: ApprovalService | None, hold_timeout_s: float | None = None) -> None:
+        self.approvals = approvals
+        self.hold_timeout_s = hold_timeout_s
+
+    async def __call__(self, call: ToolCall) -> Verdict | None:
+        verdict = call.verdict
+        if verdict.decision is not Decision.APPROVAL_REQUIRED:
+            return None if verdict.decision.forwards else verdict
+        if self.approvals is None:
+            return Verdict(decision=Decision.BLOCK, rules=verdict.rules, risk=verdict.risk,
+                           reason=f"{verdict.reason} — approval required, but approvals are not configured")
+        spec = _request_spec(call.policy.approval if call.policy else None)
+        digest = call_digest(call.principal, call.tool, call.arguments)
+        if spec.mode == "defer":
+            approved = await self.approvals.consume(call.principal, call.tool, digest)
+            if approved is not None:
+                call.approval_id = approved
+                return self._approved(call, "an approved request for exactly this call was used")
+        request = await self.approvals.create(self._context(call, spec, digest))
+        call.approval_id = request.id
+        if spec.mode == "defer":
+            return Verdict(decision=Decision.APPROVAL_REQUIRED, rules=verdict.rules, risk=verdict.risk,
+                           reason=f"{verdict.reason}. A human must approve this call: approval request "
+                                  f"{request.id} was created. Retry the same call with the same arguments "
+                                  "once it is approved.")
+        return await self._hold(call, request.id, spec)
+
+    async def _hold(self, call: ToolCall, request_id: str, spec: ApprovalRequestSpec) -> Verdict | None:
+        assert self.approvals is not None
+        verdict = call.verdict
+
+        async def tick(waited: float) -> None:
+            if call.report_progress is not None:
+                await call.report_progress(waited, None, f"waiting for approval {request_id}")
+
+        timeout = min(spec.ttl_s, self.hold_timeout_s) if self.hold_timeout_s else spec.ttl_s
+        outcome = await self.approvals.wait(request_id, timeout, on_tick=tick)
+        if outcome.state is ApprovalState.APPROVED and outcome.decision is not None:
+            return self._approved(call, f"approved by {outcome.decision.approver_user}")
+        if outcome.state is ApprovalState.REJECTED and outcome.decision is not None:
+            why = f"rejected by {outcome.decision.approver_user}: {outcome.decision.reason}"
+        else:
+            why = f"approval request {request_id} {outcome.state.value}" + (
+                f" ({outcome.state_reason})" if outcome.state_reason else "")
+        return Verdict(decision=Decision.BLOCK, rules=verdict.rules, risk=verdict.risk, reason=why)
+
+    def _approved(self, call: ToolCall, how: str) -> None:
+        verdict = call.verdict
+        call.verdict = Verdict(decision=Decision.ALLOW, rules=verdict.rules, risk=verdict.risk,
+                               reason=f"{verdict.reason} — {how}", details={"approval_id": call.approval_id})
+
+    def _context(self, call: ToolCall, spec: ApprovalRequestSpec, digest: str) -> ApprovalContext:
+        history: list[dict[str, Any]] = []
+        if call.session is not None:
+            history = [{"tool": r.tool, "at": r.at.isoformat(),
+                        "decision": r.decision.value if r.decision else None}
+                       for r in call.session.recent(10)]
+        return ApprovalContext(
+            principal=call.principal, session_id=call.session_id, tool=call.tool,
+            upstream=call.route.upstream if call.route else None, arguments=call.arguments, call_digest=digest,
+            findings=[f.model_dump(mode="json") for f in call.findings], risk=call.risk,
+            risk_breakdown=call.risk_breakdown, rules=call.verdict.rules, reason=call.verdict.reason,
+            history=history, spec=spec,
+        )
+
+
+def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:
+    """The approvals service's view of a rule's ``approval:`` block (defaults when absent)."""
+    if rule is None:
+        return ApprovalRequestSpec()
+    extra: dict[str, Any] = {"ttl_s": rule.ttl_s} if rule.ttl_s else {}
+    return ApprovalRequestSpec(
+        mode=rule.mode, allow_self=rule.allow_self,
+        approvers=Approvers(roles=rule.approvers.roles, users=rule.approvers.users, teams=rule.approvers.teams),
+        **extra,
+    )
