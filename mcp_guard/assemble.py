@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from ipaddress import ip_address
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from mcp_guard.admin import approvals_admin_app, as_principal, slack_app
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
@@ -70,7 +72,7 @@ def http_app(gateway: Gateway) -> Starlette:
             gateway,
             resolve_principal=request_principal,
             wrap_mcp=protect,
-            extra_routes=list(protected_resource_routes(auth)),
+            extra_routes=[*protected_resource_routes(auth), *_operator_routes(gateway, protect)],
         )
     local = settings.local_principal
     if local is None:
@@ -88,7 +90,22 @@ def http_app(gateway: Gateway) -> Starlette:
             ]
         )
     logger.warning("no 'auth' configured: every HTTP client acts as local principal %r", local.user)
-    return build_http_app(gateway, resolve_principal=lambda ctx: local)
+    return build_http_app(
+        gateway,
+        resolve_principal=lambda ctx: local,
+        extra_routes=_operator_routes(gateway, lambda app: as_principal(app, local)),
+    )
+
+
+def _operator_routes(gateway: Gateway, protect: Callable[[ASGIApp], ASGIApp]) -> list[BaseRoute]:
+    """The approvals admin API (authenticated) and, when configured, Slack interactivity (Slack-signed)."""
+    routes: list[BaseRoute] = [
+        Route("/admin/approvals{rest:path}", endpoint=protect(approvals_admin_app(gateway)))
+    ]
+    slack = slack_app(gateway)
+    if slack is not None:
+        routes.append(Route("/slack/interactivity", endpoint=slack, methods=["POST"]))
+    return routes
 
 
 def _is_loopback(host: str) -> bool:

@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--upstreams", default="upstreams.yaml", help="upstream servers (YAML or Claude Desktop JSON)"
     )
-    serve.add_argument("--policies", default=None,
-                       help=f"policy folder (default: ./{DEFAULT_POLICIES} when it exists)")
+    serve.add_argument(
+        "--policies", default=None, help=f"policy folder (default: ./{DEFAULT_POLICIES} when it exists)"
+    )
     serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     serve.add_argument("--host", default=None, help="HTTP listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default 8765)")
@@ -106,7 +107,7 @@ async def _serve_stdio_until_signal(gateway: Gateway, principal: Principal) -> N
     async with anyio.create_task_group() as tg:
 
         async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
                     logger.info("received %s; shutting down", signal.Signals(signum).name)
                     tg.cancel_scope.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -11,10 +12,10 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from pydantic import ValidationError
-
 from mcp import types
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerTransition, ControlRefused, Controls
 from mcp_guard.decision import Decision, Verdict
@@ -102,6 +103,7 @@ class Gateway:
                 for upstream in self.upstreams.values():
                     tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
                 tg.start_soon(self._refresh_pins, services)
+                tg.start_soon(self._reload_on_sighup)
                 if self.policy_store is not None:
                     tg.start_soon(self._watch_policies, self.policy_store)
                 task_status.started()
@@ -119,23 +121,33 @@ class Gateway:
     def _build_chains(self, services: Services) -> None:
         assert self.controls is not None
         controls = self.controls
-        self.chain = Chain([
-            RouteStage(lambda name: self._tools.get(name), lambda: self.policy),
-            ValidateStage(self.settings.max_argument_bytes),
-            InspectStage(services.argument_inspector),
-            ScoreStage(services.scorer),
-            DecideStage(lambda: self.policy),
-            LimitsStage(controls),
-            ApprovalStage(services.approvals),
-        ])
-        self.result_chain = ResultChain([
-            BoundStage(controls),
-            InspectResultStage(services.result_inspector, self.settings.results),
-        ])
+        self.chain = Chain(
+            [
+                RouteStage(self.lookup_tool, lambda: self.policy),
+                ValidateStage(self.settings.max_argument_bytes),
+                InspectStage(services.argument_inspector),
+                ScoreStage(services.scorer),
+                DecideStage(lambda: self.policy),
+                LimitsStage(controls),
+                ApprovalStage(services.approvals),
+            ]
+        )
+        self.result_chain = ResultChain(
+            [
+                BoundStage(controls),
+                InspectResultStage(services.result_inspector, self.settings.results),
+            ]
+        )
 
     def _breaker_changed(self, transition: BreakerTransition) -> None:
-        logger.warning("circuit breaker %s (%s): %s -> %s: %s", transition.breaker, transition.target,
-                       transition.old.value, transition.new.value, transition.reason)
+        logger.warning(
+            "circuit breaker %s (%s): %s -> %s: %s",
+            transition.breaker,
+            transition.target,
+            transition.old.value,
+            transition.new.value,
+            transition.reason,
+        )
         if self._tg is not None and self.services is not None:
             self._tg.start_soon(self.services.audit.append, "breaker", transition.model_dump(mode="json"))
 
@@ -159,6 +171,14 @@ class Gateway:
         await self._apply_reload(policies, error, why)
         return error
 
+    async def _reload_on_sighup(self) -> None:
+        """SIGHUP: reload the policy folder and pick up operator decisions on tool pins."""
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                logger.info("SIGHUP: reloading policies and tool pins")
+                await self.reload_policies("SIGHUP")
+                await self.refresh_pins()
+
     async def _watch_policies(self, store: PolicyStore) -> None:
         async def on_reload(policies: PolicySet | None, error: ConfigError | None) -> None:
             await self._apply_reload(policies or store.current(), error, "policy files changed")
@@ -168,19 +188,23 @@ class Gateway:
     async def _apply_reload(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
         services = self.services
         if error is not None:
-            logger.error("policy reload refused; the previous policies stay in force:\n  %s",
-                         "\n  ".join(error.problems))
+            logger.error(
+                "policy reload refused; the previous policies stay in force:\n  %s",
+                "\n  ".join(error.problems),
+            )
             if services is not None:
-                await services.audit.append("config_error", {"what": "policies", "why": why,
-                                                             "problems": error.problems})
+                await services.audit.append(
+                    "config_error", {"what": "policies", "why": why, "problems": error.problems}
+                )
             return
         try:
             controls = self._build_controls(policies) if services is not None else None
         except ConfigError as exc:
             logger.error("policy reload refused (controls):\n  %s", "\n  ".join(exc.problems))
             if services is not None:
-                await services.audit.append("config_error", {"what": "controls", "why": why,
-                                                             "problems": exc.problems})
+                await services.audit.append(
+                    "config_error", {"what": "controls", "why": why, "problems": exc.problems}
+                )
             return
         self.policy = self._access(policies)
         if controls is not None and services is not None:
@@ -217,8 +241,14 @@ class Gateway:
             self._allowed[name] = ()
             return
         for quarantined in review.quarantined:
-            logger.warning("upstream %s: tool %r quarantined (%s); see `mcp-guard tools diff %s %s`",
-                           name, quarantined.name, quarantined.reason, name, quarantined.name)
+            logger.warning(
+                "upstream %s: tool %r quarantined (%s); see `mcp-guard tools diff %s %s`",
+                name,
+                quarantined.name,
+                quarantined.reason,
+                name,
+                quarantined.name,
+            )
         for event in review.events:
             await services.audit.append("tool_pin", event)
         self._allowed[name] = review.allowed
@@ -249,15 +279,30 @@ class Gateway:
         }
         prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
         self.catalog = build_catalog(listings, prefixes)
-        self._tools = {name: (route, tool, self._tool_info(name, route, tool))
-                       for name, (route, tool) in self.catalog.tools.items()}
+        self._tools = {
+            name: (route, tool, self._tool_info(name, route, tool))
+            for name, (route, tool) in self.catalog.tools.items()
+        }
 
     def _tool_info(self, name: str, route: Route, tool: types.Tool) -> ToolInfo:
-        annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else None
-        actions = self.policy_store.current().classify(name, annotations) if self.policy_store else frozenset()
+        annotations = (
+            tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else None
+        )
+        actions = (
+            self.policy_store.current().classify(name, annotations) if self.policy_store else frozenset()
+        )
         environment = self.upstreams[route.upstream].config.environment
-        return ToolInfo(name=name, upstream=route.upstream, actions=actions, environment=environment,
-                        annotations=annotations)
+        return ToolInfo(
+            name=name,
+            upstream=route.upstream,
+            actions=actions,
+            environment=environment,
+            annotations=annotations,
+        )
+
+    def lookup_tool(self, name: str) -> tuple[Route, types.Tool, ToolInfo] | None:
+        """Where an exposed tool lives, its definition and what policies know of it."""
+        return self._tools.get(name)
 
     def visible_tools(self, principal: Principal) -> list[types.Tool]:
         policy = self.policy
@@ -285,13 +330,20 @@ class Gateway:
             UnknownToolError: the tool does not exist or is hidden from this principal.
         """
         call = ToolCall(
-            principal=principal, session_id=session_id, tool=name, arguments=dict(arguments or {}),
-            received_at=datetime.now(UTC), meta=dict(meta) if meta else None,
-            client_info=dict(client_info) if client_info else None, report_progress=on_progress,
+            principal=principal,
+            session_id=session_id,
+            tool=name,
+            arguments=dict(arguments or {}),
+            received_at=datetime.now(UTC),
+            meta=dict(meta) if meta else None,
+            client_info=dict(client_info) if client_info else None,
+            report_progress=on_progress,
         )
         services, recorder = self.services, self.recorder
         if services is None or recorder is None:  # not running: never forward unaudited
-            call.verdict = _blocked("audit-unavailable", "the audit log is not open; the call was not forwarded")
+            call.verdict = _blocked(
+                "audit-unavailable", "the audit log is not open; the call was not forwarded"
+            )
             return refusal(call)
         try:
             call.session, call.workflow = services.sessions.for_call(session_id, principal, call.meta)
@@ -313,24 +365,32 @@ class Gateway:
         result = await self._forward(call)
         result = await self.result_chain.run(call, result)
         if not await recorder.outcome(call, result, started):
-            call.verdict = _blocked("audit-unavailable", "the call ran, but its result is withheld because its "
-                                                         "outcome could not be audited")
+            call.verdict = _blocked(
+                "audit-unavailable",
+                "the call ran, but its result is withheld because its outcome could not be audited",
+            )
             return refusal(call)
         return _with_decision(result, call)
 
     def _remember(self, call: ToolCall) -> None:
         """Session history (every call) and the agent's baseline (forwarded calls only)."""
         assert self.services is not None
-        record = CallRecord(tool=call.tool, at=call.received_at,
-                            upstream=call.route.upstream if call.route else "", actions=call.actions,
-                            decision=call.verdict.decision, shape=call.shape or "",
-                            finding_types=frozenset(f.type for f in call.findings))
+        record = CallRecord(
+            tool=call.tool,
+            at=call.received_at,
+            upstream=call.route.upstream if call.route else "",
+            actions=call.actions,
+            decision=call.verdict.decision,
+            shape=call.shape or "",
+            finding_types=frozenset(f.type for f in call.findings),
+        )
         for session in (call.session, call.workflow):
             if session is not None:
                 session.record_call(record)
         if call.verdict.decision.forwards:
-            self.services.baselines.observe(call.principal, call.tool, call.received_at,
-                                            arguments=call.arguments, shape=call.shape)
+            self.services.baselines.observe(
+                call.principal, call.tool, call.received_at, arguments=call.arguments, shape=call.shape
+            )
 
     async def _forward(self, call: ToolCall) -> types.CallToolResult:
         assert call.route is not None and self.controls is not None
@@ -342,8 +402,13 @@ class Gateway:
         failed = True
         try:
             async with controls.concurrency(request):
-                result = await upstream.call_tool(call.route.original, arguments, meta=call.meta,
-                                                  on_progress=call.report_progress, timeout_s=timeout)
+                result = await upstream.call_tool(
+                    call.route.original,
+                    arguments,
+                    meta=call.meta,
+                    on_progress=call.report_progress,
+                    timeout_s=timeout,
+                )
             failed = False
             await controls.record_outcome(request, failed=False, tool_error=bool(result.is_error))
             return result
@@ -354,15 +419,21 @@ class Gateway:
         except UpstreamUnavailableError as exc:
             return _upstream_failure(call, "upstream-unavailable", str(exc))
         except TimeoutError:
-            return _upstream_failure(call, "upstream-timeout",
-                                     f"upstream '{upstream.name}' did not answer within {timeout:g}s; "
-                                     "the call was cancelled upstream")
+            return _upstream_failure(
+                call,
+                "upstream-timeout",
+                f"upstream '{upstream.name}' did not answer within {timeout:g}s; "
+                "the call was cancelled upstream",
+            )
         except MCPError as exc:
             return _upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
         except ValidationError as exc:
-            return _upstream_failure(call, "upstream-malformed",
-                                     f"upstream '{upstream.name}' returned a malformed result "
-                                     f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})")
+            return _upstream_failure(
+                call,
+                "upstream-malformed",
+                f"upstream '{upstream.name}' returned a malformed result "
+                f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})",
+            )
         finally:
             if failed:
                 with anyio.CancelScope(shield=True):
@@ -377,8 +448,11 @@ def _redact_arguments(value: Any, call: ToolCall) -> Any:
 def _policy_record(policies: PolicySet | None, why: str) -> dict[str, Any]:
     if policies is None:
         return {"why": why, "policies": None}
-    return {"why": why, "digest": policies.digest if hasattr(policies, "digest") else None,
-            "warnings": list(policies.warnings)}
+    return {
+        "why": why,
+        "digest": policies.digest if hasattr(policies, "digest") else None,
+        "warnings": list(policies.warnings),
+    }
 
 
 def _blocked(rule: str, reason: str) -> Verdict:
@@ -388,8 +462,11 @@ def _blocked(rule: str, reason: str) -> Verdict:
 def _upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolResult:
     """An error result for a call that was allowed but could not be completed upstream."""
     meta = call.verdict.meta(call.audit_id, call.approval_id) | {"upstream_error": rule}
-    return types.CallToolResult(content=[types.TextContent(type="text", text=f"mcp-guard: {reason}")],
-                                is_error=True, _meta={"mcp-guard/decision": meta})
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=f"mcp-guard: {reason}")],
+        is_error=True,
+        _meta={"mcp-guard/decision": meta},
+    )
 
 
 def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallToolResult:
@@ -403,4 +480,3 @@ def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallTo
         warning = types.TextContent(type="text", text=f"[mcp-guard warning] rule {rules}: {verdict.reason}")
         update["content"] = [*result.content, warning]
     return result.model_copy(update=update)
-

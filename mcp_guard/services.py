@@ -58,27 +58,40 @@ async def open_services(settings: GatewaySettings) -> AsyncIterator[Services]:
         approvals = await stack.enter_async_context(ApprovalService.open(settings.approvals, audit))
         pins = await stack.enter_async_context(PinStore.open(settings.pinning))
         baselines = await stack.enter_async_context(
-            open_baseline_store(settings.state_path("baselines.db"), settings.risk.baseline))
+            open_baseline_store(settings.state_path("baselines.db"), settings.risk.baseline)
+        )
         state = await stack.enter_async_context(open_embedded_state(settings.state_path("controls.db")))
         result_config = settings.inspection.model_copy(
-            update={"categories": settings.inspection.categories & RESULT_CATEGORIES})
+            update={"categories": settings.inspection.categories & RESULT_CATEGORIES}
+        )
         yield Services(
-            audit=audit, approvals=approvals, pins=pins, baselines=baselines, control_state=state,
-            sessions=SessionStore(settings.sessions), scorer=RiskScorer(settings.risk, baselines),
+            audit=audit,
+            approvals=approvals,
+            pins=pins,
+            baselines=baselines,
+            control_state=state,
+            sessions=SessionStore(settings.sessions),
+            scorer=RiskScorer(settings.risk, baselines),
             argument_inspector=Inspector(settings.inspection),
             result_inspector=Inspector(InspectionConfig.model_validate(result_config.model_dump())),
         )
 
 
-def controls_config(settings: GatewaySettings, upstreams: UpstreamsFile,
-                    policy_specs: Sequence[RawSpec]) -> ControlsConfig:
+def controls_config(
+    settings: GatewaySettings, upstreams: UpstreamsFile, policy_specs: Sequence[RawSpec]
+) -> ControlsConfig:
     """Controls from the policy files and ``mcp-guard.yaml``, with each upstream's
     ``call_timeout_s`` as the least specific timeout for its tools.
 
     Raises:
         ConfigError: a control is invalid (``file:line: ...``).
     """
-    implicit = [RawSpec("upstreams.yaml", 0, "timeouts",
-                        [{"upstreams": [name], "seconds": up.call_timeout_s}
-                         for name, up in upstreams.enabled().items()])]
-    return parse_limit_specs([*implicit, *policy_specs, *settings.control_specs])
+    implicit = [
+        RawSpec(
+            "upstreams.yaml",
+            0,
+            "timeouts",
+            [{"upstreams": [name], "seconds": up.call_timeout_s} for name, up in upstreams.enabled().items()],
+        )
+    ]
+    return parse_limit_specs([*implicit, *policy_specs, *settings.control_specs()])

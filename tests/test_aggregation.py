@@ -82,7 +82,7 @@ async def test_the_gateway_paginates_its_own_tool_list(tmp_path: Path) -> None:
             cursor = page.next_cursor
         with pytest.raises(MCPError, match="invalid cursor"):
             await client.list_tools(params=types.PaginatedRequestParams(cursor="zz-not-a-cursor"))
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 9
 
 
 async def test_results_pass_through_with_every_content_type_structured_content_and_meta(

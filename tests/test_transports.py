@@ -120,7 +120,7 @@ async def test_the_health_endpoint_reports_each_upstream(tmp_path: Path) -> None
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
         health = (await http.get(f"{url}/healthz")).json()
     assert health["upstreams"]["beh"]["status"] == "ready"
-    assert health["upstreams"]["beh"]["tools"] == 7
+    assert health["upstreams"]["beh"]["tools"] == 9
 
 
 @contextmanager

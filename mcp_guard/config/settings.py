@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from mcp_guard.approvals import ApprovalConfig
 from mcp_guard.audit import AuditConfig
 from mcp_guard.config.interpolate import interpolate
-from mcp_guard.config.yaml_source import YamlDocument, load_yaml, validate_document
+from mcp_guard.config.yaml_source import load_yaml, validate_document
 from mcp_guard.controls import RawSpec
 from mcp_guard.errors import ConfigError
 from mcp_guard.identity.config import AuthConfig
@@ -79,12 +79,20 @@ class GatewaySettings(BaseModel):
     sessions: SessionConfig = Field(default_factory=SessionConfig)
     approvals: ApprovalConfig = Field(default_factory=ApprovalConfig)
     pinning: PinningConfig = Field(default_factory=PinningConfig)
-    controls: dict[Literal["limits", "budgets", "timeouts", "breakers", "concurrency", "result_bounds"], Any] = (
-        Field(default_factory=dict))
+    controls: dict[
+        Literal["limits", "budgets", "timeouts", "breakers", "concurrency", "result_bounds"], Any
+    ] = Field(default_factory=dict)
     """Operational controls (docs/controls.md); ``limits`` and ``budgets`` may also live in policy files."""
-    control_specs: tuple[RawSpec, ...] = Field(default=(), exclude=True)
-    """``controls`` with their file:line, filled in by :func:`load_settings`."""
+    _control_lines: dict[str, int] = PrivateAttr(default_factory=dict)
+    _source: str = PrivateAttr(default="mcp-guard.yaml")
     max_argument_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    def control_specs(self) -> list[RawSpec]:
+        """The ``controls`` items with the file and line they came from (for error messages)."""
+        return [
+            RawSpec(self._source, self._control_lines.get(kind, 0), kind, data)
+            for kind, data in self.controls.items()
+        ]
 
     def state_path(self, name: str) -> Path:
         return self.state_dir / name
@@ -97,13 +105,20 @@ class GatewaySettings(BaseModel):
         def moved(path: Path) -> Path:
             return self.state_dir / path.relative_to(default) if path.is_relative_to(default) else path
 
-        return self.model_copy(update={
-            "audit": audit.model_copy(update={"path": moved(audit.path),
-                                              "signing_key_path": moved(audit.signing_key_path)}),
-            "approvals": approvals.model_copy(update={"path": moved(approvals.path),
-                                                      "signing_key_path": moved(approvals.signing_key_path)}),
-            "pinning": pinning.model_copy(update={"path": moved(pinning.path)}),
-        })
+        return self.model_copy(
+            update={
+                "audit": audit.model_copy(
+                    update={"path": moved(audit.path), "signing_key_path": moved(audit.signing_key_path)}
+                ),
+                "approvals": approvals.model_copy(
+                    update={
+                        "path": moved(approvals.path),
+                        "signing_key_path": moved(approvals.signing_key_path),
+                    }
+                ),
+                "pinning": pinning.model_copy(update={"path": moved(pinning.path)}),
+            }
+        )
 
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -120,10 +135,6 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     if problems:
         raise ConfigError(problems)
     settings = validate_document(GatewaySettings, doc, data if data is not None else {})
-    specs = tuple(_control_specs(doc, settings))
-    return settings.model_copy(update={"control_specs": specs}).with_state_dir()
-
-
-def _control_specs(doc: YamlDocument, settings: GatewaySettings) -> list[RawSpec]:
-    return [RawSpec(doc.file, doc.line_of(("controls", kind)), kind, data)
-            for kind, data in settings.controls.items()]
+    settings._source = doc.file
+    settings._control_lines = {kind: doc.line_of(("controls", kind)) for kind in settings.controls}
+    return settings.with_state_dir()

@@ -14,7 +14,6 @@ import re
 
 from mcp_guard.findings import Severity
 from mcp_guard.inspection.hits import Hit, Rule, contains_any
-from mcp_guard.inspection.prefilter import RulePrefilter
 from mcp_guard.inspection.injection_behaviour import BEHAVIOUR_RULES
 from mcp_guard.inspection.injection_i18n import I18N_RULES
 from mcp_guard.inspection.injection_vocab import AI as _AI
@@ -28,6 +27,7 @@ from mcp_guard.inspection.injection_vocab import PREV as _PREV
 from mcp_guard.inspection.injection_vocab import SENSITIVE as _SENSITIVE
 from mcp_guard.inspection.injection_vocab import SOFT_LIMITS as _SOFT_LIMITS
 from mcp_guard.inspection.injection_vocab import VERB as _VERB
+from mcp_guard.inspection.prefilter import RulePrefilter
 
 
 def _r(tactic: str, weight: int, gate: tuple[str, ...], pattern: str) -> Rule:

@@ -29,6 +29,7 @@ _MIN_KEY_LEN = 6
 _ALL_FAMILIES = frozenset(FAMILIES)
 _NUMBER_KINDS = PII_FAMILIES - {"email"}
 _NO_SPANS: dict[str, list[tuple[int, int]]] = {}
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}(?::\d{2}(?::\d{2})?)?)?|\d{2}:\d{2}:\d{2}")
 _MIN_NUMBER = 10**8
 _SCALAR = {bool: True, float: True, type(None): True, int: True}
 _FAMILY_CATEGORY = {
@@ -243,6 +244,8 @@ class Inspector:
             if "email" in spans:
                 hits += emails_at(text, spans["email"])
             kinds = _NUMBER_KINDS.intersection(spans)
+            if kinds == {"num"} and all(_DATE.fullmatch(text, a, b) for a, b in spans["num"]):
+                kinds = frozenset()  # only dates/timestamps (2024-06-01, 2024-06-01 10:00:00)
             if kinds:
                 pii_spans = [sp for f in kinds for sp in spans[f]]
                 hits += in_regions(partial(detect_pii, kinds=kinds), text, regions(pii_spans, len(text), 120))

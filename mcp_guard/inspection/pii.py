@@ -158,7 +158,13 @@ def _emails(text: str) -> list[Hit]:
     return hits
 
 
+_HEX_PAIRS = re.compile(r"\d{2}(?: \d{2}){3,}")
+_ISO_DATE = re.compile(r"(?:19|20)\d{2}-[01]\d-[0-3]\d\b")
+
+
 def _phone_valid(raw: str) -> bool:
+    if _HEX_PAIRS.fullmatch(raw) or _ISO_DATE.match(raw):  # hex dumps and dates are not dialable numbers
+        return False
     digits = re.sub(r"\D", "", raw)
     if len(digits) < 8 or len(digits) > 15:
         return False

@@ -16,6 +16,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the optional dependency
     re2 = None
 
+
 def _skip_group(pattern: str, i: int) -> int:
     """Index just after the group that starts at ``pattern[i] == '('``."""
     depth = 0
@@ -41,7 +42,7 @@ def _skip_group(pattern: str, i: int) -> int:
     return i
 
 
-def superset(pattern: str) -> str:  # noqa: C901 - a small tokenizer
+def superset(pattern: str) -> str:
     """An RE2 pattern matching, on ASCII text, at least everything ``pattern`` (Python syntax) matches.
 
     On ASCII input ``\\w``, ``\\s``, ``\\d`` and ``\\b`` mean the same in both engines, so only
@@ -84,6 +85,9 @@ def superset(pattern: str) -> str:  # noqa: C901 - a small tokenizer
     return "".join(out)
 
 
+_GROUP = 16  # patterns per combined automaton: small enough that its DFA stays in memory
+
+
 class RulePrefilter:
     """Which of a list of Python patterns can match a text, decided by RE2."""
 
@@ -91,17 +95,34 @@ class RulePrefilter:
         self._count = len(patterns)
         self._any: Any = None
         self._each: list[Any] = []
+        self._anchor: Any = None
         if re2 is None:
             return
         opts = re2.Options()
         opts.max_mem = 64 << 20
         wide = [superset(p) for p in patterns]
-        self._each = [re2.compile("(?m)" + w, opts) for w in wide]
-        self._any = self._each
+        self._each = [re2.compile("(?m)" + w, opts)._regexp for w in wide]
+        self._anchor = re2._Anchor.UNANCHORED
+        self._any = [
+            (
+                range(start, min(start + _GROUP, len(wide))),
+                re2.compile(
+                    "(?m)" + "|".join(f"(?:{w})" for w in wide[start : start + _GROUP]), opts
+                )._regexp,
+            )
+            for start in range(0, len(wide), _GROUP)
+        ]
 
     def candidates(self, text: str) -> list[int]:
         """Indexes of the patterns that may match ``text`` (all of them without RE2 or for non-ASCII text)."""
         if self._any is None or not text.isascii():
             return list(range(self._count))
         data = text.encode("ascii")
-        return [i for i, regex in enumerate(self._each) if regex.search(data) is not None]
+        end = len(data)
+        anchor = self._anchor
+        each = self._each
+        found: list[int] = []
+        for members, group in self._any:
+            if group.Match(anchor, data, 0, end)[0][0] >= 0:
+                found += [i for i in members if each[i].Match(anchor, data, 0, end)[0][0] >= 0]
+        return found

@@ -91,11 +91,18 @@ class PolicyAccess:
         Raises:
             UnknownToolError: a rule hides the tool from this principal.
         """
-        result = self.policies.evaluate(PolicyRequest(
-            principal=call.principal, tool=tool, now=call.received_at, arguments=call.arguments,
-            findings=tuple(call.findings), risk=call.risk, risk_factors=call.risk_factors,
-            **({"history": call.session} if call.session is not None else {}),
-        ))
+        result = self.policies.evaluate(
+            PolicyRequest(
+                principal=call.principal,
+                tool=tool,
+                now=call.received_at,
+                arguments=call.arguments,
+                findings=tuple(call.findings),
+                risk=call.risk,
+                risk_factors=call.risk_factors,
+                **({"history": call.session} if call.session is not None else {}),
+            )
+        )
         call.policy = result
         if result.hidden:
             raise UnknownToolError(call.tool)

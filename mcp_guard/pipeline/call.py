@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mcp import types
+from mcp.shared.dispatcher import ProgressFnT
+
 from mcp_guard.decision import ALLOWED, Verdict
 from mcp_guard.findings import Finding
 from mcp_guard.principal import Principal
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from mcp_guard.policy import PolicyResult, ToolInfo
     from mcp_guard.sessions import Session
 
-ProgressReporter = Callable[[float, float | None, str | None], Awaitable[None]]
+ProgressReporter = ProgressFnT
 
 
 @dataclass

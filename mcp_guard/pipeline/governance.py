@@ -43,11 +43,21 @@ class ScoreStage:
     async def __call__(self, call: ToolCall) -> Verdict | None:
         assert call.route is not None and call.info is not None
         call.shape = argument_shape(call.arguments)
-        assessment = self.scorer.score(RiskInput(
-            principal=call.principal, tool=call.tool, upstream=call.route.upstream, actions=call.actions,
-            environment=call.info.environment, arguments=call.arguments, findings=call.findings,
-            session=call.session, now=call.received_at, workflow=call.workflow, shape=call.shape,
-        ))
+        assessment = self.scorer.score(
+            RiskInput(
+                principal=call.principal,
+                tool=call.tool,
+                upstream=call.route.upstream,
+                actions=call.actions,
+                environment=call.info.environment,
+                arguments=call.arguments,
+                findings=call.findings,
+                session=call.session,
+                now=call.received_at,
+                workflow=call.workflow,
+                shape=call.shape,
+            )
+        )
         call.risk = assessment.score
         call.risk_factors = assessment.factor_scores()
         call.risk_breakdown = assessment.breakdown()
@@ -56,8 +66,9 @@ class ScoreStage:
 
 def control_call(call: ToolCall) -> ControlCall:
     assert call.route is not None
-    return ControlCall(principal=call.principal, tool=call.tool, upstream=call.route.upstream,
-                       arguments=call.arguments)
+    return ControlCall(
+        principal=call.principal, tool=call.tool, upstream=call.route.upstream, arguments=call.arguments
+    )
 
 
 class LimitsStage:
@@ -96,22 +107,31 @@ class ApprovalStage:
         if verdict.decision is not Decision.APPROVAL_REQUIRED:
             return None if verdict.decision.forwards else verdict
         if self.approvals is None:
-            return Verdict(decision=Decision.BLOCK, rules=verdict.rules, risk=verdict.risk,
-                           reason=f"{verdict.reason} — approval required, but approvals are not configured")
+            return Verdict(
+                decision=Decision.BLOCK,
+                rules=verdict.rules,
+                risk=verdict.risk,
+                reason=f"{verdict.reason} — approval required, but approvals are not configured",
+            )
         spec = _request_spec(call.policy.approval if call.policy else None)
         digest = call_digest(call.principal, call.tool, call.arguments)
         if spec.mode == "defer":
             approved = await self.approvals.consume(call.principal, call.tool, digest)
             if approved is not None:
                 call.approval_id = approved
-                return self._approved(call, "an approved request for exactly this call was used")
+                self._approve(call, "an approved request for exactly this call was used")
+                return None
         request = await self.approvals.create(self._context(call, spec, digest))
         call.approval_id = request.id
         if spec.mode == "defer":
-            return Verdict(decision=Decision.APPROVAL_REQUIRED, rules=verdict.rules, risk=verdict.risk,
-                           reason=f"{verdict.reason}. A human must approve this call: approval request "
-                                  f"{request.id} was created. Retry the same call with the same arguments "
-                                  "once it is approved.")
+            return Verdict(
+                decision=Decision.APPROVAL_REQUIRED,
+                rules=verdict.rules,
+                risk=verdict.risk,
+                reason=f"{verdict.reason}. A human must approve this call: approval request "
+                f"{request.id} was created. Retry the same call with the same arguments "
+                "once it is approved.",
+            )
         return await self._hold(call, request.id, spec)
 
     async def _hold(self, call: ToolCall, request_id: str, spec: ApprovalRequestSpec) -> Verdict | None:
@@ -125,31 +145,47 @@ class ApprovalStage:
         timeout = min(spec.ttl_s, self.hold_timeout_s) if self.hold_timeout_s else spec.ttl_s
         outcome = await self.approvals.wait(request_id, timeout, on_tick=tick)
         if outcome.state is ApprovalState.APPROVED and outcome.decision is not None:
-            return self._approved(call, f"approved by {outcome.decision.approver_user}")
+            self._approve(call, f"approved by {outcome.decision.approver_user}")
+            return None
         if outcome.state is ApprovalState.REJECTED and outcome.decision is not None:
             why = f"rejected by {outcome.decision.approver_user}: {outcome.decision.reason}"
         else:
             why = f"approval request {request_id} {outcome.state.value}" + (
-                f" ({outcome.state_reason})" if outcome.state_reason else "")
+                f" ({outcome.state_reason})" if outcome.state_reason else ""
+            )
         return Verdict(decision=Decision.BLOCK, rules=verdict.rules, risk=verdict.risk, reason=why)
 
-    def _approved(self, call: ToolCall, how: str) -> None:
+    def _approve(self, call: ToolCall, how: str) -> None:
         verdict = call.verdict
-        call.verdict = Verdict(decision=Decision.ALLOW, rules=verdict.rules, risk=verdict.risk,
-                               reason=f"{verdict.reason} — {how}", details={"approval_id": call.approval_id})
+        call.verdict = Verdict(
+            decision=Decision.ALLOW,
+            rules=verdict.rules,
+            risk=verdict.risk,
+            reason=f"{verdict.reason} — {how}",
+            details={"approval_id": call.approval_id},
+        )
 
     def _context(self, call: ToolCall, spec: ApprovalRequestSpec, digest: str) -> ApprovalContext:
         history: list[dict[str, Any]] = []
         if call.session is not None:
-            history = [{"tool": r.tool, "at": r.at.isoformat(),
-                        "decision": r.decision.value if r.decision else None}
-                       for r in call.session.recent(10)]
+            history = [
+                {"tool": r.tool, "at": r.at.isoformat(), "decision": r.decision.value if r.decision else None}
+                for r in call.session.recent(10)
+            ]
         return ApprovalContext(
-            principal=call.principal, session_id=call.session_id, tool=call.tool,
-            upstream=call.route.upstream if call.route else None, arguments=call.arguments, call_digest=digest,
-            findings=[f.model_dump(mode="json") for f in call.findings], risk=call.risk,
-            risk_breakdown=call.risk_breakdown, rules=call.verdict.rules, reason=call.verdict.reason,
-            history=history, spec=spec,
+            principal=call.principal,
+            session_id=call.session_id,
+            tool=call.tool,
+            upstream=call.route.upstream if call.route else None,
+            arguments=call.arguments,
+            call_digest=digest,
+            findings=[f.model_dump(mode="json") for f in call.findings],
+            risk=call.risk,
+            risk_breakdown=call.risk_breakdown,
+            rules=call.verdict.rules,
+            reason=call.verdict.reason,
+            history=history,
+            spec=spec,
         )
 
 
@@ -159,7 +195,10 @@ def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:
         return ApprovalRequestSpec()
     extra: dict[str, Any] = {"ttl_s": rule.ttl_s} if rule.ttl_s else {}
     return ApprovalRequestSpec(
-        mode=rule.mode, allow_self=rule.allow_self,
-        approvers=Approvers(roles=rule.approvers.roles, users=rule.approvers.users, teams=rule.approvers.teams),
+        mode=rule.mode,
+        allow_self=rule.allow_self,
+        approvers=Approvers(
+            roles=rule.approvers.roles, users=rule.approvers.users, teams=rule.approvers.teams
+        ),
         **extra,
     )

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from jsonschema import Draft202012Validator
-
 from mcp import types
+
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import UnknownToolError
 from mcp_guard.pipeline.access import AccessPolicy
@@ -48,7 +48,9 @@ class ValidateStage:
     async def __call__(self, call: ToolCall) -> Verdict | None:
         size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
         if size > self.max_argument_bytes:
-            return _refuse("argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}")
+            return _refuse(
+                "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"
+            )
         assert call.definition is not None
         validator = self._validator(call.tool, call.definition.input_schema)
         error = next(iter(sorted(validator.iter_errors(call.arguments), key=lambda e: list(e.path))), None)

@@ -201,3 +201,28 @@ def test_self_promotion_is_preference_manipulation() -> None:
 def test_automatic_default_in_benign_description_is_clean() -> None:
     tool = _tool("reserve", "The end time is automatically set to be two hours after the start.")
     assert not scan_tool_definition(tool)
+
+
+# ---------------------------------------------------------------- RE2 rule pre-check
+def test_superset_drops_lookarounds_only() -> None:
+    from mcp_guard.inspection.prefilter import superset
+
+    assert superset(r"(?<!\w)ab(?!c)[(?=x)]\bd") == r"ab[(?=x)]\bd"
+
+
+def test_rule_prefilter_never_hides_a_python_match() -> None:
+    from mcp_guard.inspection.prefilter import RulePrefilter
+
+    patterns = [r"(?<!not )ignore\s+all", r"\bsend\b[^\n]{0,20}?@", r"x(?=y)"]
+    pre = RulePrefilter(patterns)
+    for text in ("please ignore  all of it", "send it to a@b.c", "xy", "nothing", "not ignore all"):
+        import re
+
+        truth = {i for i, p in enumerate(patterns) if re.search(p, text, re.MULTILINE)}
+        assert truth <= set(pre.candidates(text))
+
+
+def test_hex_dump_and_timestamps_are_not_phone_numbers() -> None:
+    hex_dump = "48 65 6c 6c 6f 20 77 6f 72 6c 64 21 20 48 6f 77 20 61 72 65 20 79 6f 75 3f"
+    log = "2024-06-17T19:05:30Z DEBUG worker cache miss\n2024-06-21 16:04:14 INFO api ok"
+    assert "PHONE" not in {f.type for f in INSPECTOR.scan([hex_dump, log])}

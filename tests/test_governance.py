@@ -1,0 +1,339 @@
+"""Governance end to end: policies, inspection, approvals, limits, result handling, pinning, reload."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+import pytest
+from mcp import ClientSession, types
+from mcp.client.session import IncomingMessage
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from mcp_guard.assemble import http_app
+from mcp_guard.config.settings import GatewaySettings, load_settings
+from mcp_guard.gateway import Gateway
+from mcp_guard.pinning import commands as tools_commands
+from mcp_guard.principal import Principal
+from tests.harness import (
+    FAST_BACKOFF,
+    ROOT,
+    behaviour_upstream,
+    gateway_client,
+    serve_http,
+    with_private_state,
+    write_upstreams,
+)
+
+pytestmark = pytest.mark.anyio
+
+POLICIES = ROOT / "policies"
+DEMO = """
+upstreams:
+  bank:
+    command: "{python}"
+    args: ["-m", "mcp_guard.demo", "bank"]
+  db:
+    command: "{python}"
+    args: ["-m", "mcp_guard.demo", "db"]
+  mail:
+    command: "{python}"
+    args: ["-m", "mcp_guard.demo", "mail"]
+"""
+FIONA = Principal(user="fiona", agent="claude", roles=frozenset({"analyst"}), teams=frozenset({"finance"}))
+ALEX = Principal(user="alex", roles=frozenset({"finance-admin"}), teams=frozenset({"finance"}))
+
+
+def decision(result: object) -> dict[str, object]:
+    assert isinstance(result, types.CallToolResult) and result.meta is not None
+    found: dict[str, object] = result.meta["mcp-guard/decision"]
+    return found
+
+
+def text(result: object) -> str:
+    assert isinstance(result, types.CallToolResult)
+    return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+async def test_a_social_security_number_in_the_arguments_is_blocked_by_the_policy(tmp_path: Path) -> None:
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=POLICIES) as (
+        _,
+        client,
+    ):
+        result = await client.call_tool(
+            "bank__refund", {"payment_id": "p-1", "amount": 20, "reason": "customer 536-22-1234 asked"}
+        )
+        fine = await client.call_tool(
+            "bank__refund", {"payment_id": "p-1", "amount": 20, "reason": "damaged"}
+        )
+    assert isinstance(result, types.CallToolResult) and result.is_error
+    assert decision(result)["decision"] == "BLOCK" and decision(result)["rules"] == ["block-ssn"]
+    assert "block-ssn" in text(result) and decision(result)["audit_id"]
+    assert isinstance(fine, types.CallToolResult) and not fine.is_error
+    assert decision(fine)["decision"] == "ALLOW"
+
+
+async def test_tools_hidden_by_policy_are_absent_from_the_list_and_unknown_when_called(
+    tmp_path: Path,
+) -> None:
+    outsider = Principal(user="sam", roles=frozenset({"support"}), teams=frozenset({"support"}))
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=outsider, policy_dir=POLICIES) as (
+        _,
+        client,
+    ):
+        names = {t.name for t in (await client.list_tools()).tools}
+        with pytest.raises(MCPError, match="Unknown tool: bank__transfer"):
+            await client.call_tool(
+                "bank__transfer", {"from_account": "ACC-1001", "to_iban": "x", "amount": 1}
+            )
+    assert "bank__transfer" not in names and "bank__get_balance" in names
+
+
+SECRET = "governance-tests-secret-0123456789abcdef"
+AUDIENCE = "http://127.0.0.1:8765/mcp"
+
+
+def bearer(principal: Principal) -> dict[str, str]:
+    now = int(time.time())
+    claims = {
+        "sub": principal.user,
+        "agent_id": principal.agent,
+        "roles": sorted(principal.roles),
+        "groups": sorted(principal.teams),
+        "iss": "https://idp.test",
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+    }
+    return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
+
+
+async def test_a_held_refund_runs_when_a_finance_admin_approves_it_through_the_admin_api(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "mcp-guard.yaml").write_text(
+        f"""
+auth:
+  issuer: https://idp.test
+  audience: {AUDIENCE}
+  keys: [{{secret: "{SECRET}", algorithms: [HS256]}}]
+state_dir: {tmp_path / "state"}
+approvals: {{progress_interval_s: 0.05}}
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(tmp_path / "mcp-guard.yaml")
+    gateway = Gateway(write_upstreams(tmp_path, DEMO), settings, policy_dir=POLICIES, backoff=FAST_BACKOFF)
+    progress: list[str | None] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(message)
+
+    async with (
+        serve_http(http_app(gateway)) as url,
+        httpx2.AsyncClient(headers=bearer(FIONA)) as fiona_http,
+        httpx2.AsyncClient(base_url=url, headers=bearer(ALEX)) as alex,
+        streamable_http_client(f"{url}/mcp", http_client=fiona_http) as (read, write),
+        ClientSession(read, write) as fiona,
+    ):
+        await fiona.initialize()
+        outcome: dict[str, object] = {}
+
+        async def refund() -> None:
+            outcome["result"] = await fiona.call_tool(
+                "bank__refund",
+                {"payment_id": "p-9", "amount": 2500, "reason": "duplicate charge"},
+                progress_callback=on_progress,
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(refund)
+            with anyio.fail_after(20):
+                pending: Any = []
+                while not pending:  # the request appears once the policy decided
+                    pending = (await alex.get("/admin/approvals", params={"state": "pending"})).json()
+                    pending = pending["approvals"]
+            request_id = str(pending[0]["id"])
+            shown = (await alex.get(f"/admin/approvals/{request_id}")).json()
+            assert json.dumps(shown).count("refund-needs-approval") >= 1
+            with anyio.fail_after(10):  # the held call is kept alive with progress notifications
+                while not progress:
+                    await anyio.lowlevel.checkpoint()
+            self_approval = await fiona_http.post(
+                f"{url}/admin/approvals/{request_id}/approve", json={"reason": "mine"}
+            )
+            assert self_approval.status_code in (403, 404)
+            approved = await alex.post(f"/admin/approvals/{request_id}/approve", json={"reason": "verified"})
+            assert approved.status_code == 200
+    result = outcome["result"]
+    assert isinstance(result, types.CallToolResult) and not result.is_error
+    assert result.structured_content is not None and result.structured_content["amount"] == 2500
+    assert decision(result)["approval_id"] == request_id
+    assert all("waiting for approval" in (m or "") for m in progress)
+
+
+async def test_a_deferred_transfer_runs_once_after_approval_and_not_with_other_arguments(
+    tmp_path: Path,
+) -> None:
+    args = {"from_account": "ACC-1001", "to_iban": "DE89370400440532013000", "amount": 15000}
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=POLICIES) as (
+        gateway,
+        client,
+    ):
+        first = await client.call_tool("bank__transfer", args)
+        assert decision(first)["decision"] == "APPROVAL_REQUIRED"
+        approval_id = str(decision(first)["approval_id"])
+        assert approval_id in text(first) and "Retry the same call" in text(first)
+        assert gateway.services is not None
+        await gateway.services.approvals.decide(approval_id, ALEX, approve=True, reason="checked with Fiona")
+        changed = await client.call_tool("bank__transfer", {**args, "amount": 15001})
+        retried = await client.call_tool("bank__transfer", args)
+        again = await client.call_tool("bank__transfer", args)
+    assert decision(changed)["decision"] == "APPROVAL_REQUIRED"
+    assert isinstance(retried, types.CallToolResult) and not retried.is_error
+    assert "Transferred 15000.00" in text(retried) and decision(retried)["approval_id"] == approval_id
+    # The approval was used up: the same call again is not forwarded (the risk score of a repeated
+    # large transfer may even block it outright).
+    assert isinstance(again, types.CallToolResult) and again.is_error
+    assert decision(again)["decision"] in ("APPROVAL_REQUIRED", "BLOCK")
+    assert decision(again).get("approval_id") != approval_id
+
+
+async def test_a_rate_limit_in_a_policy_file_refuses_the_excess_call_with_retry_after(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "limits.yaml").write_text(
+        """
+limits:
+  - id: balance-reads
+    tools: ["bank__get_balance"]
+    per: [agent]
+    rate: 2/minute
+    burst: 2
+""",
+        encoding="utf-8",
+    )
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+        _,
+        client,
+    ):
+        results = [await client.call_tool("bank__get_balance", {"account": "ACC-1001"}) for _ in range(3)]
+    assert [decision(r)["decision"] for r in results] == ["ALLOW", "ALLOW", "BLOCK"]
+    assert decision(results[2])["rules"] == ["balance-reads"]
+    assert "retry" in text(results[2]).lower()
+
+
+async def test_pii_in_a_result_is_redacted_and_planted_instructions_are_flagged(tmp_path: Path) -> None:
+    settings = GatewaySettings.model_validate({"results": {"redact": ["pii", "secret"], "injection": "flag"}})
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):
+        result = await client.call_tool("beh__leak", {})
+    body = text(result)
+    assert "4111 1111 1111 1111" not in body and "[REDACTED:CREDIT_CARD]" in body
+    assert "jane.roe@corp-mail.example" not in body
+    assert decision(result)["decision"] == "WARN"
+    assert "[mcp-guard warning]" in body
+
+
+async def test_a_result_with_planted_instructions_can_be_withheld(tmp_path: Path) -> None:
+    settings = GatewaySettings.model_validate({"results": {"injection": "block"}})
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):
+        result = await client.call_tool("beh__leak", {})
+    assert isinstance(result, types.CallToolResult) and result.is_error
+    assert decision(result)["rules"] == ["result-injection"] and "exfil@evil.example" not in text(result)
+
+
+async def test_a_changed_tool_definition_is_quarantined_until_an_operator_accepts_it(tmp_path: Path) -> None:
+    changed = anyio.Event()
+
+    async def on_message(message: IncomingMessage) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    settings = with_private_state(None)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, message_handler=on_message) as (
+        gateway,
+        client,
+    ):
+        await client.call_tool("beh__mutate", {})
+        with anyio.fail_after(10):
+            await changed.wait()
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "beh__echo" not in names and "beh__fail" in names
+        with pytest.raises(MCPError, match="Unknown tool: beh__echo"):
+            await client.call_tool("beh__echo", {"text": "x"})
+        parser = argparse.ArgumentParser()
+        tools_commands.register(parser.add_subparsers())
+        args = parser.parse_args(
+            [
+                "tools",
+                "accept",
+                "beh",
+                "echo",
+                "--db",
+                str(settings.state_dir / "pins.db"),
+                "--as-user",
+                "operator",
+            ]
+        )
+        assert await anyio.to_thread.run_sync(args.func, args) == 0
+        await gateway.refresh_pins()
+        result = await client.call_tool("beh__echo", {"text": "back"})
+    assert isinstance(result, types.CallToolResult) and result.structured_content == {"echo": "back"}
+
+
+async def test_a_broken_policy_file_never_replaces_the_running_policies(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rules = policies / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - id: no-inbox\n    match: {tools: ['mail__list_inbox']}\n    decision: BLOCK\n",
+        encoding="utf-8",
+    )
+    settings = with_private_state(None)
+    async with gateway_client(
+        write_upstreams(tmp_path, DEMO), settings, principal=FIONA, policy_dir=policies
+    ) as (gateway, client):
+        assert decision(await client.call_tool("mail__list_inbox", {}))["rules"] == ["no-inbox"]
+        rules.write_text(
+            "rules:\n  - id: no-inbox\n    match: {tools: ['mail__list_inbox']}\n    decision: NOPE\n",
+            encoding="utf-8",
+        )
+        error = await gateway.reload_policies("test")
+        assert error is not None and any("rules.yaml:4" in p for p in error.problems)
+        assert decision(await client.call_tool("mail__list_inbox", {}))["rules"] == ["no-inbox"]
+        rules.write_text("rules: []\n", encoding="utf-8")
+        assert await gateway.reload_policies("test") is None
+        assert decision(await client.call_tool("mail__list_inbox", {}))["decision"] == "ALLOW"
+    with sqlite3.connect(settings.state_dir / "audit.db") as db:
+        kinds = [k for (k,) in db.execute("SELECT kind FROM entries ORDER BY seq")]
+    assert "config_error" in kinds and kinds.count("policy_reload") >= 2
+
+
+async def test_a_circuit_breaker_opens_after_repeated_timeouts_and_fails_fast(tmp_path: Path) -> None:
+    settings = GatewaySettings.model_validate(
+        {
+            "controls": {
+                "breakers": [
+                    {"id": "beh-breaker", "upstreams": ["beh"], "consecutive_failures": 2, "open_for": 60}
+                ]
+            }
+        }
+    )
+    upstreams = behaviour_upstream(tmp_path, call_timeout_s="0.3")
+    async with gateway_client(upstreams, settings) as (_, client):
+        for tag in ("a", "b"):
+            timed_out = await client.call_tool("beh__hang", {"tag": tag})
+            assert "did not answer" in text(timed_out)
+        started = time.perf_counter()
+        refused = await client.call_tool("beh__echo", {"text": "x"})
+        elapsed = time.perf_counter() - started
+    assert decision(refused)["decision"] == "BLOCK" and decision(refused)["rules"] == ["beh-breaker"]
+    assert elapsed < 0.3
