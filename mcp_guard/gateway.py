@@ -364,12 +364,8 @@ class Gateway:
         started = time.perf_counter()
         result = await self._forward(call)
         result = await self.result_chain.run(call, result)
-        if not await recorder.outcome(call, result, started):
-            call.verdict = _blocked(
-                "audit-unavailable",
-                "the call ran, but its result is withheld because its outcome could not be audited",
-            )
-            return refusal(call)
+        if self._tg is not None:
+            self._tg.start_soon(recorder.write_outcome, recorder.outcome_record(call, result, started))
         return _with_decision(result, call)
 
     def _remember(self, call: ToolCall) -> None:

@@ -1,7 +1,8 @@
 """Audit records of calls: the decision entry (write-ahead) and the outcome entry.
 
 The decision entry is durably committed before a call is forwarded; if it cannot be
-written the call is refused (fail closed). Arguments are stored per the configured
+written the call is refused (fail closed). The outcome entry is written after the result
+has been handed back, so it adds no latency. Arguments are stored per the configured
 policy: ``redacted`` (findings replaced by typed placeholders), ``full`` or
 ``digest`` (nothing but the digest) — the SHA-256 digest of the raw arguments is
 always stored.
@@ -9,6 +10,7 @@ always stored.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -18,6 +20,8 @@ from mcp import types
 from mcp_guard.audit import AuditLog, AuditUnavailableError, digest
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.pipeline.call import ToolCall
+
+logger = logging.getLogger(__name__)
 
 ArgumentPolicy = Literal["redacted", "full", "digest"]
 Redactor = Callable[[Any, ToolCall], Any]
@@ -51,24 +55,31 @@ class CallRecorder:
         call.audit_id = receipt.id
         return call.verdict
 
-    async def outcome(self, call: ToolCall, result: types.CallToolResult, started: float) -> bool:
-        """Record what happened after forwarding. Returns False if the entry could not be written."""
-        record = {
+    def outcome_record(self, call: ToolCall, result: types.CallToolResult, started: float) -> dict[str, Any]:
+        """The outcome entry of a forwarded call (built at once, written by :meth:`write_outcome`)."""
+        return {
             "decision_audit_id": call.audit_id,
             "session": call.session_id,
             "principal": _principal(call),
             "tool": call.tool,
             "upstream": call.route.upstream if call.route else None,
+            "decision": call.verdict.decision.value,
+            "rules": list(call.verdict.rules),
             "is_error": bool(result.is_error),
             "upstream_error": (result.meta or {}).get("mcp-guard/decision", {}).get("upstream_error"),
+            "result_findings": sorted({f.type for f in call.result_findings}),
             "result_digest": digest(result.model_dump(mode="json", by_alias=True, exclude_none=True)),
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+
+    async def write_outcome(self, record: dict[str, Any]) -> None:
+        """Append an outcome entry. The result is already on its way to the client, so a
+        failure here is logged (the decision entry, written ahead, stays the proof)."""
         try:
             await self.log.append("outcome", record)
-        except AuditUnavailableError:
-            return False
-        return True
+        except AuditUnavailableError as exc:
+            logger.error("could not audit the outcome of %s (decision %s): %s",
+                         record["tool"], record["decision_audit_id"], exc.reason)
 
     def _decision_record(self, call: ToolCall) -> dict[str, Any]:
         verdict = call.verdict
