@@ -61,7 +61,8 @@ class Verdict(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
     def meta(self, audit_id: str | None, approval_id: str | None = None) -> dict[str, Any]:
-        """The machine-readable copy placed in ``_meta["mcp-guard/decision"]`` (DESIGN.md §7)."""
+        """The machine-readable copy placed in ``_meta["mcp-guard/decision"]`` (DESIGN.md §7),
+        plus ``retry_after`` (seconds) when a rate limit, budget or breaker says when to retry."""
         out: dict[str, Any] = {
             "decision": self.decision.value,
             "rules": list(self.rules),
@@ -71,6 +72,8 @@ class Verdict(BaseModel):
         }
         if approval_id is not None:
             out["approval_id"] = approval_id
+        if "retry_after" in self.details:
+            out["retry_after"] = self.details["retry_after"]
         return out
 
 

@@ -55,11 +55,14 @@ class Gateway:
         policy_dir: str | Path | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        """Raises: ConfigError — the policy folder is invalid."""
+        """Raises: ConfigError — the policy folder or the operational controls are invalid."""
         self.settings = (settings or GatewaySettings()).with_state_dir()
         self.upstreams_file = upstreams
         self.policy_store = PolicyStore(policy_dir) if policy_dir is not None else None
-        self.policy: AccessPolicy = self._access(self.policy_store.current() if self.policy_store else None)
+        policies = self.policy_store.current() if self.policy_store else None
+        self.policy: AccessPolicy = self._access(policies)
+        # Validate the controls now, so a bad limit stops start-up with file:line, not the first call.
+        controls_config(self.settings, upstreams, policies.limit_specs if policies else [])
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(name, config, self._upstream_changed, backoff)
             for name, config in upstreams.enabled().items()
@@ -115,7 +118,7 @@ class Gateway:
     def _build_controls(self, policies: PolicySet | None) -> Controls:
         assert self.services is not None
         specs = policies.limit_specs if policies else []
-        config = controls_config(self.settings, self.upstreams_file, specs)  # type: ignore[arg-type]
+        config = controls_config(self.settings, self.upstreams_file, specs)
         return Controls(config, self.services.control_state, on_breaker_change=self._breaker_changed)
 
     def _build_chains(self, services: Services) -> None:

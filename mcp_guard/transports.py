@@ -102,14 +102,19 @@ def build_http_app(
                 await server.run(read, write, server.create_initialization_options())
 
     async def health(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "status": "ok",
-                "upstreams": {
-                    name: {"status": u.status.value, "tools": len(u.listing.tools), "error": u.last_error}
-                    for name, u in gateway.upstreams.items()
-                },
+        upstreams = {
+            name: {
+                "status": u.status.value,
+                "tools": len(u.listing.tools),
+                "connections": u.connections,
+                "error": u.last_error,
             }
+            for name, u in gateway.upstreams.items()
+        }
+        controls = gateway.controls
+        breakers = [b.model_dump(mode="json") for b in await controls.snapshot()] if controls else []
+        return JSONResponse(
+            {"status": "ok" if gateway.services else "starting", "upstreams": upstreams, "breakers": breakers}
         )
 
     @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ from mcp import types
 from mcp.shared.exceptions import MCPError
 
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
+from mcp_guard.upstreams.supervisor import Status
 from tests.harness import behaviour_upstream, gateway_client, write_upstreams
 
 pytestmark = pytest.mark.anyio
@@ -49,7 +50,7 @@ upstreams:
     async with gateway_client(upstreams) as (_, client):
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("bad__good", {})
-    assert names == {"bad__good", "bad__garbage"}
+    assert names == {"bad__good", "bad__garbage", "bad__flood"}
     assert isinstance(result, types.CallToolResult) and result.content[0].text == "ok"  # type: ignore[union-attr]
 
 
@@ -181,3 +182,24 @@ async def test_concurrent_calls_each_get_their_own_result(tmp_path: Path) -> Non
             for i in range(30):
                 tg.start_soon(one, i)
     assert all(results[i].structured_content == {"echo": f"call-{i}"} for i in range(30))
+
+
+async def test_an_endless_result_is_cut_off_while_reading_and_the_upstream_comes_back(tmp_path: Path) -> None:
+    upstreams = write_upstreams(tmp_path, """
+upstreams:
+  bad:
+    command: "{python}"
+    args: ["{root}/tests/servers/hostile.py"]
+    max_message_bytes: 1048576
+""")
+    async with gateway_client(upstreams) as (gateway, client):
+        upstream = gateway.upstreams["bad"]
+        with anyio.fail_after(20):
+            result = await client.call_tool("bad__flood", {})
+        assert isinstance(result, types.CallToolResult) and result.is_error
+        assert "larger than 1048576 bytes" in result.content[0].text  # type: ignore[union-attr]
+        with anyio.fail_after(20):  # the supervisor reconnects
+            while upstream.connections < 2 or upstream.status is not Status.READY:
+                await upstream.changed.wait()
+        again = await client.call_tool("bad__good", {})
+    assert isinstance(again, types.CallToolResult) and not again.is_error

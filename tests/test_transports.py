@@ -173,3 +173,16 @@ def test_the_module_entry_point_prints_help() -> None:
         [sys.executable, "-m", "mcp_guard", "--help"], capture_output=True, text=True, check=True
     )
     assert "serve" in out.stdout
+
+
+async def test_the_health_endpoint_shows_circuit_breakers_to_operators(tmp_path: Path) -> None:
+    settings = GatewaySettings.model_validate(
+        {"controls": {"breakers": [{"id": "beh-breaker", "upstreams": ["beh"], "consecutive_failures": 3}]}}
+    )
+    async with http_gateway(tmp_path, settings) as url, httpx2.AsyncClient() as http:
+        async with streamable_http_client(f"{url}/mcp") as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            await client.call_tool("beh__echo", {"text": "x"})
+        health = (await http.get(f"{url}/healthz")).json()
+    assert health["status"] == "ok"
+    assert [(b["breaker"], b["state"]) for b in health["breakers"]] == [("beh-breaker", "closed")]

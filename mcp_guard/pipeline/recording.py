@@ -78,8 +78,12 @@ class CallRecorder:
         try:
             await self.log.append("outcome", record)
         except AuditUnavailableError as exc:
-            logger.error("could not audit the outcome of %s (decision %s): %s",
-                         record["tool"], record["decision_audit_id"], exc.reason)
+            logger.error(
+                "could not audit the outcome of %s (decision %s): %s",
+                record["tool"],
+                record["decision_audit_id"],
+                exc.reason,
+            )
 
     def _decision_record(self, call: ToolCall) -> dict[str, Any]:
         verdict = call.verdict

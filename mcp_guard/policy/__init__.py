@@ -10,6 +10,7 @@ Public API::
 See docs/policies.md for the language and its semantics.
 """
 
+from mcp_guard.controls.config import RawSpec
 from mcp_guard.policy.actions import ActionClassifier
 from mcp_guard.policy.engine import DEFAULT_THRESHOLDS, PolicySet
 from mcp_guard.policy.history import InMemoryHistory
@@ -20,7 +21,6 @@ from mcp_guard.policy.types import (
     ApprovalSpec,
     PolicyRequest,
     PolicyResult,
-    RawSpec,
     SessionHistory,
     ToolInfo,
 )

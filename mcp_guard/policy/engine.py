@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from mcp_guard.controls.config import RawSpec
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.policy.actions import ActionClassifier
 from mcp_guard.policy.compiler import CompiledRule
 from mcp_guard.policy.index import CACHE_LIMIT, RuleIndex
-from mcp_guard.policy.types import PolicyRequest, PolicyResult, RawSpec, ToolInfo
+from mcp_guard.policy.types import PolicyRequest, PolicyResult, ToolInfo
 from mcp_guard.principal import Principal
 
 DEFAULT_THRESHOLDS: Mapping[Decision, float] = {

@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mcp_guard.config.yaml_source import load_yaml
+from mcp_guard.controls.config import RawSpec
 from mcp_guard.decision import Decision
 from mcp_guard.errors import ConfigError
 from mcp_guard.policy.actions import ActionClassifier
@@ -22,7 +23,6 @@ from mcp_guard.policy.engine import DEFAULT_THRESHOLDS, ExternalEngine, PolicySe
 from mcp_guard.policy.rego import RegoModule
 from mcp_guard.policy.rego_check import load_rego
 from mcp_guard.policy.syntax import FileSpec, parse_file
-from mcp_guard.policy.types import RawSpec
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -14,10 +14,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from mcp_guard.config.yaml_source import YamlDocument, validation_problems
+from mcp_guard.controls.config import RawSpec
 from mcp_guard.decision import Decision
 from mcp_guard.policy.diagnostics import Diagnostics, Located
 from mcp_guard.policy.durations import parse_duration
-from mcp_guard.policy.types import ACTION_CLASSES, ApprovalSpec, RawSpec
+from mcp_guard.policy.types import ACTION_CLASSES, ApprovalSpec
 
 HIDE = "HIDE"
 DECISIONS = (*(d.value for d in Decision), HIDE)

@@ -99,18 +99,6 @@ class ApprovalSpec(BaseModel):
 
 
 @dataclass(frozen=True)
-class RawSpec:
-    """One unparsed item of a control section (``limits:``, ``budgets:``, ``timeouts:``,
-    ``breakers:``, ``concurrency:``, ``result_bounds:``) with its location: each list item
-    separately, or the whole value when it is not a list."""
-
-    file: str
-    line: int
-    kind: str
-    data: Any
-
-
-@dataclass(frozen=True)
 class PolicyResult:
     """The outcome of :meth:`PolicySet.evaluate`.
 

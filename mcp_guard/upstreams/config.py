@@ -36,6 +36,8 @@ class _UpstreamBase(BaseModel):
     call_timeout_s: float = Field(default=60.0, gt=0, le=86_400)
     connect_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
     environment: str = "prod"
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=4096)
+    """The largest JSON-RPC message accepted from this upstream; a longer one resets the connection."""
     disabled: bool = False
 
     @field_validator("prefix")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -11,10 +10,9 @@ from typing import Any, Self
 
 import anyio
 import httpx2
-from mcp import ClientSession, StdioServerParameters, types
+from mcp import ClientSession, types
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.sse import sse_client
-from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._stream_protocols import ReadStream
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
@@ -22,6 +20,7 @@ from mcp.shared.message import SessionMessage
 
 from mcp_guard import __version__
 from mcp_guard.upstreams.config import HttpUpstream, UpstreamConfig
+from mcp_guard.upstreams.stdio import StdioLink, bounded_stdio_client
 
 CLIENT_INFO = types.Implementation(name="mcp-guard", version=__version__)
 
@@ -78,10 +77,13 @@ class Connection:
     dispatcher: JSONRPCDispatcher[Any]
     closed: anyio.Event
     initialize: types.InitializeResult
+    link: StdioLink
 
 
 @asynccontextmanager
-async def connect(config: UpstreamConfig, message_handler: MessageHandlerFnT) -> AsyncIterator[Connection]:
+async def connect(
+    name: str, config: UpstreamConfig, message_handler: MessageHandlerFnT
+) -> AsyncIterator[Connection]:
     """Open the transport, start a session and run the initialize handshake.
 
     Must be entered and exited in the same task (the supervisor's).
@@ -90,14 +92,12 @@ async def connect(config: UpstreamConfig, message_handler: MessageHandlerFnT) ->
         OSError: the process could not be started or the server not reached.
         MCPError: the upstream refused the handshake.
     """
+    link = StdioLink(name)
     async with AsyncExitStack() as stack:
         if isinstance(config, HttpUpstream):
             streams = await stack.enter_async_context(_http_streams(config))
         else:
-            params = StdioServerParameters(
-                command=config.command, args=config.args, env=config.env, cwd=config.cwd
-            )
-            streams = await stack.enter_async_context(stdio_client(params, errlog=sys.stderr))
+            streams = await stack.enter_async_context(bounded_stdio_client(name, config, link))
         read, write = streams
         watched = WatchedReadStream(read)
         dispatcher: JSONRPCDispatcher[Any] = JSONRPCDispatcher(watched, write)
@@ -105,7 +105,9 @@ async def connect(config: UpstreamConfig, message_handler: MessageHandlerFnT) ->
             ClientSession(dispatcher=dispatcher, message_handler=message_handler, client_info=CLIENT_INFO)
         )
         result = await session.initialize()
-        yield Connection(session=session, dispatcher=dispatcher, closed=watched.closed, initialize=result)
+        yield Connection(
+            session=session, dispatcher=dispatcher, closed=watched.closed, initialize=result, link=link
+        )
 
 
 @asynccontextmanager
@@ -119,6 +121,8 @@ async def _http_streams(config: HttpUpstream) -> AsyncIterator[Any]:
     timeout = httpx2.Timeout(config.connect_timeout_s, read=None)
     async with (
         httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout) as client,
-        streamable_http_client(config.url, http_client=client) as s,
+        streamable_http_client(
+            config.url, http_client=client, max_sse_event_size=config.max_message_bytes
+        ) as s,
     ):
         yield s

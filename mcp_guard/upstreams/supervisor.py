@@ -84,6 +84,8 @@ class Upstream:
         self.last_error: str | None = None
         self.next_attempt_at: float | None = None
         self.server_info: types.Implementation | None = None
+        self.connections = 0
+        """How many times the upstream became ready (1 + reconnects)."""
         self.changed = anyio.Event()
         """Set (and replaced) every time status or listing changes; tests and operators wait on it."""
         self._on_change = on_change
@@ -99,8 +101,7 @@ class Upstream:
         while True:
             self._set_status(Status.CONNECTING)
             try:
-                await self._serve_one_connection()
-                self.last_error = "the connection closed"
+                self.last_error = await self._serve_one_connection() or "the connection closed"
                 attempt = 0
             except anyio.get_cancelled_exc_class():
                 raise
@@ -113,14 +114,14 @@ class Upstream:
             self._set_status(Status.DOWN)
             await anyio.sleep(delay)
 
-    async def _serve_one_connection(self) -> None:
-        """Connect, list and serve until the connection closes.
+    async def _serve_one_connection(self) -> str | None:
+        """Connect, list and serve until the connection closes; returns why, when the gateway closed it.
 
         Raises:
             TimeoutError: connecting, initializing or listing took longer than allowed.
         """
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout_s) as scope:
-            async with connect(self.config, self._on_message) as conn:
+            async with connect(self.name, self.config, self._on_message) as conn:
                 self.server_info = conn.initialize.server_info
                 self.listing = await self._list(conn)
                 scope.deadline = math.inf
@@ -129,6 +130,7 @@ class Upstream:
                 self.next_attempt_at = None
                 try:
                     await self._on_change(self.name)  # the catalog holds its tools before it counts as ready
+                    self.connections += 1
                     self._set_status(Status.READY)
                     logger.info("upstream %s: ready with %d tool(s)", self.name, len(self.listing.tools))
                     async with anyio.create_task_group() as tg:
@@ -137,8 +139,10 @@ class Upstream:
                         tg.cancel_scope.cancel()
                 finally:
                     self._conn = None
+                return conn.link.close_reason
         if scope.cancelled_caught:
             raise TimeoutError("timed out while connecting")
+        return None
 
     async def _refresh_on_notice(self, conn: Connection) -> None:
         while True:
@@ -260,10 +264,15 @@ class Upstream:
         params = types.CallToolRequestParams(
             name=name, arguments=dict(arguments) if arguments else None, _meta=_forwardable_meta(meta)
         )
-        with anyio.fail_after(timeout_s or self.config.call_timeout_s):
-            return await conn.session.send_request(
-                types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
-            )
+        try:
+            with anyio.fail_after(timeout_s or self.config.call_timeout_s):
+                return await conn.session.send_request(
+                    types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
+                )
+        except MCPError:
+            if conn.link.close_reason:  # the gateway reset the connection (e.g. an oversized result)
+                raise UpstreamUnavailableError(self.name, conn.link.close_reason) from None
+            raise
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""

@@ -12,6 +12,7 @@ from typing import Any
 TOOLS: list[Any] = [
     {"name": "good", "description": "Fine.", "inputSchema": {"type": "object"}},
     {"name": "garbage", "description": "Answers with a malformed result.", "inputSchema": {"type": "object"}},
+    {"name": "flood", "description": "Answers with an endless result.", "inputSchema": {"type": "object"}},
     {"name": "broken", "description": "Schema is a string.", "inputSchema": {"type": "string"}},
     {"name": "bad schema", "description": "Space in the name.", "inputSchema": {"type": "object"}},
     {"name": "noschema", "description": "No inputSchema at all."},
@@ -44,6 +45,13 @@ def main() -> None:
             reply(msg_id, {"tools": TOOLS})
         elif method == "tools/call":
             name = msg["params"]["name"]
+            if name == "flood":
+                sys.stdout.write('{"jsonrpc": "2.0", "id": %s, "result": {"content": [{"type": "text", "text": "'
+                                 % json.dumps(msg_id))
+                chunk = "A" * 65536
+                while True:  # never ends: the gateway must cut it off while reading
+                    sys.stdout.write(chunk)
+                    sys.stdout.flush()
             if name == "good":
                 reply(msg_id, {"content": [{"type": "text", "text": "ok"}]})
             else:
