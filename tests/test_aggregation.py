@@ -185,13 +185,16 @@ async def test_concurrent_calls_each_get_their_own_result(tmp_path: Path) -> Non
 
 
 async def test_an_endless_result_is_cut_off_while_reading_and_the_upstream_comes_back(tmp_path: Path) -> None:
-    upstreams = write_upstreams(tmp_path, """
+    upstreams = write_upstreams(
+        tmp_path,
+        """
 upstreams:
   bad:
     command: "{python}"
     args: ["{root}/tests/servers/hostile.py"]
     max_message_bytes: 1048576
-""")
+""",
+    )
     async with gateway_client(upstreams) as (gateway, client):
         upstream = gateway.upstreams["bad"]
         with anyio.fail_after(20):

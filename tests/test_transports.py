@@ -180,7 +180,10 @@ async def test_the_health_endpoint_shows_circuit_breakers_to_operators(tmp_path:
         {"controls": {"breakers": [{"id": "beh-breaker", "upstreams": ["beh"], "consecutive_failures": 3}]}}
     )
     async with http_gateway(tmp_path, settings) as url, httpx2.AsyncClient() as http:
-        async with streamable_http_client(f"{url}/mcp") as (read, write), ClientSession(read, write) as client:
+        async with (
+            streamable_http_client(f"{url}/mcp") as (read, write),
+            ClientSession(read, write) as client,
+        ):
             await client.initialize()
             await client.call_tool("beh__echo", {"text": "x"})
         health = (await http.get(f"{url}/healthz")).json()

@@ -46,8 +46,8 @@ def main() -> None:
         elif method == "tools/call":
             name = msg["params"]["name"]
             if name == "flood":
-                sys.stdout.write('{"jsonrpc": "2.0", "id": %s, "result": {"content": [{"type": "text", "text": "'
-                                 % json.dumps(msg_id))
+                head = json.dumps({"jsonrpc": "2.0", "id": msg_id})[:-1]
+                sys.stdout.write(head + ', "result": {"content": [{"type": "text", "text": "')
                 chunk = "A" * 65536
                 while True:  # never ends: the gateway must cut it off while reading
                     sys.stdout.write(chunk)
