@@ -27,6 +27,7 @@ from mcp_guard.approvals.models import (
 )
 from mcp_guard.audit.models import format_time, parse_time
 from mcp_guard.errors import GuardError
+from mcp_guard.sqlite_schema import initialise_schema
 
 SCHEMA_VERSION = 1
 
@@ -269,21 +270,12 @@ class ApprovalStore:
 
 
 async def _initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
-    conn.row_factory = sqlite3.Row
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = FULL")
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise ApprovalStoreError(
-                f"approvals database {path} has schema version {version}; "
-                f"this mcp-guard reads {SCHEMA_VERSION}"
-            )
-        await conn.executescript(_DDL)
-        await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await initialise_schema(
+            conn, path, busy_timeout_ms, ddl=_DDL, version=SCHEMA_VERSION, what="approvals database"
+        )
+    except ValueError as exc:
+        raise ApprovalStoreError(str(exc)) from None
     except sqlite3.Error as exc:
         raise ApprovalStoreError(f"cannot initialise approvals database {path}: {exc}") from None
 

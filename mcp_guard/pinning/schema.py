@@ -20,6 +20,7 @@ from mcp_guard.audit.models import format_time, parse_time
 from mcp_guard.findings import Finding
 from mcp_guard.pinning.errors import PinStoreError
 from mcp_guard.pinning.models import PendingChange, PendingState, Pin, QuarantineReason
+from mcp_guard.sqlite_schema import initialise_schema
 
 SCHEMA_VERSION = 1
 
@@ -66,20 +67,12 @@ async def initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: in
     Raises:
         PinStoreError: not a SQLite database, or written by a newer mcp-guard.
     """
-    conn.row_factory = sqlite3.Row
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA synchronous = FULL")
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise PinStoreError(
-                f"pin database {path} has schema version {version}; this mcp-guard reads {SCHEMA_VERSION}"
-            )
-        await conn.executescript(DDL)
-        await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        await initialise_schema(
+            conn, path, busy_timeout_ms, ddl=DDL, version=SCHEMA_VERSION, what="pin database"
+        )
+    except ValueError as exc:
+        raise PinStoreError(str(exc)) from None
     except sqlite3.Error as exc:
         raise PinStoreError(f"cannot initialise pin database {path}: {exc}") from None
 
