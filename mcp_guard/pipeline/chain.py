@@ -102,7 +102,8 @@ def refusal(call: ToolCall) -> types.CallToolResult:
     """The ``isError`` result for a call that was not forwarded (DESIGN.md §7)."""
     verdict = call.verdict
     rules = ", ".join(verdict.rules) or "none"
-    text = f"mcp-guard: {verdict.decision.value} (rule: {rules}). {verdict.reason}"
+    reason = verdict.reason if verdict.reason.endswith(".") else f"{verdict.reason}."
+    text = f"mcp-guard: {verdict.decision.value} (rule: {rules}). {reason}"
     if call.approval_id:
         text += f" Approval id: {call.approval_id}."
     if call.audit_id:
