@@ -105,7 +105,7 @@ class Gateway:
             try:
                 for upstream in self.upstreams.values():
                     tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
-                tg.start_soon(self._refresh_pins, services)
+                tg.start_soon(self._refresh_pins_periodically)
                 tg.start_soon(self._reload_on_sighup)
                 if self.policy_store is not None:
                     tg.start_soon(self._watch_policies, self.policy_store)
@@ -256,7 +256,7 @@ class Gateway:
             await services.audit.append("tool_pin", event)
         self._allowed[name] = review.allowed
 
-    async def _refresh_pins(self, services: Services) -> None:
+    async def _refresh_pins_periodically(self) -> None:
         """Pick up operator decisions (``mcp-guard tools accept``) made on the pin database."""
         while True:
             await anyio.sleep(PIN_REFRESH_S)

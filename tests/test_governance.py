@@ -338,3 +338,53 @@ async def test_a_circuit_breaker_opens_after_repeated_timeouts_and_fails_fast(tm
     assert decision(refused)["decision"] == "BLOCK" and decision(refused)["rules"] == ["beh-breaker"]
     assert elapsed < 0.3
     assert isinstance(decision(refused)["retry_after"], float) and decision(refused)["retry_after"] > 0
+
+
+async def test_a_deferred_approval_given_while_the_gateway_was_down_is_honoured_after_restart(
+    tmp_path: Path,
+) -> None:
+    from mcp_guard.approvals import commands as approvals_commands
+    from mcp_guard.audit import verify
+    from mcp_guard.signing import load_signing_key, public_key_pem
+
+    state = tmp_path / "state"
+    settings = GatewaySettings(state_dir=state)
+    upstreams = write_upstreams(tmp_path, DEMO)
+    args = {"from_account": "ACC-1001", "to_iban": "DE89370400440532013000", "amount": 12000}
+    async with gateway_client(upstreams, settings, principal=FIONA, policy_dir=POLICIES) as (_, client):
+        first = await client.call_tool("bank__transfer", args)
+    approval_id = str(decision(first)["approval_id"])
+
+    parser = argparse.ArgumentParser()
+    approvals_commands.register(parser.add_subparsers())
+    approve = parser.parse_args(
+        [
+            "approvals",
+            "approve",
+            approval_id,
+            "--db",
+            str(state / "approvals.db"),
+            "--key",
+            str(state / "keys" / "approvals-signing.pem"),
+            "--as-user",
+            "alex",
+            "--roles",
+            "finance-admin",
+            "--teams",
+            "finance",
+            "--reason",
+            "called the customer",
+            "--audit-db",
+            str(state / "audit.db"),
+            "--audit-key",
+            str(state / "keys" / "audit-signing.pem"),
+        ]
+    )
+    assert await anyio.to_thread.run_sync(approve.func, approve) == 0
+
+    async with gateway_client(upstreams, settings, principal=FIONA, policy_dir=POLICIES) as (_, client):
+        retried = await client.call_tool("bank__transfer", args)
+    assert isinstance(retried, types.CallToolResult) and not retried.is_error
+    assert decision(retried)["approval_id"] == approval_id
+    key = load_signing_key(state / "keys" / "audit-signing.pem")
+    assert verify(state / "audit.db", public_key_pem(key)).ok

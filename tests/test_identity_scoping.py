@@ -229,3 +229,35 @@ async def test_a_client_is_told_when_what_its_principal_may_see_changes(tmp_path
         with anyio.fail_after(5):
             await notified.wait()
         assert await tool_names(client) == {"mail__list_inbox"}
+
+
+async def test_a_session_created_by_one_principal_cannot_be_used_with_another_principals_token(
+    tmp_path: Path,
+) -> None:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    async with authenticated_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
+        fiona = {**headers, "Authorization": f"Bearer {token('fiona', ['finance'])}"}
+        created = await http.post(f"{url}/mcp", json=init, headers=fiona)
+        session = created.headers["mcp-session-id"]
+        await http.post(
+            f"{url}/mcp",
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers={**fiona, "mcp-session-id": session},
+        )
+        sam = {**headers, "Authorization": f"Bearer {token('sam', ['support'])}", "mcp-session-id": session}
+        hijack = await http.post(f"{url}/mcp", json=listing, headers=sam)
+        own = await http.post(f"{url}/mcp", json=listing, headers={**fiona, "mcp-session-id": session})
+    assert created.status_code == 200
+    assert hijack.status_code == 404
+    assert own.status_code == 200 and "bank__refund" in own.text
