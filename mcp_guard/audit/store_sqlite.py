@@ -1,27 +1,31 @@
-"""The SQLite audit log: one writer task, group commit, write-ahead durability.
+"""The SQLite audit log: one writer thread, group commit, write-ahead durability.
 
-Callers enqueue an entry and wait for its commit; the writer task (owned by the
-log, started in :meth:`SqliteAuditLog.open`) takes everything queued, assigns
-sequence numbers and hashes, and commits the batch in one transaction. While one
-transaction is being fsynced, new entries queue up for the next: throughput
-grows with concurrency while each caller still waits only for its own commit.
+Callers enqueue an entry and wait for its commit; the writer thread (owned by the
+log, started in :meth:`SqliteAuditLog.open` and joined when it closes) takes
+everything queued, assigns sequence numbers and hashes, and commits the batch in one
+transaction. While one transaction is being fsynced, new entries queue up for the
+next: throughput grows with concurrency while each caller still waits only for its
+own commit. A batch costs one hand-off to the thread and one wake-up of the event
+loop, whatever its size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import aiosqlite
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mcp_guard.audit.canonical import canonical_json
@@ -67,12 +71,12 @@ class _Pending:
     error: AuditUnavailableError | None = None
 
 
-class _Tick:
-    """Queued by the ticker: "write a checkpoint if unsigned entries are waiting"."""
+class _Stop:
+    """Queued when the log closes: drain, write a final checkpoint, stop."""
 
 
-_TICK = _Tick()
-_Item = _Pending | _Tick
+_STOP = _Stop()
+_Item = _Pending | _Stop
 
 
 class SqliteAuditLog:
@@ -85,10 +89,9 @@ class SqliteAuditLog:
         self,
         *,
         config: AuditConfig,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         key: Ed25519PrivateKey,
         clock: Clock,
-        send: MemoryObjectSendStream[_Item],
         file_id: tuple[int, int],
         last_checkpoint_seq: int | None,
     ) -> None:
@@ -96,11 +99,13 @@ class SqliteAuditLog:
         self._conn = conn
         self._key = key
         self._clock = clock
-        self._send = send
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._file_id = file_id
         self._last_cp_seq = last_checkpoint_seq
+        self._last_cp_at = time.monotonic()
         self._head: tuple[int, str, str] | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     @asynccontextmanager
@@ -118,31 +123,20 @@ class SqliteAuditLog:
             key = await anyio.to_thread.run_sync(load_or_create_signing_key, config.signing_key_path)
         except SigningKeyError as exc:
             raise AuditUnavailableError(str(exc)) from exc
-        conn, file_id, last_cp = await _connect(config)
-        send, receive = anyio.create_memory_object_stream[_Item](config.max_pending)
+        conn, file_id, last_cp = await anyio.to_thread.run_sync(_connect, config)
         log = cls(
-            config=config,
-            conn=conn,
-            key=key,
-            clock=clock,
-            send=send,
-            file_id=file_id,
-            last_checkpoint_seq=last_cp,
+            config=config, conn=conn, key=key, clock=clock, file_id=file_id, last_checkpoint_seq=last_cp
         )
+        log._loop = asyncio.get_running_loop()
+        writer = threading.Thread(target=log._run_writer, name=f"audit-writer:{config.path}", daemon=True)
+        writer.start()
         try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(log._run_writer, receive)
-                ticker = anyio.CancelScope()
-                tg.start_soon(log._run_ticker, ticker)
-                try:
-                    yield log
-                finally:
-                    log._closed = True
-                    ticker.cancel()
-                    send.close()  # the writer drains what is queued, checkpoints, and returns
+            yield log
         finally:
+            log._closed = True
+            log._queue.put(_STOP)  # the writer drains what is queued, checkpoints, closes, returns
             with anyio.CancelScope(shield=True):
-                await conn.close()
+                await anyio.to_thread.run_sync(writer.join)
 
     @property
     def config(self) -> AuditConfig:
@@ -164,10 +158,7 @@ class SqliteAuditLog:
         pending = _Pending(kind, canonical_json(dict(record)))
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
-        try:
-            await self._send.send(pending)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            raise AuditUnavailableError("the audit log is closed") from None
+        self._queue.put(pending)
         await pending.done.wait()
         if pending.receipt is None:
             raise pending.error or AuditUnavailableError("entry was not committed")
@@ -194,77 +185,85 @@ class SqliteAuditLog:
             )
         )
 
-    # -- writer ---------------------------------------------------------------
+    # -- writer (runs in the writer thread) ---------------------------------------
 
-    async def _run_ticker(self, scope: anyio.CancelScope) -> None:
-        with scope:
-            while True:
-                await anyio.sleep(self._config.checkpoint_interval_s)
-                try:
-                    self._send.send_nowait(_TICK)
-                except anyio.WouldBlock:
-                    continue  # the writer is busy anyway; the next batch checks again
-                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    return
-
-    async def _run_writer(self, receive: MemoryObjectReceiveStream[_Item]) -> None:
-        async with receive:
-            while True:
-                try:
-                    first = await receive.receive()
-                except anyio.EndOfStream:
-                    break
-                batch: list[_Pending] = []
-                tick = isinstance(first, _Tick)
-                if isinstance(first, _Pending):
-                    batch.append(first)
-                while len(batch) < self._config.max_batch:
-                    try:
-                        item = receive.receive_nowait()
-                    except (anyio.WouldBlock, anyio.EndOfStream):
-                        break
-                    if isinstance(item, _Pending):
-                        batch.append(item)
-                    else:
-                        tick = True
-                await self._write_batch(batch, force_checkpoint=tick)
-        with anyio.CancelScope(shield=True):
-            await self._write_batch([], force_checkpoint=True)
-
-    async def _write_batch(self, batch: list[_Pending], *, force_checkpoint: bool) -> None:
+    def _run_writer(self) -> None:
+        """Commit batches until :data:`_STOP`; a checkpoint is also written when unsigned
+        entries have waited ``checkpoint_interval_s``."""
+        interval = self._config.checkpoint_interval_s
+        stop = False
         try:
-            receipts = await self._commit(batch, force_checkpoint)
-        except AuditUnavailableError as exc:
-            error = exc
-        except (sqlite3.Error, OSError, ValueError) as exc:
-            error = AuditUnavailableError(f"cannot write {self._config.path}: {exc}")
-        except Exception as exc:  # top-level boundary of the writer: callers must never hang
-            error = AuditUnavailableError(f"internal error in the audit writer: {exc!r}")
-        else:
-            for pending, receipt in zip(batch, receipts, strict=True):
-                pending.receipt = receipt
-                pending.done.set()
-            return
-        for pending in batch:
-            pending.error = error
-            pending.done.set()
+            while not stop:
+                try:
+                    first = self._queue.get(timeout=interval)
+                except queue.Empty:
+                    self._write_batch([], force_checkpoint=True)
+                    continue
+                batch: list[_Pending] = []
+                items = [first]
+                while len(batch) < self._config.max_batch:
+                    for item in items:
+                        if isinstance(item, _Stop):
+                            stop = True
+                        else:
+                            batch.append(item)
+                    try:
+                        items = [self._queue.get_nowait()]
+                    except queue.Empty:
+                        break
+                overdue = time.monotonic() - self._last_cp_at >= interval
+                self._write_batch(batch, force_checkpoint=overdue)
+            self._write_batch([], force_checkpoint=True)
+            while True:  # anything queued after the stop marker fails closed
+                try:
+                    late = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(late, _Pending):
+                    self._resolve([late], None, AuditUnavailableError("the audit log is closed"))
+        finally:
+            with suppress(sqlite3.Error):
+                self._conn.close()
 
-    async def _commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
+    def _write_batch(self, batch: list[_Pending], *, force_checkpoint: bool) -> None:
+        try:
+            receipts = self._commit(batch, force_checkpoint)
+        except AuditUnavailableError as exc:
+            self._resolve(batch, None, exc)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            self._resolve(batch, None, AuditUnavailableError(f"cannot write {self._config.path}: {exc}"))
+        except Exception as exc:  # top-level boundary of the writer: callers must never hang
+            self._resolve(batch, None, AuditUnavailableError(f"internal error in the audit writer: {exc!r}"))
+        else:
+            self._resolve(batch, receipts, None)
+
+    def _resolve(
+        self, batch: list[_Pending], receipts: list[AuditReceipt] | None, error: AuditUnavailableError | None
+    ) -> None:
+        """Hand the outcome of a batch to the waiting callers (one wake-up of the event loop)."""
+        if not batch or self._loop is None:
+            return
+        for i, pending in enumerate(batch):
+            pending.receipt = receipts[i] if receipts is not None else None
+            pending.error = error
+        with suppress(RuntimeError):  # the event loop is already closed: nobody is waiting
+            self._loop.call_soon_threadsafe(_wake, batch)
+
+    def _commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
         self._check_file()
         for _attempt in range(3):
             try:
-                return await self._try_commit(batch, force_checkpoint)
+                return self._try_commit(batch, force_checkpoint)
             except sqlite3.IntegrityError:
                 # Another connection appended (e.g. a prune's ``retention`` entry): reload the head, retry.
                 self._head = None
         raise AuditUnavailableError("another writer keeps appending to the same database")
 
-    async def _try_commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
+    def _try_commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
         conn = self._conn
         try:
             if self._head is None:
-                rows = await conn.execute_fetchall(_HEAD_SQL)
-                row = next(iter(rows), None)
+                row = conn.execute(_HEAD_SQL).fetchone()
                 self._head = (int(row[0]), str(row[1]), str(row[2])) if row else (0, GENESIS_HASH, "")
             seq, prev, last_time = self._head
             now = max(format_time(self._clock()), last_time)
@@ -278,22 +277,21 @@ class SqliteAuditLog:
                 receipts.append(AuditReceipt(id=id_, seq=seq, hash=h))
                 prev = h
             if rows_out:
-                await conn.executemany(_INSERT_ENTRY, rows_out)  # implicit BEGIN IMMEDIATE
+                conn.executemany(_INSERT_ENTRY, rows_out)  # implicit BEGIN IMMEDIATE
             last_cp = self._last_cp_seq
             due = last_cp is None or seq - last_cp >= self._config.checkpoint_every
             if seq > 0 and seq != last_cp and (due or force_checkpoint):
-                first = await conn.execute_fetchall("SELECT MIN(seq) FROM entries")
-                first_seq = next(iter(first))[0] or seq + 1
+                first_seq = conn.execute("SELECT MIN(seq) FROM entries").fetchone()[0] or seq + 1
                 cp = make_checkpoint(self._key, seq, prev, now, first_seq)
-                await conn.execute(
+                conn.execute(
                     _INSERT_CHECKPOINT, (cp.seq, cp.hash, cp.time, cp.first_seq, cp.key_id, cp.signature)
                 )
                 last_cp = seq
-            await conn.commit()
+                self._last_cp_at = time.monotonic()
+            conn.commit()
         except BaseException:
             self._head = None  # re-read after any failure: the database is the truth
-            with anyio.CancelScope(shield=True):
-                await _rollback(conn)
+            _rollback(conn)
             raise
         self._last_cp_seq = last_cp
         self._head = (seq, prev, now)
@@ -309,43 +307,52 @@ class SqliteAuditLog:
             raise AuditUnavailableError(f"database file {path} was replaced by another file")
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
+def _wake(batch: list[_Pending]) -> None:
+    for pending in batch:
+        pending.done.set()
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
     try:
         if conn.in_transaction:
-            await conn.rollback()
+            conn.rollback()
     except (sqlite3.Error, ValueError):
         pass  # the connection is broken; the transaction dies with it
 
 
-async def _connect(config: AuditConfig) -> tuple[aiosqlite.Connection, tuple[int, int], int | None]:
+def _connect(config: AuditConfig) -> tuple[sqlite3.Connection, tuple[int, int], int | None]:
+    """Open the database for the writer thread (WAL, busy timeout, schema).
+
+    Raises:
+        AuditUnavailableError: the folder, the file or the schema cannot be created.
+    """
     path = Path(config.path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AuditUnavailableError(f"cannot create directory {path.parent}: {exc.strerror}") from None
     try:
-        conn = await aiosqlite.connect(str(path), isolation_level="IMMEDIATE")
+        conn = sqlite3.connect(str(path), isolation_level="IMMEDIATE", check_same_thread=False)
     except sqlite3.Error as exc:
         raise AuditUnavailableError(f"cannot open audit database {path}: {exc}") from None
     try:
-        await conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
-        mode = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
-        if next(iter(mode))[0].lower() != "wal":
+        conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode[0]).lower() != "wal":
             raise AuditUnavailableError(f"{path}: cannot switch the database to WAL mode")
-        await conn.execute(f"PRAGMA synchronous = {config.synchronous}")
-        await conn.executescript(DDL)
-        await conn.execute(
+        conn.execute(f"PRAGMA synchronous = {config.synchronous}")
+        conn.executescript(DDL)
+        conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
-        await conn.commit()
-        rows = await conn.execute_fetchall("SELECT MAX(seq) FROM checkpoints")
-        last_cp: int | None = next(iter(rows))[0]
+        conn.commit()
+        last_cp: int | None = conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0]
         st = os.stat(path)
     except (sqlite3.Error, OSError) as exc:
-        await conn.close()
+        conn.close()
         raise AuditUnavailableError(f"cannot initialise audit database {path}: {exc}") from None
     except AuditUnavailableError:
-        await conn.close()
+        conn.close()
         raise
     return conn, (st.st_dev, st.st_ino), last_cp
 
