@@ -210,6 +210,7 @@ class Gateway:
                 )
             return
         self.policy = self._access(policies)
+        self._rebuild_catalog()  # action classes may have changed with the policies
         if controls is not None and services is not None:
             self.controls = controls
             self._build_chains(services)
@@ -449,7 +450,7 @@ def _policy_record(policies: PolicySet | None, why: str) -> dict[str, Any]:
         return {"why": why, "policies": None}
     return {
         "why": why,
-        "digest": policies.digest if hasattr(policies, "digest") else None,
+        "digest": policies.digest,
         "warnings": list(policies.warnings),
     }
 
