@@ -14,9 +14,13 @@ import json
 import random
 import statistics
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from mcp_guard.inspection import InspectionConfig, Inspector
+from mcp_guard.principal import Principal
+from mcp_guard.risk import BaselineStore, RiskConfig, RiskInput, RiskScorer
+from mcp_guard.sessions import SessionStore
 
 SENTENCES = [
     "The vendor confirmed delivery for Thursday morning.",
@@ -85,6 +89,34 @@ def main() -> None:
     print(
         f"4 KB argument ({size} bytes): p50 {p50:.0f} us, p99 {p99:.0f} us over {args.runs} runs "
         f"(cpu mean {statistics.mean(cpu) * 1e6:.0f} us)"
+    )
+    # What the gateway's inspect + score stages do per call, measured together.
+    config = RiskConfig()
+    scorer = RiskScorer(config, BaselineStore(config.baseline))
+    principal = Principal(user="bench", agent="agent")
+    session = SessionStore().get("bench-session", principal)
+    both = []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        found = inspector.scan(payload, "$.arguments")
+        scorer.score(
+            RiskInput(
+                principal,
+                "mail__send_email",
+                "mail",
+                frozenset({"external", "write"}),
+                "prod",
+                payload,
+                found,
+                session,
+                datetime.now(UTC),
+            )
+        )
+        both.append(time.perf_counter() - t0)
+    both.sort()
+    print(
+        f"4 KB argument, inspection + risk scoring: p50 {statistics.median(both) * 1e6:.0f} us, "
+        f"p99 {both[int(len(both) * 0.99) - 1] * 1e6:.0f} us over {args.runs} runs"
     )
     big = result_payload(rng)
     size = len(json.dumps(big).encode())
