@@ -70,7 +70,8 @@ class GatewaySettings(BaseModel):
 
     state_dir: Path = Path("var")
     """Where state files live unless a section names its own path: audit.db, approvals.db,
-    pins.db, controls.db, baselines.db and the signing keys under keys/."""
+    pins.db, controls.db, baselines.db and the signing keys under keys/. Relative paths in
+    a settings file (this one included) are relative to that file's folder."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthConfig | None = None
     """Bearer-token verification (HTTP) and the stdio token (``MCP_GUARD_TOKEN``)."""
@@ -141,6 +142,39 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     if problems:
         raise ConfigError(problems)
     settings = validate_document(GatewaySettings, doc, data if data is not None else {})
+    settings = _relative_to(settings, Path(path).resolve().parent)
     settings._source = doc.file
     settings._control_lines = {kind: doc.line_of(("controls", kind)) for kind in settings.controls}
     return settings.with_state_dir()
+
+
+def _relative_to(settings: GatewaySettings, base: Path) -> GatewaySettings:
+    """Relative paths in a settings file mean "next to that file", wherever mcp-guard is started
+    from (an MCP host such as Claude Desktop starts it in an arbitrary working directory)."""
+
+    def anchored(path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    def section(model: Any, *fields: str) -> Any:
+        explicit = model.model_fields_set
+        return model.model_copy(update={f: anchored(getattr(model, f)) for f in fields if f in explicit})
+
+    update: dict[str, Any] = {
+        "state_dir": anchored(settings.state_dir),
+        "audit": section(settings.audit, "path", "signing_key_path"),
+        "approvals": section(settings.approvals, "path", "signing_key_path"),
+        "pinning": section(settings.pinning, "path"),
+    }
+    if settings.auth is not None:
+        keys = [
+            key.model_copy(
+                update={
+                    f: str(anchored(Path(getattr(key, f))))
+                    for f in ("public_key_file", "jwks_file")
+                    if getattr(key, f)
+                }
+            )
+            for key in settings.auth.keys
+        ]
+        update["auth"] = settings.auth.model_copy(update={"keys": keys})
+    return settings.model_copy(update=update)
