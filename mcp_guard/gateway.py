@@ -18,16 +18,15 @@ from pydantic import ValidationError
 
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerTransition, ControlRefused, Controls
-from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import ConfigError, UnknownToolError, UpstreamUnavailableError
-from mcp_guard.inspection import redact
 from mcp_guard.notify import ListChangedNotifier
 from mcp_guard.pinning import PinningError
 from mcp_guard.pipeline.access import AccessPolicy, AllowAll, AllowlistPolicy, PolicyAccess
 from mcp_guard.pipeline.call import ProgressReporter, ToolCall
-from mcp_guard.pipeline.chain import Chain, ResultChain, refusal
+from mcp_guard.pipeline.chain import Chain, ResultChain
 from mcp_guard.pipeline.governance import ApprovalStage, InspectStage, LimitsStage, ScoreStage, control_call
-from mcp_guard.pipeline.recording import CallRecorder
+from mcp_guard.pipeline.outcomes import blocked, refusal, upstream_failure, with_decision
+from mcp_guard.pipeline.recording import CallRecorder, policy_record
 from mcp_guard.pipeline.results import BoundStage, InspectResultStage
 from mcp_guard.pipeline.stages import DecideStage, RouteStage, ValidateStage
 from mcp_guard.policy import PolicySet, PolicyStore, ToolInfo
@@ -97,11 +96,11 @@ class Gateway:
         async with open_services(self.settings) as services, anyio.create_task_group() as tg:
             self._tg = tg
             self.services = services
-            self.recorder = CallRecorder(services.audit, self.settings.audit.arguments, _redact_arguments)
+            self.recorder = CallRecorder(services.audit, self.settings.audit.arguments)
             policies = self.policy_store.current() if self.policy_store else None
             self.controls = self._build_controls(policies)
             self._build_chains(services)
-            await services.audit.append("policy_reload", _policy_record(policies, "loaded at start"))
+            await services.audit.append("policy_reload", policy_record(policies, "loaded at start"))
             try:
                 for upstream in self.upstreams.values():
                     tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
@@ -214,7 +213,7 @@ class Gateway:
         if controls is not None and services is not None:
             self.controls = controls
             self._build_chains(services)
-            await services.audit.append("policy_reload", _policy_record(policies, why))
+            await services.audit.append("policy_reload", policy_record(policies, why))
         logger.info("policies reloaded (%s)", why)
         await self.notifier.tools_changed()
 
@@ -345,20 +344,20 @@ class Gateway:
         )
         services, recorder = self.services, self.recorder
         if services is None or recorder is None:  # not running: never forward unaudited
-            call.verdict = _blocked(
+            call.verdict = blocked(
                 "audit-unavailable", "the audit log is not open; the call was not forwarded"
             )
             return refusal(call)
         try:
             call.session, call.workflow = services.sessions.for_call(session_id, principal, call.meta)
         except SessionMismatch:
-            call.verdict = _blocked("session-mismatch", "this session belongs to another principal")
+            call.verdict = blocked("session-mismatch", "this session belongs to another principal")
             await recorder.decision(call)
             return refusal(call)
         try:
             await self.chain.run(call)
         except UnknownToolError:
-            call.verdict = _blocked("unknown-tool", "unknown tool")
+            call.verdict = blocked("unknown-tool", "unknown tool")
             await recorder.decision(call)
             raise
         verdict = await recorder.decision(call)
@@ -370,7 +369,7 @@ class Gateway:
         result = await self.result_chain.run(call, result)
         if self._tg is not None:
             self._tg.start_soon(recorder.write_outcome, recorder.outcome_record(call, result, started))
-        return _with_decision(result, call)
+        return with_decision(result, call)
 
     def _remember(self, call: ToolCall) -> None:
         """Session history (every call) and the agent's baseline (forwarded calls only)."""
@@ -417,18 +416,18 @@ class Gateway:
             call.verdict = exc.verdict
             return refusal(call)
         except UpstreamUnavailableError as exc:
-            return _upstream_failure(call, "upstream-unavailable", str(exc))
+            return upstream_failure(call, "upstream-unavailable", str(exc))
         except TimeoutError:
-            return _upstream_failure(
+            return upstream_failure(
                 call,
                 "upstream-timeout",
                 f"upstream '{upstream.name}' did not answer within {timeout:g}s; "
                 "the call was cancelled upstream",
             )
         except MCPError as exc:
-            return _upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
+            return upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
         except ValidationError as exc:
-            return _upstream_failure(
+            return upstream_failure(
                 call,
                 "upstream-malformed",
                 f"upstream '{upstream.name}' returned a malformed result "
@@ -438,45 +437,3 @@ class Gateway:
             if failed:
                 with anyio.CancelScope(shield=True):
                     await controls.record_outcome(request, failed=True)
-
-
-def _redact_arguments(value: Any, call: ToolCall) -> Any:
-    """Arguments for the audit log: every finding replaced by its typed placeholder."""
-    return redact({"arguments": value}, call.findings)["arguments"] if call.findings else value
-
-
-def _policy_record(policies: PolicySet | None, why: str) -> dict[str, Any]:
-    if policies is None:
-        return {"why": why, "policies": None}
-    return {
-        "why": why,
-        "digest": policies.digest,
-        "warnings": list(policies.warnings),
-    }
-
-
-def _blocked(rule: str, reason: str) -> Verdict:
-    return Verdict(decision=Decision.BLOCK, rules=(rule,), reason=reason)
-
-
-def _upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolResult:
-    """An error result for a call that was allowed but could not be completed upstream."""
-    meta = call.verdict.meta(call.audit_id, call.approval_id) | {"upstream_error": rule}
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=f"mcp-guard: {reason}")],
-        is_error=True,
-        _meta={"mcp-guard/decision": meta},
-    )
-
-
-def _with_decision(result: types.CallToolResult, call: ToolCall) -> types.CallToolResult:
-    """Attach the decision to a forwarded result; WARN also shows the warning to the model and user."""
-    verdict = call.verdict
-    meta = dict(result.meta or {})
-    meta.setdefault("mcp-guard/decision", verdict.meta(call.audit_id, call.approval_id))
-    update: dict[str, Any] = {"meta": meta}
-    if verdict.decision is Decision.WARN:
-        rules = ", ".join(verdict.rules) or "none"
-        warning = types.TextContent(type="text", text=f"[mcp-guard warning] rule {rules}: {verdict.reason}")
-        update["content"] = [*result.content, warning]
-    return result.model_copy(update=update)

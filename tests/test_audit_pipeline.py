@@ -145,3 +145,13 @@ def _gateway_pid(tmp_path: Path) -> int:
         ["pgrep", "-f", f"mcp_guard serve --upstreams {tmp_path}"], capture_output=True, text=True, check=True
     )
     return int(out.stdout.split()[0])
+
+
+async def test_findings_in_arguments_are_stored_as_typed_placeholders(tmp_path: Path) -> None:
+    settings = audit_settings(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):
+        await client.call_tool("beh__echo", {"text": "card 4111 1111 1111 1111 for Jane"})
+    decision = next(r for kind, r in entries(tmp_path / "audit.db") if kind == "decision")
+    stored = json.dumps(decision["arguments"])
+    assert "4111 1111 1111 1111" not in stored and "[REDACTED:CREDIT_CARD]" in stored
+    assert [f["type"] for f in decision["findings"]] == ["CREDIT_CARD"]  # type: ignore[index, union-attr]

@@ -18,6 +18,7 @@ from mcp import types
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import GuardError, UnknownToolError
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.outcomes import refusal
 
 logger = logging.getLogger(__name__)
 
@@ -96,20 +97,3 @@ class ResultChain:
             finally:
                 call.timings_us[stage.name] = (time.perf_counter() - started) * 1e6
         return result
-
-
-def refusal(call: ToolCall) -> types.CallToolResult:
-    """The ``isError`` result for a call that was not forwarded (DESIGN.md §7)."""
-    verdict = call.verdict
-    rules = ", ".join(verdict.rules) or "none"
-    reason = verdict.reason if verdict.reason.endswith(".") else f"{verdict.reason}."
-    text = f"mcp-guard: {verdict.decision.value} (rule: {rules}). {reason}"
-    if call.approval_id:
-        text += f" Approval id: {call.approval_id}."
-    if call.audit_id:
-        text += f" Audit id: {call.audit_id}."
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)],
-        is_error=True,
-        _meta={"mcp-guard/decision": verdict.meta(call.audit_id, call.approval_id)},
-    )

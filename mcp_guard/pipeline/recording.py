@@ -19,7 +19,9 @@ from mcp import types
 
 from mcp_guard.audit import AuditLog, AuditUnavailableError, digest
 from mcp_guard.decision import Decision, Verdict
+from mcp_guard.inspection import redact
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.policy import PolicySet
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +29,27 @@ ArgumentPolicy = Literal["redacted", "full", "digest"]
 Redactor = Callable[[Any, ToolCall], Any]
 
 
-def _no_redaction(value: Any, call: ToolCall) -> Any:
-    return value
+def redact_findings(value: Any, call: ToolCall) -> Any:
+    """Arguments for the audit log: every finding replaced by its typed placeholder."""
+    return redact({"arguments": value}, call.findings)["arguments"] if call.findings else value
+
+
+def policy_record(policies: PolicySet | None, why: str) -> dict[str, Any]:
+    """The ``policy_reload`` entry: why, and the digest and warnings of the set now in force."""
+    if policies is None:
+        return {"why": why, "policies": None}
+    return {"why": why, "digest": policies.digest, "warnings": list(policies.warnings)}
 
 
 class CallRecorder:
     """Writes decision and outcome entries for tool calls."""
 
     def __init__(
-        self, log: AuditLog, arguments: ArgumentPolicy = "redacted", redact: Redactor = _no_redaction
+        self, log: AuditLog, arguments: ArgumentPolicy = "redacted", redactor: Redactor = redact_findings
     ) -> None:
         self.log = log
         self.arguments = arguments
-        self.redact = redact
+        self.redactor = redactor
 
     async def decision(self, call: ToolCall) -> Verdict:
         """Record the call's verdict; on failure return a BLOCK verdict instead (fail closed)."""
@@ -108,7 +118,7 @@ class CallRecorder:
         if self.arguments == "full":
             record["arguments"] = call.arguments
         elif self.arguments == "redacted":
-            record["arguments"] = self.redact(call.arguments, call)
+            record["arguments"] = self.redactor(call.arguments, call)
         return record
 
 

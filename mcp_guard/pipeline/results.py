@@ -14,7 +14,7 @@ from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import Inspector, redact
 from mcp_guard.pipeline.call import ToolCall
-from mcp_guard.pipeline.chain import refusal
+from mcp_guard.pipeline.outcomes import refusal
 
 logger = logging.getLogger(__name__)
 
