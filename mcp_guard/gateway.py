@@ -30,6 +30,7 @@ from mcp_guard.pipeline.recording import CallRecorder, policy_record
 from mcp_guard.pipeline.results import BoundStage, InspectResultStage
 from mcp_guard.pipeline.stages import DecideStage, RouteStage, ValidateStage
 from mcp_guard.policy import PolicySet, PolicyStore, ToolInfo
+from mcp_guard.policy.compiler import unknown_glob_warnings
 from mcp_guard.principal import Principal
 from mcp_guard.services import Services, controls_config, open_services
 from mcp_guard.sessions import CallRecord, SessionMismatch
@@ -161,6 +162,16 @@ class Gateway:
                     await upstream.changed.wait()
 
     # -- policies -----------------------------------------------------------------------
+
+    def report_policy_warnings(self) -> list[str]:
+        """Log (and return) policy warnings, including tool globs that match no tool now listed."""
+        if self.policy_store is None:
+            return []
+        policies = self.policy_store.current()
+        warnings = [*policies.warnings, *unknown_glob_warnings(list(policies.rules), list(self._tools))]
+        for warning in warnings:
+            logger.warning("policy: %s", warning)
+        return warnings
 
     async def reload_policies(self, why: str) -> ConfigError | None:
         """Reload the policy folder; a broken folder never replaces the running set.

@@ -41,6 +41,7 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
+        gateway.report_policy_warnings()
         stdin = StdinLines(0) if pollable(0) else None
         async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # async-iterable of str
             await server.run(read, write, server.create_initialization_options())
@@ -122,6 +123,7 @@ def build_http_app(
         async with anyio.create_task_group() as tg, manager.run():
             await tg.start(gateway.run)
             await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
+            gateway.report_policy_warnings()
             try:
                 yield
             finally:

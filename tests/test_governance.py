@@ -388,3 +388,17 @@ async def test_a_deferred_approval_given_while_the_gateway_was_down_is_honoured_
     assert decision(retried)["approval_id"] == approval_id
     key = load_signing_key(state / "keys" / "audit-signing.pem")
     assert verify(state / "audit.db", public_key_pem(key)).ok
+
+
+async def test_a_rule_whose_tool_pattern_matches_no_listed_tool_is_reported(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "rules.yaml").write_text(
+        "rules:\n  - id: typo\n    match: {tools: ['bnak__*']}\n    decision: BLOCK\n", encoding="utf-8"
+    )
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+        gateway,
+        _,
+    ):
+        warnings = gateway.report_policy_warnings()
+    assert any("rules.yaml:2" in w and "'bnak__*' matches no known tool" in w for w in warnings)
