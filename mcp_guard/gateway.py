@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from mcp_guard.config.settings import GatewaySettings
-from mcp_guard.controls import BreakerTransition, ControlRefused, Controls
+from mcp_guard.controls import BreakerTransition, ControlRefused, Controls, ControlsConfig
 from mcp_guard.errors import ConfigError, UnknownToolError, UpstreamUnavailableError
 from mcp_guard.notify import ListChangedNotifier
 from mcp_guard.pinning import PinningError
@@ -61,8 +61,7 @@ class Gateway:
         self.policy_store = PolicyStore(policy_dir) if policy_dir is not None else None
         policies = self.policy_store.current() if self.policy_store else None
         self.policy: AccessPolicy = self._access(policies)
-        # Validate the controls now, so a bad limit stops start-up with file:line, not the first call.
-        controls_config(self.settings, upstreams, policies.limit_specs if policies else [])
+        self._controls_config(policies)  # a bad limit stops start-up with file:line, not the first call
         self.upstreams: dict[str, Upstream] = {
             name: Upstream(name, config, self._upstream_changed, backoff)
             for name, config in upstreams.enabled().items()
@@ -90,6 +89,8 @@ class Gateway:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Open the services and supervise every upstream until cancelled (all children end with it).
 
+        Reports started once every upstream has connected or failed once.
+
         Raises:
             AuditUnavailableError: the audit log cannot be opened (the gateway does not start).
             ConfigError: the operational controls are invalid.
@@ -109,17 +110,25 @@ class Gateway:
                 tg.start_soon(self._reload_on_sighup)
                 if self.policy_store is not None:
                     tg.start_soon(self._watch_policies, self.policy_store)
+                await self._settle()
+                self.report_policy_warnings()
                 task_status.started()
                 await anyio.sleep_forever()
             finally:
                 self.services = self.recorder = None
                 self._tg = None
 
+    def _controls_config(self, policies: PolicySet | None) -> ControlsConfig:
+        """Raises: ConfigError — a control is invalid."""
+        return controls_config(self.settings, self.upstreams_file, policies.limit_specs if policies else [])
+
     def _build_controls(self, policies: PolicySet | None) -> Controls:
         assert self.services is not None
-        specs = policies.limit_specs if policies else []
-        config = controls_config(self.settings, self.upstreams_file, specs)
-        return Controls(config, self.services.control_state, on_breaker_change=self._breaker_changed)
+        return Controls(
+            self._controls_config(policies),
+            self.services.control_state,
+            on_breaker_change=self._breaker_changed,
+        )
 
     def _build_chains(self, services: Services) -> None:
         assert self.controls is not None
@@ -154,9 +163,11 @@ class Gateway:
         if self._tg is not None and self.services is not None:
             self._tg.start_soon(self.services.audit.append, "breaker", transition.model_dump(mode="json"))
 
-    async def wait_settled(self, timeout_s: float) -> None:
-        """Wait until every upstream has either connected or failed once (for start-up and tests)."""
-        with anyio.move_on_after(timeout_s):
+    async def _settle(self) -> None:
+        """Wait until every upstream has connected or failed once (at most its connect timeout),
+        so the first client sees the tools instead of an empty list."""
+        timeout = max((u.config.connect_timeout_s for u in self.upstreams.values()), default=0.0)
+        with anyio.move_on_after(timeout):
             for upstream in self.upstreams.values():
                 while upstream.status is Status.CONNECTING:
                     await upstream.changed.wait()

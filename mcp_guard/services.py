@@ -22,7 +22,7 @@ from mcp_guard.controls import (
     open_embedded_state,
     parse_limit_specs,
 )
-from mcp_guard.inspection import InspectionConfig, Inspector
+from mcp_guard.inspection import Inspector
 from mcp_guard.pinning import PinStore
 from mcp_guard.pipeline.results import RESULT_CATEGORIES
 from mcp_guard.risk import BaselineStore, RiskScorer, open_baseline_store
@@ -73,7 +73,7 @@ async def open_services(settings: GatewaySettings) -> AsyncIterator[Services]:
             sessions=SessionStore(settings.sessions),
             scorer=RiskScorer(settings.risk, baselines),
             argument_inspector=Inspector(settings.inspection),
-            result_inspector=Inspector(InspectionConfig.model_validate(result_config.model_dump())),
+            result_inspector=Inspector(result_config),
         )
 
 

@@ -40,16 +40,10 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
     server = build_server(gateway, lambda ctx: principal)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
-        await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
-        gateway.report_policy_warnings()
         stdin = StdinLines(0) if pollable(0) else None
         async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # async-iterable of str
             await server.run(read, write, server.create_initialization_options())
         tg.cancel_scope.cancel()
-
-
-def _settle_timeout(gateway: Gateway) -> float:
-    return max((u.config.connect_timeout_s for u in gateway.upstreams.values()), default=0.0)
 
 
 def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
@@ -122,8 +116,6 @@ def build_http_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg, manager.run():
             await tg.start(gateway.run)
-            await gateway.wait_settled(timeout_s=_settle_timeout(gateway))
-            gateway.report_policy_warnings()
             try:
                 yield
             finally:

@@ -69,7 +69,6 @@ async def gateway_client(
     server = build_server(gateway, lambda ctx: principal)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
-        await gateway.wait_settled(30)
         async with create_client_server_memory_streams() as (client_streams, server_streams):
             tg.start_soon(
                 server.run, server_streams[0], server_streams[1], server.create_initialization_options()

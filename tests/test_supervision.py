@@ -108,7 +108,6 @@ async def test_a_2026_client_listening_for_changes_hears_an_upstream_tool_list_c
     server = build_server(gateway, lambda ctx: LOCAL_PRINCIPAL)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
-        await gateway.wait_settled(30)
         async with Client(server, mode="2026-07-28") as client:
             async with client.listen(tools_list_changed=True) as subscription:
                 await client.call_tool("beh__add_tool", {})

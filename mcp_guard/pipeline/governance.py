@@ -7,7 +7,6 @@ from typing import Any
 
 from mcp_guard.approvals import ApprovalContext, ApprovalService, ApprovalState, call_digest
 from mcp_guard.approvals.models import ApprovalSpec as ApprovalRequestSpec
-from mcp_guard.approvals.models import Approvers
 from mcp_guard.controls import ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
@@ -197,8 +196,6 @@ def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:
     return ApprovalRequestSpec(
         mode=rule.mode,
         allow_self=rule.allow_self,
-        approvers=Approvers(
-            roles=rule.approvers.roles, users=rule.approvers.users, teams=rule.approvers.teams
-        ),
+        approvers=rule.approvers,
         **extra,
     )

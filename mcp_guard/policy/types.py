@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcp_guard.approvals.models import Approvers
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.findings import Finding
 from mcp_guard.principal import Principal
@@ -70,14 +71,6 @@ class PolicyRequest:
     risk: float | None = None
     risk_factors: Mapping[str, float] = field(default_factory=dict)
     history: SessionHistory = NO_HISTORY
-
-
-class Approvers(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    roles: tuple[str, ...] = ()
-    users: tuple[str, ...] = ()
-    teams: tuple[str, ...] = ()
 
 
 class ApprovalSpec(BaseModel):
