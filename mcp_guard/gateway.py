@@ -390,7 +390,8 @@ class Gateway:
         result = await self._forward(call)
         result = await self.result_chain.run(call, result)
         if self._tg is not None:
-            self._tg.start_soon(recorder.write_outcome, recorder.outcome_record(call, result, started))
+            latency_ms = (time.perf_counter() - started) * 1000
+            self._tg.start_soon(recorder.write_outcome, call, result, latency_ms)
         return with_decision(result, call)
 
     def _remember(self, call: ToolCall) -> None:

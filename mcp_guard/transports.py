@@ -23,7 +23,7 @@ from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
 from mcp_guard.server import build_server
-from mcp_guard.stdin_lines import StdinLines, pollable
+from mcp_guard.stdio_wire import StdinLines, StdoutPipe, claimed_stdout, pollable
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +34,19 @@ LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"
 async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
     """Serve one client over this process's stdin/stdout until it disconnects.
 
-    Nothing but protocol reaches stdout: logs go to stderr, and the SDK points fd 1 at
-    stderr while serving so stray output of children cannot corrupt the wire.
+    Nothing but protocol reaches stdout: logs go to stderr, and fd 1 points at stderr
+    while serving so stray output cannot corrupt the wire. Pipes and terminals are
+    read and written on the event loop (:mod:`mcp_guard.stdio_wire`); anything else
+    (a regular file) falls back to the SDK's threaded streams.
     """
     server = build_server(gateway, lambda ctx: principal)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
-        stdin = StdinLines(0) if pollable(0) else None
-        async with stdio_server(stdin=stdin) as (read, write):  # type: ignore[arg-type]  # async-iterable of str
-            await server.run(read, write, server.create_initialization_options())
+        with contextlib.ExitStack() as fds:
+            stdin = StdinLines(0) if pollable(0) else None
+            stdout = StdoutPipe(fds.enter_context(claimed_stdout())) if pollable(1) else None
+            async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
+                await server.run(read, write, server.create_initialization_options())
         tg.cancel_scope.cancel()
 
 

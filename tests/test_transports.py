@@ -13,10 +13,13 @@ import pytest
 from mcp import ClientSession, types
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server._otel import OpenTelemetryMiddleware
+from opentelemetry import trace
 
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import LOCAL_PRINCIPAL
+from mcp_guard.server import GuardServer
 from mcp_guard.transports import build_http_app
 from tests.harness import (
     FAST_BACKOFF,
@@ -189,3 +192,21 @@ async def test_the_health_endpoint_shows_circuit_breakers_to_operators(tmp_path:
         health = (await http.get(f"{url}/healthz")).json()
     assert health["status"] == "ok"
     assert [(b["breaker"], b["state"]) for b in health["breakers"]] == [("beh-breaker", "closed")]
+
+
+def test_request_spans_are_opened_only_when_a_tracer_provider_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def traced(server: GuardServer) -> bool:
+        return any(isinstance(m, OpenTelemetryMiddleware) for m in server.middleware)
+
+    assert not traced(GuardServer("mcp-guard"))  # nobody collects spans: none are made
+    monkeypatch.setattr(trace, "get_tracer_provider", SdkLikeProvider)
+    assert traced(GuardServer("mcp-guard"))
+
+
+class SdkLikeProvider(trace.TracerProvider):
+    """Stands in for opentelemetry-sdk's provider (not installed here)."""
+
+    def get_tracer(self, *args: object, **kwargs: object) -> trace.Tracer:
+        return trace.NoOpTracer()

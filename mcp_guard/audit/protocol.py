@@ -12,8 +12,13 @@ from mcp_guard.audit.models import AuditReceipt
 class AuditLog(Protocol):
     """An append-only, hash-chained, durably committed audit log."""
 
-    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
-        """Append an entry; return only once it is durably committed (write-ahead).
+    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
+        """Append an entry; return only once it is durably committed.
+
+        ``write_ahead=True``: the caller acts only after the commit (a decision entry
+        before its call is forwarded), so the commit should be as quick as possible.
+        ``write_ahead=False``: the entry records something already done (an outcome);
+        the backend may group it with others and must not hold up the caller's loop.
 
         Raises:
             AuditUnavailableError: the entry could not be committed; fail closed.

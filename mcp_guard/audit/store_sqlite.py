@@ -1,12 +1,20 @@
-"""The SQLite audit log: one writer thread, group commit, write-ahead durability.
+"""The SQLite audit log: write-ahead durability, group commit, commits off the hot path.
 
-Callers enqueue an entry and wait for its commit; the writer thread (owned by the
-log, started in :meth:`SqliteAuditLog.open` and joined when it closes) takes
-everything queued, assigns sequence numbers and hashes, and commits the batch in one
-transaction. While one transaction is being fsynced, new entries queue up for the
-next: throughput grows with concurrency while each caller still waits only for its
-own commit. A batch costs one hand-off to the thread and one wake-up of the event
-loop, whatever its size.
+Two ways an entry reaches the disk, both under one lock (one committer at a time):
+
+* **inline**: a write-ahead append that finds the log idle (no other write-ahead
+  append in flight, nothing queued, no commit running) commits on the caller's own
+  thread. A lone call pays the commit and nothing else: no thread hand-offs.
+* **the writer thread** (owned by the log, started in :meth:`SqliteAuditLog.open`
+  and joined when it closes): everything else is queued; the thread takes all that
+  is queued, assigns sequence numbers and hashes, and commits the batch in one
+  transaction. While one transaction is being fsynced, new entries queue up for the
+  next, so throughput grows with concurrency. A batch costs one hand-off to the
+  thread and one wake-up of the event loop, whatever its size.
+
+SQLite's own WAL checkpoints (copying the WAL back into the database) are taken off
+the commit path: the writer thread runs them when commits pause, so that no
+caller's commit pays for one, and the WAL file is reused rather than grown.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any
 from uuid import uuid4
 
 import anyio
+import anyio.lowlevel
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mcp_guard.audit.canonical import canonical_json
@@ -53,6 +62,15 @@ ORDER BY seq DESC LIMIT 1
 _INSERT_ENTRY = (
     "INSERT INTO entries (seq, id, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_SQLITE_BUSY = 5
+_WAL_IDLE_S = 0.002
+"""The writer checkpoints the WAL once no commit has happened for this long..."""
+_WAL_POLL_S = 0.05
+_WAL_IDLE_COMMITS = 256
+"""...and at least this many commits are in the WAL..."""
+_WAL_FORCE_COMMITS = 1024
+"""...or at the next look when this many are, however busy the log is (a growing WAL
+makes every fsync dearer)."""
 _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (seq, hash, time, first_seq, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -75,8 +93,13 @@ class _Stop:
     """Queued when the log closes: drain, write a final checkpoint, stop."""
 
 
+class _Nudge:
+    """Queued after inline commits have filled the WAL: the writer wakes to checkpoint it."""
+
+
 _STOP = _Stop()
-_Item = _Pending | _Stop
+_NUDGE = _Nudge()
+_Item = _Pending | _Stop | _Nudge
 
 
 class SqliteAuditLog:
@@ -106,6 +129,11 @@ class SqliteAuditLog:
         self._head: tuple[int, str, str] | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._commit_lock = threading.Lock()
+        """Held by whoever commits: the writer thread or an inline append."""
+        self._write_ahead_in_flight = 0
+        self._wal_commits = 0
+        self._last_commit_at = time.monotonic()
 
     @classmethod
     @asynccontextmanager
@@ -142,8 +170,14 @@ class SqliteAuditLog:
     def config(self) -> AuditConfig:
         return self._config
 
-    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
+    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
         """Append an entry and return once it is durably committed.
+
+        ``write_ahead`` says the caller acts on the commit (a decision before the call
+        is forwarded): when the log is idle the entry is committed at once on the
+        caller's thread. With ``write_ahead=False`` (a record of something already done)
+        the entry always goes to the writer thread, grouped with others, and never
+        holds up the caller's event loop.
 
         If the caller is cancelled while waiting, the entry may still be committed.
 
@@ -151,13 +185,55 @@ class SqliteAuditLog:
             ValueError: ``kind`` is not a lower-case identifier, or ``record`` holds
                 NaN/infinity/lone surrogates.
             TypeError: ``record`` holds values that are not JSON.
-            AuditUnavailableError: the log is closed or the entry could not be committed.
+            AuditUnavailableError: the log is closed, its backlog is full, or the entry
+                could not be committed.
         """
         if not KIND_RE.match(kind):
             raise ValueError(f"invalid audit kind {kind!r}: expected a lower-case identifier")
         pending = _Pending(kind, canonical_json(dict(record)))
+        if not write_ahead:
+            return await self._through_writer(pending)
+        self._write_ahead_in_flight += 1
+        try:
+            await anyio.lowlevel.checkpoint()  # concurrent appends arriving now join one batch
+            receipt = self._commit_inline(pending)
+            return receipt if receipt is not None else await self._through_writer(pending)
+        finally:
+            self._write_ahead_in_flight -= 1
+
+    def _commit_inline(self, pending: _Pending) -> AuditReceipt | None:
+        """Commit ``pending`` on this thread if the log is idle; None if it is not.
+
+        Raises:
+            AuditUnavailableError: the log is closed or the entry could not be committed.
+        """
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
+        if self._write_ahead_in_flight > 1 or not self._queue.empty():
+            return None
+        if not self._commit_lock.acquire(blocking=False):
+            return None
+        try:
+            receipts = self._commit([pending], force_checkpoint=False, wait_for_lock=False)
+        except _Busy:
+            return None  # another connection is writing: the writer thread waits for it
+        except AuditUnavailableError:
+            raise
+        except Exception as exc:
+            raise _unavailable(self._config.path, exc) from exc
+        finally:
+            self._commit_lock.release()
+        if self._wal_commits == _WAL_IDLE_COMMITS:
+            self._queue.put(_NUDGE)  # the writer may be asleep for checkpoint_interval_s
+        return receipts[0]
+
+    async def _through_writer(self, pending: _Pending) -> AuditReceipt:
+        if self._closed:
+            raise AuditUnavailableError("the audit log is closed")
+        if self._queue.qsize() >= self._config.max_pending:
+            raise AuditUnavailableError(
+                f"the audit backlog is full ({self._config.max_pending} entries waiting for the disk)"
+            )
         self._queue.put(pending)
         await pending.done.wait()
         if pending.receipt is None:
@@ -188,16 +264,18 @@ class SqliteAuditLog:
     # -- writer (runs in the writer thread) ---------------------------------------
 
     def _run_writer(self) -> None:
-        """Commit batches until :data:`_STOP`; a checkpoint is also written when unsigned
-        entries have waited ``checkpoint_interval_s``."""
+        """Commit batches until :data:`_STOP`. When commits pause, checkpoint the WAL; a
+        signed checkpoint is also written when unsigned entries have waited
+        ``checkpoint_interval_s``."""
         interval = self._config.checkpoint_interval_s
         stop = False
         try:
             while not stop:
+                timeout = min(interval, _WAL_POLL_S) if self._wal_commits else interval
                 try:
-                    first = self._queue.get(timeout=interval)
+                    first = self._queue.get(timeout=timeout)
                 except queue.Empty:
-                    self._write_batch([], force_checkpoint=True)
+                    self._housekeeping()
                     continue
                 batch: list[_Pending] = []
                 items = [first]
@@ -205,14 +283,16 @@ class SqliteAuditLog:
                     for item in items:
                         if isinstance(item, _Stop):
                             stop = True
-                        else:
+                        elif isinstance(item, _Pending):
                             batch.append(item)
                     try:
                         items = [self._queue.get_nowait()]
                     except queue.Empty:
                         break
-                overdue = time.monotonic() - self._last_cp_at >= interval
-                self._write_batch(batch, force_checkpoint=overdue)
+                if batch:
+                    overdue = time.monotonic() - self._last_cp_at >= interval
+                    self._write_batch(batch, force_checkpoint=overdue)
+                self._housekeeping()
             self._write_batch([], force_checkpoint=True)
             while True:  # anything queued after the stop marker fails closed
                 try:
@@ -222,18 +302,36 @@ class SqliteAuditLog:
                 if isinstance(late, _Pending):
                     self._resolve([late], None, AuditUnavailableError("the audit log is closed"))
         finally:
-            with suppress(sqlite3.Error):
+            with self._commit_lock, suppress(sqlite3.Error):
                 self._conn.close()
+
+    def _housekeeping(self) -> None:
+        """Nothing queued for a while (inline commits may still be running): sign
+        overdue entries; checkpoint the WAL if commits have paused or it has grown."""
+        now = time.monotonic()
+        if now - self._last_cp_at >= self._config.checkpoint_interval_s:
+            self._write_batch([], force_checkpoint=True)
+        paused = now - self._last_commit_at >= _WAL_IDLE_S
+        if self._wal_commits >= (_WAL_IDLE_COMMITS if paused else _WAL_FORCE_COMMITS):
+            self._checkpoint_wal()
+
+    def _checkpoint_wal(self) -> None:
+        """Copy the WAL back into the database so that the next commit restarts it."""
+        with self._commit_lock:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error:
+                return  # retried after the next commits; SQLite stays consistent either way
+            self._wal_commits = 0
 
     def _write_batch(self, batch: list[_Pending], *, force_checkpoint: bool) -> None:
         try:
-            receipts = self._commit(batch, force_checkpoint)
+            with self._commit_lock:
+                receipts = self._commit(batch, force_checkpoint, wait_for_lock=True)
         except AuditUnavailableError as exc:
             self._resolve(batch, None, exc)
-        except (sqlite3.Error, OSError, ValueError) as exc:
-            self._resolve(batch, None, AuditUnavailableError(f"cannot write {self._config.path}: {exc}"))
         except Exception as exc:  # top-level boundary of the writer: callers must never hang
-            self._resolve(batch, None, AuditUnavailableError(f"internal error in the audit writer: {exc!r}"))
+            self._resolve(batch, None, _unavailable(self._config.path, exc))
         else:
             self._resolve(batch, receipts, None)
 
@@ -249,15 +347,41 @@ class SqliteAuditLog:
         with suppress(RuntimeError):  # the event loop is already closed: nobody is waiting
             self._loop.call_soon_threadsafe(_wake, batch)
 
-    def _commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
+    def _commit(
+        self, batch: list[_Pending], force_checkpoint: bool, *, wait_for_lock: bool
+    ) -> list[AuditReceipt]:
+        """Commit ``batch`` (the caller holds ``_commit_lock``).
+
+        The connection never waits inside SQLite for another connection's write lock:
+        with ``wait_for_lock`` this retries until ``busy_timeout_ms`` has passed (the
+        writer thread), otherwise it raises :class:`_Busy` at once (an inline commit,
+        which must not stall its event loop).
+        """
         self._check_file()
-        for _attempt in range(3):
+        deadline = time.monotonic() + self._config.busy_timeout_ms / 1000
+        conflicts = 0
+        while True:
             try:
-                return self._try_commit(batch, force_checkpoint)
+                receipts = self._try_commit(batch, force_checkpoint)
             except sqlite3.IntegrityError:
                 # Another connection appended (e.g. a prune's ``retention`` entry): reload the head, retry.
                 self._head = None
-        raise AuditUnavailableError("another writer keeps appending to the same database")
+                conflicts += 1
+                if conflicts >= 3:
+                    raise AuditUnavailableError("another writer keeps appending to the database") from None
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != _SQLITE_BUSY:
+                    raise
+                if not wait_for_lock:
+                    raise _Busy from exc
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.001)
+            else:
+                if batch:
+                    self._wal_commits += 1
+                    self._last_commit_at = time.monotonic()
+                return receipts
 
     def _try_commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
         conn = self._conn
@@ -307,6 +431,16 @@ class SqliteAuditLog:
             raise AuditUnavailableError(f"database file {path} was replaced by another file")
 
 
+class _Busy(Exception):
+    """Another connection holds the database's write lock."""
+
+
+def _unavailable(path: Path, exc: BaseException) -> AuditUnavailableError:
+    if isinstance(exc, sqlite3.Error | OSError | ValueError):
+        return AuditUnavailableError(f"cannot write {path}: {exc}")
+    return AuditUnavailableError(f"internal error in the audit writer: {exc!r}")
+
+
 def _wake(batch: list[_Pending]) -> None:
     for pending in batch:
         pending.done.set()
@@ -338,6 +472,7 @@ def _connect(config: AuditConfig) -> tuple[sqlite3.Connection, tuple[int, int], 
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints when commits pause
         if str(mode[0]).lower() != "wal":
             raise AuditUnavailableError(f"{path}: cannot switch the database to WAL mode")
         conn.execute(f"PRAGMA synchronous = {config.synchronous}")
@@ -346,6 +481,7 @@ def _connect(config: AuditConfig) -> tuple[sqlite3.Connection, tuple[int, int], 
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
         )
         conn.commit()
+        conn.execute("PRAGMA busy_timeout = 0")  # _commit waits for other writers, never SQLite
         last_cp: int | None = conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0]
         st = os.stat(path)
     except (sqlite3.Error, OSError) as exc:

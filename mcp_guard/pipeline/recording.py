@@ -11,7 +11,6 @@ always stored.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -65,8 +64,10 @@ class CallRecorder:
         call.audit_id = receipt.id
         return call.verdict
 
-    def outcome_record(self, call: ToolCall, result: types.CallToolResult, started: float) -> dict[str, Any]:
-        """The outcome entry of a forwarded call (built at once, written by :meth:`write_outcome`)."""
+    def outcome_record(
+        self, call: ToolCall, result: types.CallToolResult, latency_ms: float
+    ) -> dict[str, Any]:
+        """The outcome entry of a forwarded call."""
         return {
             "decision_audit_id": call.audit_id,
             "session": call.session_id,
@@ -79,20 +80,18 @@ class CallRecorder:
             "upstream_error": (result.meta or {}).get("mcp-guard/decision", {}).get("upstream_error"),
             "result_findings": sorted({f.type for f in call.result_findings}),
             "result_digest": digest(result.model_dump(mode="json", by_alias=True, exclude_none=True)),
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "latency_ms": round(latency_ms, 3),
         }
 
-    async def write_outcome(self, record: dict[str, Any]) -> None:
-        """Append an outcome entry. The result is already on its way to the client, so a
-        failure here is logged (the decision entry, written ahead, stays the proof)."""
+    async def write_outcome(self, call: ToolCall, result: types.CallToolResult, latency_ms: float) -> None:
+        """Build and append the outcome entry of a call whose result is already on its way
+        to the client (run as a background task, so none of it delays the result). A
+        failure is logged: the decision entry, written ahead, stays the proof."""
         try:
-            await self.log.append("outcome", record)
+            await self.log.append("outcome", self.outcome_record(call, result, latency_ms), write_ahead=False)
         except AuditUnavailableError as exc:
             logger.error(
-                "could not audit the outcome of %s (decision %s): %s",
-                record["tool"],
-                record["decision_audit_id"],
-                exc.reason,
+                "could not audit the outcome of %s (decision %s): %s", call.tool, call.audit_id, exc.reason
             )
 
     def _decision_record(self, call: ToolCall) -> dict[str, Any]:

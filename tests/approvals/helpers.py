@@ -51,7 +51,7 @@ class RecordingAudit:
 
     entries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
+    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
         self.entries.append((kind, dict(record)))
         n = len(self.entries)
         return AuditReceipt(id=f"e{n}", seq=n, hash="0" * 64)

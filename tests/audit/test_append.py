@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from mcp_guard.audit import (
     AuditConfig,
@@ -111,6 +116,80 @@ async def test_append_fails_closed_while_another_connection_holds_the_write_lock
         blocker.execute("ROLLBACK")
         blocker.close()
         assert (await log.append("decision", {})).seq == 2  # recovers once the lock is gone
+    assert verify(config.path, public_key(config)).ok
+
+
+class ThreadNotingClock(StepClock):
+    """Notes which thread read the time, i.e. which thread committed the entry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def __call__(self) -> datetime:
+        self.threads.append(threading.current_thread().name)
+        return super().__call__()
+
+
+async def test_a_lone_write_ahead_append_commits_on_the_callers_thread(config: AuditConfig) -> None:
+    clock = ThreadNotingClock()
+    async with SqliteAuditLog.open(config, clock=clock) as log:
+        await log.append("decision", decision_record(1))
+        assert clock.threads == [threading.current_thread().name]  # no hand-off to the writer
+        await log.append("outcome", {"status": "ok"}, write_ahead=False)
+        assert clock.threads[1].startswith("audit-writer")  # records of done things never block the loop
+    assert verify(config.path, public_key(config)).ok
+
+
+async def test_a_locked_database_never_stalls_the_event_loop_and_the_append_waits_for_the_lock(
+    config: AuditConfig,
+) -> None:
+    patient = config.model_copy(update={"busy_timeout_ms": 10_000})
+    async with SqliteAuditLog.open(patient) as log:
+        await log.append("decision", {})
+        blocker = sqlite3.connect(config.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        receipts: list[AuditReceipt] = []
+
+        async def append() -> None:
+            receipts.append(await log.append("decision", {}))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(append)
+                started = time.monotonic()
+                await wait_all_tasks_blocked()  # the append waits on the writer, not in SQLite
+                assert time.monotonic() - started < 1 and receipts == []
+                blocker.execute("ROLLBACK")
+            blocker.close()
+        assert [r.seq for r in receipts] == [2]
+    assert verify(config.path, public_key(config)).ok
+
+
+async def test_appends_fail_closed_once_the_backlog_is_full(config: AuditConfig) -> None:
+    small = config.model_copy(update={"busy_timeout_ms": 10_000, "max_pending": 3})
+    async with SqliteAuditLog.open(small) as log:
+        blocker = sqlite3.connect(config.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        refused: list[str] = []
+        receipts: list[AuditReceipt] = []
+
+        async def append(i: int) -> None:
+            try:
+                receipts.append(await log.append("outcome", {"i": i}, write_ahead=False))
+            except AuditUnavailableError as exc:
+                refused.append(exc.reason)
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                for i in range(6):
+                    tg.start_soon(append, i)
+                await anyio.lowlevel.checkpoint()  # every append has queued or been refused
+                blocker.execute("ROLLBACK")
+        blocker.close()
+    assert refused and all("backlog is full" in r for r in refused)
+    assert sorted(r.seq for r in receipts) == list(range(1, len(receipts) + 1))
+    assert len(receipts) + len(refused) == 6
     assert verify(config.path, public_key(config)).ok
 
 

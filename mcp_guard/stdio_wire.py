@@ -1,0 +1,117 @@
+"""The stdio wire to the client without worker threads: stdin lines in, protocol out.
+
+The SDK reads stdin and writes stdout in worker threads. A cancellation cannot
+interrupt a blocked read, so on SIGTERM the gateway would hang until the client wrote
+another line; and every message out costs two thread hand-offs (write, flush). For
+pipes and terminals (how every MCP host starts a stdio server) these wait for
+readiness on the event loop instead: a signal stops the gateway at once, and a
+response costs one non-blocking ``write``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+import anyio
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""A JSON-RPC message longer than this is dropped (the client is broken or hostile)."""
+
+
+def pollable(fd: int) -> bool:
+    """Whether ``fd`` can be waited on by the event loop (pipes, sockets, terminals; not files)."""
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+class StdinLines:
+    """Async-iterable UTF-8 lines from a pollable file descriptor."""
+
+    def __init__(self, fd: int = 0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
+        self.fd = fd
+        self.max_line_bytes = max_line_bytes
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        was_blocking = os.get_blocking(self.fd)
+        os.set_blocking(self.fd, False)
+        buffer = bytearray()
+        discarding = False
+        try:
+            while True:
+                await anyio.wait_readable(self.fd)
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                buffer += chunk
+                while (end := buffer.find(b"\n")) >= 0:
+                    line = bytes(buffer[:end])
+                    del buffer[: end + 1]
+                    if discarding:
+                        discarding = False
+                        continue
+                    yield line.decode("utf-8", errors="replace")
+                if len(buffer) > self.max_line_bytes:
+                    buffer.clear()
+                    discarding = True
+            if buffer and not discarding:
+                yield bytes(buffer).decode("utf-8", errors="replace")
+        finally:
+            os.set_blocking(self.fd, was_blocking)
+
+
+@contextmanager
+def claimed_stdout() -> Iterator[int]:
+    """Serve the wire from a private duplicate of fd 1 while fd 1 points at stderr.
+
+    Stray output (a ``print``, a library writing to stdout) then lands in the log,
+    never in the middle of a JSON-RPC frame. fd 1 is restored on exit.
+    """
+    wire = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    was_blocking = os.get_blocking(wire)  # a terminal's flags are shared with the shell
+    os.dup2(2, 1)
+    try:
+        yield wire
+    finally:
+        os.set_blocking(wire, was_blocking)
+        os.dup2(wire, 1)
+        os.close(wire)
+
+
+class StdoutPipe:
+    """The ``write``/``flush`` pair the SDK's stdio transport writes messages with,
+    writing to a pollable file descriptor without blocking the event loop."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._pending = bytearray()
+        os.set_blocking(fd, False)
+
+    async def write(self, text: str) -> None:
+        self._pending += text.encode("utf-8")
+
+    async def flush(self) -> None:
+        """Write everything pending; waits (without blocking the loop) while the pipe is full.
+
+        Raises:
+            anyio.BrokenResourceError: the client closed its end.
+        """
+        while self._pending:
+            try:
+                written = os.write(self.fd, self._pending)
+            except BlockingIOError:
+                await anyio.wait_writable(self.fd)
+                continue
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                self._pending.clear()
+                raise anyio.BrokenResourceError(f"the client closed stdout: {exc}") from None
+            del self._pending[:written]
