@@ -93,7 +93,8 @@ class AuditConfig(BaseModel):
     max_batch: int = Field(default=2000, ge=1)
     """Most entries committed in one transaction."""
     max_pending: int = Field(default=100_000, ge=1)
-    """Most entries queued for the writer; further appends wait (back-pressure)."""
+    """Most entries waiting for the writer thread; beyond it appends fail closed (the disk
+    cannot keep up, and waiting longer would only turn into client timeouts)."""
 
 
 class AuditReceipt(BaseModel):
