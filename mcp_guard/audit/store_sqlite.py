@@ -65,6 +65,8 @@ _INSERT_ENTRY = (
 _SQLITE_BUSY = 5
 _WAL_IDLE_S = 0.002
 """The writer checkpoints the WAL once no commit has happened for this long..."""
+_DEFER_S = 0.002
+"""How long a ``write_ahead=False`` entry waits for an inline commit to ride along with."""
 _WAL_POLL_S = 0.05
 _WAL_IDLE_COMMITS = 256
 """...and at least this many commits are in the WAL..."""
@@ -132,6 +134,8 @@ class SqliteAuditLog:
         self._commit_lock = threading.Lock()
         """Held by whoever commits: the writer thread or an inline append."""
         self._write_ahead_in_flight = 0
+        self._deferred: list[_Pending] = []
+        """``write_ahead=False`` entries waiting to ride along with the next inline commit."""
         self._wal_commits = 0
         self._last_commit_at = time.monotonic()
 
@@ -162,6 +166,7 @@ class SqliteAuditLog:
             yield log
         finally:
             log._closed = True
+            log._hand_deferred_to_writer()
             log._queue.put(_STOP)  # the writer drains what is queued, checkpoints, closes, returns
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(writer.join)
@@ -192,7 +197,7 @@ class SqliteAuditLog:
             raise ValueError(f"invalid audit kind {kind!r}: expected a lower-case identifier")
         pending = _Pending(kind, canonical_json(dict(record)))
         if not write_ahead:
-            return await self._through_writer(pending)
+            return await self._deferred_commit(pending)
         self._write_ahead_in_flight += 1
         try:
             await anyio.lowlevel.checkpoint()  # concurrent appends arriving now join one batch
@@ -213,28 +218,56 @@ class SqliteAuditLog:
             return None
         if not self._commit_lock.acquire(blocking=False):
             return None
+        riders, self._deferred = self._deferred, []
+        batch = [*riders, pending]
         try:
-            receipts = self._commit([pending], force_checkpoint=False, wait_for_lock=False)
-        except _Busy:
-            return None  # another connection is writing: the writer thread waits for it
-        except AuditUnavailableError:
-            raise
+            receipts = self._commit(batch, force_checkpoint=False, wait_for_lock=False)
+        except _Busy:  # another connection is writing: the writer thread waits for it
+            for rider in riders:
+                self._queue.put(rider)
+            return None
         except Exception as exc:
-            raise _unavailable(self._config.path, exc) from exc
+            error = exc if isinstance(exc, AuditUnavailableError) else _unavailable(self._config.path, exc)
+            self._resolve(riders, None, error)
+            raise error from exc
         finally:
             self._commit_lock.release()
+        self._resolve(riders, receipts[:-1], None)
         if self._wal_commits == _WAL_IDLE_COMMITS:
             self._queue.put(_NUDGE)  # the writer may be asleep for checkpoint_interval_s
-        return receipts[0]
+        return receipts[-1]
+
+    async def _deferred_commit(self, pending: _Pending) -> AuditReceipt:
+        """Commit with the next inline commit, or through the writer thread if none comes
+        within :data:`_DEFER_S`: a gateway's outcome entry then shares the fsync of the
+        next call's decision entry instead of paying its own."""
+        self._check_backlog()
+        self._deferred.append(pending)
+        if len(self._deferred) == 1 and self._loop is not None:
+            self._loop.call_later(_DEFER_S, self._hand_deferred_to_writer)
+        return await self._settled(pending)
+
+    def _hand_deferred_to_writer(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for pending in deferred:
+            self._queue.put(pending)
 
     async def _through_writer(self, pending: _Pending) -> AuditReceipt:
+        self._check_backlog()
+        self._queue.put(pending)
+        return await self._settled(pending)
+
+    def _check_backlog(self) -> None:
+        """Raises: AuditUnavailableError: the log is closed or its backlog is full."""
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
-        if self._queue.qsize() >= self._config.max_pending:
+        if self._queue.qsize() + len(self._deferred) >= self._config.max_pending:
             raise AuditUnavailableError(
                 f"the audit backlog is full ({self._config.max_pending} entries waiting for the disk)"
             )
-        self._queue.put(pending)
+
+    @staticmethod
+    async def _settled(pending: _Pending) -> AuditReceipt:
         await pending.done.wait()
         if pending.receipt is None:
             raise pending.error or AuditUnavailableError("entry was not committed")

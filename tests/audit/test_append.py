@@ -20,6 +20,7 @@ from mcp_guard.audit import (
     AuditReceipt,
     AuditUnavailableError,
     SqliteAuditLog,
+    store_sqlite,
     verify,
 )
 from mcp_guard.audit.chain import entry_hash
@@ -138,6 +139,28 @@ async def test_a_lone_write_ahead_append_commits_on_the_callers_thread(config: A
         assert clock.threads == [threading.current_thread().name]  # no hand-off to the writer
         await log.append("outcome", {"status": "ok"}, write_ahead=False)
         assert clock.threads[1].startswith("audit-writer")  # records of done things never block the loop
+    assert verify(config.path, public_key(config)).ok
+
+
+async def test_an_outcome_rides_along_with_the_next_decisions_commit(
+    config: AuditConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_sqlite, "_DEFER_S", 30.0)  # only the decision can commit it here
+    clock = ThreadNotingClock()
+    async with SqliteAuditLog.open(config, clock=clock) as log:
+        outcome: list[AuditReceipt] = []
+
+        async def record_outcome() -> None:
+            outcome.append(await log.append("outcome", {"status": "ok"}, write_ahead=False))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(record_outcome)
+                await wait_all_tasks_blocked()
+                assert outcome == []  # not committed on its own
+                decision = await log.append("decision", decision_record(2))
+        assert (outcome[0].seq, decision.seq) == (1, 2)
+        assert clock.threads == [threading.current_thread().name]  # one transaction, no hand-off
     assert verify(config.path, public_key(config)).ok
 
 
