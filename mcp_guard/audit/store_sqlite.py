@@ -12,6 +12,10 @@ Two ways an entry reaches the disk, both under one lock (one committer at a time
   next, so throughput grows with concurrency. A batch costs one hand-off to the
   thread and one wake-up of the event loop, whatever its size.
 
+Entries that record something already done (``write_ahead=False``, the gateway's
+outcomes) ride along with the next inline commit, so one client's calls cost one
+fsync each, not two; if none comes within :data:`_DEFER_S` they go to the writer.
+
 SQLite's own WAL checkpoints (copying the WAL back into the database) are taken off
 the commit path: the writer thread runs them when commits pause, so that no
 caller's commit pays for one, and the WAL file is reused rather than grown.
@@ -63,11 +67,12 @@ _INSERT_ENTRY = (
     "INSERT INTO entries (seq, id, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _SQLITE_BUSY = 5
-_WAL_IDLE_S = 0.002
-"""The writer checkpoints the WAL once no commit has happened for this long..."""
 _DEFER_S = 0.002
 """How long a ``write_ahead=False`` entry waits for an inline commit to ride along with."""
 _WAL_POLL_S = 0.05
+"""How often the writer looks at the WAL while commits happen elsewhere."""
+_WAL_IDLE_S = 0.002
+"""The writer checkpoints the WAL once no commit has happened for this long..."""
 _WAL_IDLE_COMMITS = 256
 """...and at least this many commits are in the WAL..."""
 _WAL_FORCE_COMMITS = 1024
@@ -181,8 +186,8 @@ class SqliteAuditLog:
         ``write_ahead`` says the caller acts on the commit (a decision before the call
         is forwarded): when the log is idle the entry is committed at once on the
         caller's thread. With ``write_ahead=False`` (a record of something already done)
-        the entry always goes to the writer thread, grouped with others, and never
-        holds up the caller's event loop.
+        the entry rides along with the next inline commit, or goes to the writer thread
+        within :data:`_DEFER_S`; it never holds up the caller's event loop.
 
         If the caller is cancelled while waiting, the entry may still be committed.
 
@@ -226,8 +231,11 @@ class SqliteAuditLog:
             for rider in riders:
                 self._queue.put(rider)
             return None
+        except AuditUnavailableError as exc:
+            self._resolve(riders, None, exc)
+            raise
         except Exception as exc:
-            error = exc if isinstance(exc, AuditUnavailableError) else _unavailable(self._config.path, exc)
+            error = _unavailable(self._config.path, exc)
             self._resolve(riders, None, error)
             raise error from exc
         finally:
@@ -403,7 +411,7 @@ class SqliteAuditLog:
                 if conflicts >= 3:
                     raise AuditUnavailableError("another writer keeps appending to the database") from None
             except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", None) != _SQLITE_BUSY:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_BUSY:  # any SQLITE_BUSY_*
                     raise
                 if not wait_for_lock:
                     raise _Busy from exc
