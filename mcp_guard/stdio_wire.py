@@ -71,13 +71,16 @@ class StdinLines:
 
 @contextmanager
 def claimed_stdout() -> Iterator[int]:
-    """Serve the wire from a private duplicate of fd 1 while fd 1 points at stderr.
+    """Serve the wire from a private, non-blocking duplicate of fd 1 while fd 1 points
+    at stderr.
 
     Stray output (a ``print``, a library writing to stdout) then lands in the log,
-    never in the middle of a JSON-RPC frame. fd 1 is restored on exit.
+    never in the middle of a JSON-RPC frame. fd 1 and the blocking mode are restored
+    on exit.
     """
     wire = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
     was_blocking = os.get_blocking(wire)  # a terminal's flags are shared with the shell
+    os.set_blocking(wire, False)
     os.dup2(2, 1)
     try:
         yield wire
@@ -89,12 +92,12 @@ def claimed_stdout() -> Iterator[int]:
 
 class StdoutPipe:
     """The ``write``/``flush`` pair the SDK's stdio transport writes messages with,
-    writing to a pollable file descriptor without blocking the event loop."""
+    writing to a pollable, non-blocking file descriptor (see :func:`claimed_stdout`)
+    without blocking the event loop."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._pending = bytearray()
-        os.set_blocking(fd, False)
 
     async def write(self, text: str) -> None:
         self._pending += text.encode("utf-8")
