@@ -7,7 +7,7 @@ on the way through: tool definitions, results, content and ``_meta`` pass unchan
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from mcp import types
@@ -17,6 +17,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from opentelemetry import trace
 
 from mcp_guard import __version__
@@ -67,10 +68,16 @@ def session_key(ctx: ServerRequestContext[Any, Any], fallback: str) -> str:
     return fallback
 
 
-def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> GuardServer:
-    """An MCP server whose handlers delegate to ``gateway`` for the resolved principal."""
+def build_server(
+    gateway: Gateway, resolve_principal: PrincipalResolver, *, stdio_session: str | None = None
+) -> GuardServer:
+    """An MCP server whose handlers delegate to ``gateway`` for the resolved principal.
+
+    ``stdio_session`` is the session id of calls that arrive without a transport session
+    (stdio); a fresh one by default.
+    """
     page_size = gateway.settings.server.list_page_size
-    stdio_session = uuid.uuid4().hex
+    stdio_session = stdio_session or uuid.uuid4().hex
 
     def principal(ctx: ServerRequestContext[Any, Any]) -> Principal:
         found = resolve_principal(ctx)
@@ -90,7 +97,8 @@ def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> Guar
     ) -> types.CallToolResult:
         client = ctx.session.client_params
         client_info = client.client_info.model_dump(mode="json") if client and client.client_info else None
-        meta = dict(params.meta) if params.meta else None
+        wire = ctx.params or {}  # the request as sent: ``_meta`` keys in their wire spelling
+        meta = wire.get("_meta")
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
@@ -101,9 +109,9 @@ def build_server(gateway: Gateway, resolve_principal: PrincipalResolver) -> Guar
                 session_key(ctx, stdio_session),
                 params.name,
                 params.arguments,
-                meta=meta,
+                meta=dict(meta) if isinstance(meta, Mapping) and meta else None,
                 client_info=client_info,
-                on_progress=on_progress,
+                on_progress=on_progress if progress_token_from_params(wire) is not None else None,
             )
         except UnknownToolError as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None

@@ -91,30 +91,47 @@ def claimed_stdout() -> Iterator[int]:
 
 
 class StdoutPipe:
-    """The ``write``/``flush`` pair the SDK's stdio transport writes messages with,
-    writing to a pollable, non-blocking file descriptor (see :func:`claimed_stdout`)
-    without blocking the event loop."""
+    """The ``write``/``flush`` pair the SDK's stdio transport writes messages with, plus
+    :meth:`send` for writers beside it, on a pollable, non-blocking file descriptor
+    (see :func:`claimed_stdout`) without blocking the event loop.
+
+    Messages are queued whole and leave in order; one task at a time writes, and a
+    ``flush`` that finds another task writing returns at once (that task writes the
+    rest of the queue too).
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._pending = bytearray()
+        self._flushing = False
 
     async def write(self, text: str) -> None:
         self._pending += text.encode("utf-8")
 
+    async def send(self, data: bytes) -> None:
+        """Queue one whole message and flush."""
+        self._pending += data
+        await self.flush()
+
     async def flush(self) -> None:
-        """Write everything pending; waits (without blocking the loop) while the pipe is full.
+        """Write everything queued; waits (without blocking the loop) while the pipe is full.
 
         Raises:
             anyio.BrokenResourceError: the client closed its end.
         """
-        while self._pending:
-            try:
-                written = os.write(self.fd, self._pending)
-            except BlockingIOError:
-                await anyio.wait_writable(self.fd)
-                continue
-            except (BrokenPipeError, ConnectionResetError) as exc:
-                self._pending.clear()
-                raise anyio.BrokenResourceError(f"the client closed stdout: {exc}") from None
-            del self._pending[:written]
+        if self._flushing:
+            return
+        self._flushing = True
+        try:
+            while self._pending:
+                try:
+                    written = os.write(self.fd, self._pending)
+                except BlockingIOError:
+                    await anyio.wait_writable(self.fd)
+                    continue
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    self._pending.clear()
+                    raise anyio.BrokenResourceError(f"the client closed stdout: {exc}") from None
+                del self._pending[:written]
+        finally:
+            self._flushing = False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -23,6 +24,7 @@ from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
 from mcp_guard.server import build_server
+from mcp_guard.stdio_lane import StdioCallLane
 from mcp_guard.stdio_wire import StdinLines, StdoutPipe, claimed_stdout, pollable
 
 logger = logging.getLogger(__name__)
@@ -36,17 +38,25 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
 
     Nothing but protocol reaches stdout: logs go to stderr, and fd 1 points at stderr
     while serving so stray output cannot corrupt the wire. Pipes and terminals are
-    read and written on the event loop (:mod:`mcp_guard.stdio_wire`); anything else
-    (a regular file) falls back to the SDK's threaded streams.
+    read and written on the event loop (:mod:`mcp_guard.stdio_wire`), and ``tools/call``
+    requests skip the SDK's session (:mod:`mcp_guard.stdio_lane`); anything else (a
+    regular file) falls back to the SDK's threaded streams.
     """
-    server = build_server(gateway, lambda ctx: principal)
+    session_id = uuid.uuid4().hex
+    server = build_server(gateway, lambda ctx: principal, stdio_session=session_id)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         with contextlib.ExitStack() as fds:
-            stdin = StdinLines(0) if pollable(0) else None
+            stdin: AsyncIterable[str] | None = StdinLines(0) if pollable(0) else None
             stdout = StdoutPipe(fds.enter_context(claimed_stdout())) if pollable(1) else None
-            async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
-                await server.run(read, write, server.create_initialization_options())
+            # The lane bypasses the SDK's middleware, so it stays off when any is installed (tracing).
+            lane = gateway.settings.server.fast_stdio_calls and not server.middleware
+            async with anyio.create_task_group() as calls:
+                if lane and stdin is not None and stdout is not None:
+                    stdin = StdioCallLane(gateway, principal, session_id, stdout, calls).lines(stdin)
+                async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
+                    await server.run(read, write, server.create_initialization_options())
+                calls.cancel_scope.cancel()
         tg.cancel_scope.cancel()
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import anyio
 import pytest
-from anyio.abc import Process
-from anyio.streams.text import TextReceiveStream
 
 from tests.harness import behaviour_upstream
+from tests.stdio_peer import start_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -39,73 +38,6 @@ def alive(pid: int) -> bool:
         return "\nState:\tZ" not in status.read_text()
     except FileNotFoundError:
         return False
-
-
-class StdioPeer:
-    """Speaks newline-delimited JSON-RPC to a gateway process and keeps every stdout line."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        assert process.stdout is not None
-        self.lines = TextReceiveStream(process.stdout)
-        self.buffer = ""
-        self.stdout_lines: list[str] = []
-
-    async def send(self, message: dict[str, object]) -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send((json.dumps(message) + "\n").encode())
-
-    async def receive(self) -> dict[str, object]:
-        while "\n" not in self.buffer:
-            self.buffer += await self.lines.receive()
-        line, self.buffer = self.buffer.split("\n", 1)
-        self.stdout_lines.append(line)
-        parsed: dict[str, object] = json.loads(line)
-        return parsed
-
-    async def request(self, msg_id: int, method: str, params: dict[str, object]) -> dict[str, object]:
-        await self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
-        while True:
-            message = await self.receive()
-            if message.get("id") == msg_id:
-                return message
-
-
-async def start_gateway(tmp_path: Path) -> tuple[Process, StdioPeer]:
-    behaviour_upstream(tmp_path)  # writes upstreams.yaml
-    (tmp_path / "mcp-guard.yaml").write_text("local_principal: {user: tester}\n", encoding="utf-8")
-    process = await anyio.open_process(
-        [
-            sys.executable,
-            "-m",
-            "mcp_guard",
-            "serve",
-            "--transport",
-            "stdio",
-            "--upstreams",
-            str(tmp_path / "upstreams.yaml"),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    peer = StdioPeer(process)
-    with anyio.fail_after(30):
-        init = await peer.request(
-            1,
-            "initialize",
-            {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "test", "version": "1"},
-            },
-        )
-        assert "result" in init
-        await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        listed = await peer.request(2, "tools/list", {})
-    assert any(t["name"] == "beh__echo" for t in listed["result"]["tools"])  # type: ignore[index]
-    return process, peer
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -38,6 +38,9 @@ class ServerSettings(BaseModel):
     max_sessions: int = Field(default=1000, gt=0)
     session_idle_timeout_s: float = Field(default=1800.0, gt=0)
     list_page_size: int = Field(default=1000, gt=0)
+    fast_stdio_calls: bool = True
+    """Answer a stdio client's ``tools/call`` without the SDK's session (mcp_guard/stdio_lane.py);
+    false sends every message through the SDK."""
 
 
 class AccessSettings(BaseModel):

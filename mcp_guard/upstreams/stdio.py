@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 import anyio
+import pydantic_core
 from anyio.abc import Process
 from mcp import types
 from mcp.client.stdio import get_default_environment
@@ -28,6 +29,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcp_guard.upstreams.config import StdioUpstream
+from mcp_guard.upstreams.raw_calls import RawCalls
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,12 @@ GRACE_S = 2.0
 
 @dataclass
 class StdioLink:
-    """Why the link closed, when it was the gateway's doing (e.g. an oversized message)."""
+    """One connection's link: why it closed, when it was the gateway's doing (e.g. an
+    oversized message), and its raw ``tools/call`` path (set while the process runs)."""
 
     upstream: str
     close_reason: str | None = None
+    calls: RawCalls | None = None
 
 
 @asynccontextmanager
@@ -68,21 +72,24 @@ async def bounded_stdio_client(
     )
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
+    assert process.stdin is not None
+    calls = link.calls = RawCalls(name, process.stdin.send)
 
     async def reader() -> None:
-        assert process.stdout is not None
-        async with read_writer:
-            async for line in _lines(process, config.max_message_bytes, link):
-                try:
-                    message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-                except ValidationError as exc:
-                    logger.warning(
-                        "upstream %s: dropped a message that is not JSON-RPC: %s",
-                        name,
-                        exc.errors()[0]["msg"],
-                    )
-                    continue
-                await read_writer.send(SessionMessage(message))
+        try:
+            async with read_writer:
+                async for line in _lines(process, config.max_message_bytes, link):
+                    try:
+                        if calls.route(pydantic_core.from_json(line)):
+                            continue
+                        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                    except ValueError as exc:  # not JSON, or not JSON-RPC (a ValidationError)
+                        why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+                        logger.warning("upstream %s: dropped a message that is not JSON-RPC: %s", name, why)
+                        continue
+                    await read_writer.send(SessionMessage(message))
+        finally:
+            calls.close(link.close_reason or "the upstream closed the connection")
 
     async def writer() -> None:
         assert process.stdin is not None

@@ -261,11 +261,14 @@ class Upstream:
             MCPError: the upstream answered with a JSON-RPC error.
         """
         conn = self._live()
-        params = types.CallToolRequestParams(
-            name=name, arguments=dict(arguments) if arguments else None, _meta=_forwardable_meta(meta)
-        )
+        forwarded_meta = _forwardable_meta(meta)
         try:
             with anyio.fail_after(timeout_s or self.config.call_timeout_s):
+                if conn.link.calls is not None:  # stdio: the raw hop, see raw_calls.py
+                    return await conn.link.calls.call_tool(name, arguments, forwarded_meta, on_progress)
+                params = types.CallToolRequestParams(
+                    name=name, arguments=dict(arguments) if arguments else None, _meta=forwarded_meta
+                )
                 return await conn.session.send_request(
                     types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
                 )

@@ -1,0 +1,192 @@
+"""``tools/call`` from a stdio client without the SDK's server session: the call path's first hop.
+
+Through the SDK a request crosses memory streams, a dispatcher task, a request
+context and a middleware chain before the gateway sees it, and as much again on the
+way out; for a small tool that is most of the time mcp-guard adds. The lane sits
+between the stdin reader and the SDK: it parses each line once and takes the
+``tools/call`` requests of a client that completed the handshake, calls the gateway
+and writes the answer itself. Every other message (initialize, listings, resources,
+prompts, pings, a 2026-07-28 client, which has no handshake) goes to the SDK unchanged.
+
+The lane answers as the SDK would: the same parameter validation and result shaping
+for the negotiated protocol version (:mod:`mcp_types.methods`), the same errors,
+progress for the client's token, and a request the client cancels is never answered.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+
+import anyio
+import pydantic_core
+from anyio.abc import TaskGroup
+from mcp import types
+from mcp.shared.dispatcher import as_request_id, coerce_request_id
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params, progress_token_from_params
+from mcp_types.methods import serialize_server_result, validate_client_request
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+from pydantic import BaseModel, ValidationError
+
+from mcp_guard.errors import UnknownToolError
+from mcp_guard.gateway import Gateway
+from mcp_guard.pipeline.call import ProgressReporter
+from mcp_guard.principal import Principal
+from mcp_guard.stdio_wire import StdoutPipe
+
+logger = logging.getLogger(__name__)
+
+METHOD = "tools/call"
+_MARKERS = ('"tools/call"', '"initialize"', '"notifications/initialized"', '"notifications/cancelled"')
+"""A line naming none of these is the SDK's without parsing it here."""
+
+
+class StdioCallLane:
+    """Takes ``tools/call`` requests off a stdio client's input; see the module docstring.
+
+    ``calls`` owns the task of every call in flight.
+    """
+
+    def __init__(
+        self, gateway: Gateway, principal: Principal, session_id: str, out: StdoutPipe, calls: TaskGroup
+    ) -> None:
+        self._gateway = gateway
+        self._principal = principal
+        self._session_id = session_id
+        self._out = out
+        self._calls = calls
+        self._offered: tuple[str, dict[str, Any]] | None = None
+        """Version and client info from ``initialize``, until the client confirms with ``initialized``."""
+        self._version: str | None = None
+        self._client_info: dict[str, Any] | None = None
+        self._in_flight: dict[types.RequestId, anyio.CancelScope] = {}
+
+    async def lines(self, source: AsyncIterable[str]) -> AsyncIterator[str]:
+        """``source`` minus the messages the lane took."""
+        async for line in source:
+            if not any(marker in line for marker in _MARKERS) or not self._take(line):
+                yield line
+
+    def _take(self, line: str) -> bool:
+        try:
+            message = pydantic_core.from_json(line)
+        except ValueError:
+            return False  # the SDK answers with a parse error
+        if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+            return False
+        method, params = message.get("method"), message.get("params")
+        if "id" in message:
+            if method == METHOD and self._version is not None:
+                return self._start(message.get("id"), params)
+            if method == "initialize":
+                self._note_initialize(params)
+            return False
+        if method == "notifications/initialized" and self._offered is not None:
+            self._version, self._client_info = self._offered
+            logger.info("stdio: tools/call answered directly (protocol %s)", self._version)
+        elif method == "notifications/cancelled":
+            return self._cancel(params)
+        return False
+
+    def _note_initialize(self, params: object) -> None:
+        """Negotiate the version as the SDK does; the lane opens when the client sends ``initialized``."""
+        self._offered = self._version = None
+        try:
+            init = types.InitializeRequestParams.model_validate(params, by_name=False)
+        except ValidationError:
+            return  # the SDK refuses the handshake; the lane stays closed
+        requested = init.protocol_version
+        version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+        self._offered = (version, init.client_info.model_dump(mode="json"))
+
+    def _start(self, raw_id: object, params: object) -> bool:
+        request_id = as_request_id(raw_id)
+        if request_id is None or coerce_request_id(request_id) in self._in_flight:
+            return False  # the SDK answers a malformed or duplicate id
+        scope = anyio.CancelScope()
+        self._in_flight[coerce_request_id(request_id)] = scope
+        self._calls.start_soon(self._serve, request_id, params, scope, name=f"{METHOD} {request_id!r}")
+        return True
+
+    def _cancel(self, params: object) -> bool:
+        request_id = cancelled_request_id_from_params(params if isinstance(params, dict) else None)
+        scope = self._in_flight.get(coerce_request_id(request_id)) if request_id is not None else None
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    async def _serve(self, request_id: types.RequestId, params: object, scope: anyio.CancelScope) -> None:
+        try:
+            with scope:
+                answer = await self._answer(request_id, params)
+            if not scope.cancel_called:  # a cancelled request is never answered
+                await self._send(answer)
+        except anyio.BrokenResourceError:
+            pass  # the client went away; the SDK side ends the session
+        finally:
+            del self._in_flight[coerce_request_id(request_id)]
+
+    async def _answer(self, request_id: types.RequestId, params: object) -> dict[str, Any]:
+        """The response message: a result, or the error the SDK would have sent."""
+        try:
+            return {"jsonrpc": "2.0", "id": request_id, "result": await self._call(params)}
+        except MCPError as exc:
+            error = exc.error
+        except anyio.BrokenResourceError:
+            raise  # the client went away while progress was reported
+        except Exception:  # fail closed: a bug answers with an error and never takes the lane down
+            logger.exception("%s %r failed inside the gateway", METHOD, request_id)
+            error = types.ErrorData(code=types.INTERNAL_ERROR, message="mcp-guard failed; see its log")
+        return {"jsonrpc": "2.0", "id": request_id, "error": _wire(error)}
+
+    async def _call(self, params: object) -> dict[str, Any]:
+        """Raises: MCPError — invalid parameters, an unknown tool, an invalid result."""
+        assert self._version is not None
+        version = self._version
+        try:
+            validate_client_request(METHOD, version, params if isinstance(params, dict) else None)
+        except ValidationError:
+            raise MCPError(code=types.INVALID_PARAMS, message="Invalid request parameters", data="") from None
+        assert isinstance(params, dict)
+        try:
+            result = await self._gateway.call_tool(
+                self._principal,
+                self._session_id,
+                params["name"],
+                params.get("arguments"),
+                meta=params.get("_meta"),
+                client_info=self._client_info,
+                on_progress=self._progress_reporter(params),
+            )
+        except UnknownToolError as exc:
+            raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+        try:
+            return serialize_server_result(METHOD, version, _wire(result))
+        except ValidationError:
+            logger.exception("%s returned an invalid result", METHOD)
+            raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
+
+    def _progress_reporter(self, params: dict[str, Any]) -> ProgressReporter | None:
+        token = progress_token_from_params(params)
+        if token is None:
+            return None
+
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            notice: dict[str, Any] = {"progressToken": token, "progress": progress}
+            if total is not None:
+                notice["total"] = total
+            if message is not None:
+                notice["message"] = message
+            await self._send({"jsonrpc": "2.0", "method": "notifications/progress", "params": notice})
+
+        return report
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self._out.send(pydantic_core.to_json(message) + b"\n")
+
+
+def _wire(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(by_alias=True, mode="json", exclude_none=True)

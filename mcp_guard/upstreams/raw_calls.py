@@ -1,0 +1,184 @@
+"""``tools/call`` to a stdio upstream without the SDK session: the call path's hop.
+
+A request through the SDK's client session crosses two memory streams, a dispatcher
+task and per-request bookkeeping; for a small tool that is most of the time a call
+spends upstream. Here the calling task writes its request line straight to the
+process and the link's reader hands the matching answer (and progress for its token)
+straight back, parsed once. Everything else on the link (initialize, listings,
+resources, prompts, notifications) still goes through the SDK session.
+
+Ids never collide with the session's: the SDK numbers its requests, these are
+strings ``"mcp-guard-<n>"``; an upstream's progress token is the request id.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import pydantic_core
+from mcp import types
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+
+from mcp_guard.errors import UpstreamUnavailableError
+
+logger = logging.getLogger(__name__)
+
+ID_PREFIX = "mcp-guard-"
+MAX_QUEUED_PROGRESS = 64
+"""Progress notifications held for one call while its caller is busy; older ones are dropped."""
+CANCEL_WRITE_TIMEOUT_S = 1.0
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Pending:
+    answer: dict[str, Any] | None = None
+    progress: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_PROGRESS))
+    wake: anyio.Event = field(default_factory=anyio.Event)
+
+
+class RawCalls:
+    """The ``tools/call`` requests in flight on one stdio link."""
+
+    def __init__(self, upstream: str, send: Send) -> None:
+        self.upstream = upstream
+        self._send = send
+        self._ids = itertools.count(1)
+        self._pending: dict[str, _Pending] = {}
+        self._closed: str | None = None
+
+    # -- the link's reader side -------------------------------------------------------
+
+    def route(self, message: object) -> bool:
+        """Take ``message`` if it answers, or reports progress on, a call made here.
+
+        Called by the link's reader for every message; returns False for anything
+        the SDK session should see.
+        """
+        if not isinstance(message, dict):
+            return False
+        ident = message.get("id")
+        if isinstance(ident, str) and "method" not in message:
+            pending = self._pending.get(ident)
+            if pending is not None:
+                pending.answer = message
+                pending.wake.set()
+            return ident.startswith(ID_PREFIX)  # a late answer to a cancelled call is dropped here
+        if message.get("method") == "notifications/progress":
+            params = message.get("params")
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            if isinstance(token, str) and token.startswith(ID_PREFIX):
+                pending = self._pending.get(token)
+                if pending is not None and isinstance(params, dict):
+                    pending.progress.append(params)
+                    pending.wake.set()
+                return True
+        return False
+
+    def close(self, reason: str) -> None:
+        """The link is gone: every call in flight fails with ``reason``, and so does every new one."""
+        self._closed = reason
+        for pending in self._pending.values():
+            pending.wake.set()
+
+    # -- the caller's side ------------------------------------------------------------
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        meta: Mapping[str, Any] | None,
+        on_progress: ProgressFnT | None,
+    ) -> types.CallToolResult:
+        """Send one ``tools/call`` and wait for its answer; cancelling the caller cancels it upstream.
+
+        Raises:
+            UpstreamUnavailableError: the link is closed, or closed before the answer came.
+            MCPError: the upstream answered with a JSON-RPC error.
+            ValidationError: the answer is not a valid ``CallToolResult`` or error.
+        """
+        if self._closed is not None:
+            raise UpstreamUnavailableError(self.upstream, self._closed)
+        ident = f"{ID_PREFIX}{next(self._ids)}"
+        params: dict[str, Any] = {"name": name}
+        if arguments is not None:
+            params["arguments"] = dict(arguments)
+        request_meta = dict(meta) if meta else {}
+        if on_progress is not None:
+            request_meta["progressToken"] = ident
+        if request_meta:
+            params["_meta"] = request_meta
+        pending = _Pending()
+        self._pending[ident] = pending
+        sent = False
+        try:
+            line = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
+            await self._write(pydantic_core.to_json(line) + b"\n")
+            sent = True
+            answer = await self._answer(pending, on_progress)
+        except BaseException:
+            if sent and pending.answer is None and self._closed is None:
+                await self._cancel_upstream(ident)
+            raise
+        finally:
+            del self._pending[ident]
+        return _result(answer)
+
+    async def _answer(self, pending: _Pending, on_progress: ProgressFnT | None) -> dict[str, Any]:
+        while True:
+            while pending.progress:
+                params = pending.progress.popleft()
+                if on_progress is not None:
+                    await _report(on_progress, params)
+            if pending.answer is not None:
+                return pending.answer
+            if self._closed is not None:
+                raise UpstreamUnavailableError(self.upstream, f"{self._closed} during the call")
+            await pending.wake.wait()
+            pending.wake = anyio.Event()
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self._send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise UpstreamUnavailableError(self.upstream, f"cannot write to the process: {exc}") from None
+
+    async def _cancel_upstream(self, ident: str) -> None:
+        """Tell the upstream to stop (spec: ``notifications/cancelled``), shielded, best effort."""
+        line = {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": ident, "reason": "the gateway cancelled the call"},
+        }
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(CANCEL_WRITE_TIMEOUT_S),
+            suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError),
+        ):
+            await self._send(pydantic_core.to_json(line) + b"\n")
+
+
+async def _report(on_progress: ProgressFnT, params: dict[str, Any]) -> None:
+    try:
+        progress = types.ProgressNotificationParams.model_validate(params, by_name=False)
+    except ValidationError:
+        logger.debug("dropped a malformed progress notification")
+        return
+    await on_progress(progress.progress, progress.total, progress.message)
+
+
+def _result(answer: dict[str, Any]) -> types.CallToolResult:
+    """Raises: MCPError (a JSON-RPC error answer), ValidationError (neither a result nor an error)."""
+    if "error" in answer:
+        raise MCPError.from_error_data(types.ErrorData.model_validate(answer["error"], by_name=False))
+    return types.CallToolResult.model_validate(answer.get("result"), by_name=False)

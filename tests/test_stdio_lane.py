@@ -1,0 +1,125 @@
+"""The stdio lane: a stdio client's ``tools/call`` answered without the SDK session, exactly
+as the SDK would answer it. Real gateway processes, a real upstream process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.stdio_peer import LOCAL_SETTINGS, StdioPeer, start_gateway
+
+pytestmark = pytest.mark.anyio
+
+LANE_OFF = LOCAL_SETTINGS + "server: {fast_stdio_calls: false}\n"
+
+SCRIPT: list[tuple[int | str, dict[str, Any]]] = [
+    (10, {"name": "beh__echo", "arguments": {"text": "héllo \u2028 \U0001f600"}, "_meta": {"client/x": 1}}),
+    ("eleven", {"name": "beh__fail", "arguments": {}}),
+    (12, {"name": "beh__leak", "arguments": {}}),
+    (13, {"name": "beh__progress", "arguments": {}, "_meta": {"progressToken": "tok-13"}}),
+    (14, {"name": "beh__progress", "arguments": {}}),
+    (15, {"name": "beh__nope", "arguments": {}}),
+    (16, {"name": "beh__echo", "arguments": "not an object"}),
+    (17, {"arguments": {}}),
+]
+
+
+async def transcript(peer: StdioPeer) -> list[dict[str, Any]]:
+    """Every message the gateway sends while the script runs, one call at a time."""
+    seen: list[dict[str, Any]] = []
+    for request_id, params in SCRIPT:
+        await peer.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+        while True:
+            message = await peer.receive()
+            seen.append(message)
+            if message.get("id") == request_id:
+                break
+    return seen
+
+
+def without_audit_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for message in messages:
+        decision = message.get("result", {}).get("_meta", {}).get("mcp-guard/decision")
+        if decision is not None:
+            assert decision.pop("audit_id")
+    return messages
+
+
+async def run_script(folder: Path, settings: str) -> tuple[list[dict[str, Any]], str]:
+    """The script's transcript and the gateway's log."""
+    await anyio.Path(folder).mkdir()
+    with (folder / "stderr.log").open("w+b") as log:
+        process, peer = await start_gateway(folder, settings, stderr=log)
+        try:
+            with anyio.fail_after(30):
+                messages = await transcript(peer)
+        finally:
+            process.terminate()
+            await process.wait()
+        log.seek(0)
+        return messages, log.read().decode()
+
+
+async def test_the_lane_answers_every_call_exactly_as_the_sdk_does(tmp_path: Path) -> None:
+    lane, lane_log = await run_script(tmp_path / "lane", LOCAL_SETTINGS)
+    sdk, sdk_log = await run_script(tmp_path / "sdk", LANE_OFF)
+    assert "tools/call answered directly" in lane_log
+    assert "tools/call answered directly" not in sdk_log
+    assert without_audit_ids(lane) == without_audit_ids(sdk)
+
+    answers = {m["id"]: m for m in lane if "id" in m}
+    assert answers[10]["result"]["structuredContent"] == {"echo": "héllo \u2028 \U0001f600"}
+    assert answers[10]["result"]["_meta"]["upstream/meta"] == {"seen_meta": {"client/x": 1}}
+    assert answers["eleven"]["result"]["isError"] is True
+    progress = [m["params"] for m in lane if m.get("method") == "notifications/progress"]
+    assert [(p["progressToken"], p["progress"]) for p in progress] == [
+        ("tok-13", 1),
+        ("tok-13", 2),
+        ("tok-13", 3),
+    ]
+    assert answers[15]["error"]["code"] == -32602 and "beh__nope" in answers[15]["error"]["message"]
+    assert answers[16]["error"]["code"] == -32602 and answers[17]["error"]["code"] == -32602
+
+
+async def test_a_call_the_client_cancels_is_never_answered_and_is_cancelled_upstream(tmp_path: Path) -> None:
+    process, peer = await start_gateway(tmp_path)
+    try:
+        with anyio.fail_after(30):
+            hang = {"name": "beh__hang", "arguments": {"tag": "lane"}}
+            await peer.send({"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": hang})
+            await peer.request(51, "tools/call", {"name": "beh__echo", "arguments": {"text": "in flight"}})
+            await peer.send(
+                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 50}}
+            )
+            while not (tmp_path / "cancelled-lane").exists():
+                await peer.request(52, "tools/call", {"name": "beh__echo", "arguments": {"text": "ping"}})
+            await peer.request(53, "ping", {})
+    finally:
+        process.terminate()
+        await process.wait()
+    assert not [line for line in peer.stdout_lines if '"id":50' in line.replace(" ", "")]
+
+
+async def test_concurrent_calls_with_string_and_number_ids_each_get_their_own_answer(tmp_path: Path) -> None:
+    process, peer = await start_gateway(tmp_path)
+    ids: list[int | str] = [*range(100, 115), *(f"call-{i}" for i in range(15))]
+    try:
+        with anyio.fail_after(30):
+            for request_id in ids:
+                params = {"name": "beh__echo", "arguments": {"text": f"for {request_id!r}"}}
+                await peer.send(
+                    {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+                )
+            answers = {}
+            while len(answers) < len(ids):
+                message = await peer.receive()
+                answers[message["id"]] = message  # type: ignore[index]
+    finally:
+        process.terminate()
+        await process.wait()
+    assert {k: v["result"]["structuredContent"]["echo"] for k, v in answers.items()} == {  # type: ignore[index]
+        request_id: f"for {request_id!r}" for request_id in ids
+    }
