@@ -62,6 +62,8 @@ class StdioCallLane:
         self._version: str | None = None
         self._client_info: dict[str, Any] | None = None
         self._in_flight: dict[types.RequestId, anyio.CancelScope] = {}
+        self._closing = False
+        self._all_answered = anyio.Event()
 
     async def lines(self, source: AsyncIterable[str]) -> AsyncIterator[str]:
         """``source`` minus the messages the lane took."""
@@ -120,14 +122,32 @@ class StdioCallLane:
 
     async def _serve(self, request_id: types.RequestId, params: object, scope: anyio.CancelScope) -> None:
         try:
+            answer: dict[str, Any] | None = None
             with scope:
                 answer = await self._answer(request_id, params)
-            if not scope.cancel_called:  # a cancelled request is never answered
+            if answer is None and self._closing:  # stdin ended and the grace period ran out
+                closed = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
+                answer = {"jsonrpc": "2.0", "id": request_id, "error": _wire(closed)}
+            if answer is not None:  # a request the client cancelled is never answered
                 await self._send(answer)
         except anyio.BrokenResourceError:
             pass  # the client went away; the SDK side ends the session
         finally:
             del self._in_flight[coerce_request_id(request_id)]
+            if not self._in_flight:
+                self._all_answered.set()
+
+    async def drain(self, grace_s: float) -> None:
+        """The client closed stdin: calls in flight may finish and answer within ``grace_s``
+        (a piped client still reads stdout); the rest are cancelled upstream and answered
+        with the SDK's "Connection closed" error."""
+        with anyio.move_on_after(grace_s):
+            while self._in_flight:
+                self._all_answered = anyio.Event()
+                await self._all_answered.wait()
+        self._closing = True
+        for scope in self._in_flight.values():
+            scope.cancel()
 
     async def _answer(self, request_id: types.RequestId, params: object) -> dict[str, Any]:
         """The response message: a result, or the error the SDK would have sent."""

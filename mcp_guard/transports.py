@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+STDIN_EOF_GRACE_S = 5.0
+"""After a stdio client closes stdin, how long its calls in flight may take to answer."""
 
 
 async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
@@ -52,11 +54,14 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
             # The lane bypasses the SDK's middleware, so it stays off when any is installed (tracing).
             lane = gateway.settings.server.fast_stdio_calls and not server.middleware
             async with anyio.create_task_group() as calls:
+                stdio_lane = None
                 if lane and stdin is not None and stdout is not None:
-                    stdin = StdioCallLane(gateway, principal, session_id, stdout, calls).lines(stdin)
+                    stdio_lane = StdioCallLane(gateway, principal, session_id, stdout, calls)
+                    stdin = stdio_lane.lines(stdin)
                 async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
                     await server.run(read, write, server.create_initialization_options())
-                calls.cancel_scope.cancel()
+                if stdio_lane is not None:
+                    await stdio_lane.drain(STDIN_EOF_GRACE_S)
         tg.cancel_scope.cancel()
 
 

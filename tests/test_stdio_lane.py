@@ -3,6 +3,7 @@ as the SDK would answer it. Real gateway processes, a real upstream process."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,34 @@ async def test_concurrent_calls_with_string_and_number_ids_each_get_their_own_an
     assert {k: v["result"]["structuredContent"]["echo"] for k, v in answers.items()} == {  # type: ignore[index]
         request_id: f"for {request_id!r}" for request_id in ids
     }
+
+
+async def test_a_piped_client_that_closes_stdin_still_gets_its_answers(tmp_path: Path) -> None:
+    process, peer = await start_gateway(tmp_path)
+    assert process.stdin is not None and process.stdout is not None
+    echo = {"name": "beh__echo", "arguments": {"text": "last words"}}
+    await peer.send({"jsonrpc": "2.0", "id": 60, "method": "tools/call", "params": echo})
+    await process.stdin.aclose()
+    with anyio.fail_after(20):
+        rest = b"".join([chunk async for chunk in process.stdout])
+        assert await process.wait() == 0
+    lines = [json.loads(line) for line in (peer.buffer + rest.decode()).splitlines() if line]
+    assert [m["result"]["structuredContent"] for m in lines if m.get("id") == 60] == [{"echo": "last words"}]
+
+
+async def test_a_call_still_running_when_stdin_closes_is_cancelled_and_answered_after_a_grace_period(
+    tmp_path: Path,
+) -> None:
+    process, peer = await start_gateway(tmp_path)
+    assert process.stdin is not None and process.stdout is not None
+    hang = {"name": "beh__hang", "arguments": {"tag": "eof"}}
+    await peer.send({"jsonrpc": "2.0", "id": 61, "method": "tools/call", "params": hang})
+    await process.stdin.aclose()
+    with anyio.fail_after(20):
+        rest = b"".join([chunk async for chunk in process.stdout])
+        assert await process.wait() == 0
+    lines = [json.loads(line) for line in (peer.buffer + rest.decode()).splitlines() if line]
+    assert [m["error"] for m in lines if m.get("id") == 61] == [
+        {"code": -32000, "message": "Connection closed"}
+    ]
+    assert (tmp_path / "cancelled-eof").read_text() == "1"
