@@ -127,7 +127,7 @@ class StdioCallLane:
                 answer = await self._answer(request_id, params)
             if answer is None and self._closing:  # stdin ended and the grace period ran out
                 closed = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
-                answer = {"jsonrpc": "2.0", "id": request_id, "error": _wire(closed)}
+                answer = _error_answer(request_id, closed)
             if answer is not None:  # a request the client cancelled is never answered
                 await self._send(answer)
         except anyio.BrokenResourceError:
@@ -141,9 +141,9 @@ class StdioCallLane:
         """The client closed stdin: calls in flight may finish and answer within ``grace_s``
         (a piped client still reads stdout); the rest are cancelled upstream and answered
         with the SDK's "Connection closed" error."""
-        with anyio.move_on_after(grace_s):
-            while self._in_flight:
-                self._all_answered = anyio.Event()
+        self._all_answered = anyio.Event()  # no call starts after EOF: one event covers the rest
+        if self._in_flight:
+            with anyio.move_on_after(grace_s):
                 await self._all_answered.wait()
         self._closing = True
         for scope in self._in_flight.values():
@@ -160,7 +160,7 @@ class StdioCallLane:
         except Exception:  # fail closed: a bug answers with an error and never takes the lane down
             logger.exception("%s %r failed inside the gateway", METHOD, request_id)
             error = types.ErrorData(code=types.INTERNAL_ERROR, message="mcp-guard failed; see its log")
-        return {"jsonrpc": "2.0", "id": request_id, "error": _wire(error)}
+        return _error_answer(request_id, error)
 
     async def _call(self, params: object) -> dict[str, Any]:
         """Raises: MCPError — invalid parameters, an unknown tool, an invalid result."""
@@ -210,3 +210,7 @@ class StdioCallLane:
 
 def _wire(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def _error_answer(request_id: types.RequestId, error: types.ErrorData) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": _wire(error)}

@@ -47,24 +47,21 @@ class StdioPeer:
                 return message
 
 
+def prepare_gateway(tmp_path: Path, settings: str = LOCAL_SETTINGS) -> list[str]:
+    """Write the behaviour upstream and ``settings`` into ``tmp_path`` (the gateway's working
+    folder); returns the ``mcp-guard serve`` command for them, without ``--transport``."""
+    behaviour_upstream(tmp_path)  # writes upstreams.yaml
+    (tmp_path / "mcp-guard.yaml").write_text(settings, encoding="utf-8")
+    return [sys.executable, "-m", "mcp_guard", "serve", "--upstreams", str(tmp_path / "upstreams.yaml")]
+
+
 async def start_gateway(
     tmp_path: Path, settings: str = LOCAL_SETTINGS, stderr: IO[bytes] | int = subprocess.DEVNULL
 ) -> tuple[Process, StdioPeer]:
     """Start the gateway on the behaviour upstream in ``tmp_path`` (its working folder) and
     complete the handshake."""
-    behaviour_upstream(tmp_path)  # writes upstreams.yaml
-    (tmp_path / "mcp-guard.yaml").write_text(settings, encoding="utf-8")
     process = await anyio.open_process(
-        [
-            sys.executable,
-            "-m",
-            "mcp_guard",
-            "serve",
-            "--transport",
-            "stdio",
-            "--upstreams",
-            str(tmp_path / "upstreams.yaml"),
-        ],
+        [*prepare_gateway(tmp_path, settings), "--transport", "stdio"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,

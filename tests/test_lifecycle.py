@@ -11,8 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.harness import behaviour_upstream
-from tests.stdio_peer import start_gateway
+from tests.stdio_peer import prepare_gateway, start_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -101,24 +100,11 @@ async def test_the_http_gateway_stops_its_upstreams_on_a_signal(tmp_path: Path, 
 
     from tests.harness import free_socket
 
-    behaviour_upstream(tmp_path)
-    (tmp_path / "mcp-guard.yaml").write_text("local_principal: {user: tester}\n", encoding="utf-8")
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     process = await anyio.open_process(
-        [
-            sys.executable,
-            "-m",
-            "mcp_guard",
-            "serve",
-            "--transport",
-            "http",
-            "--port",
-            str(port),
-            "--upstreams",
-            str(tmp_path / "upstreams.yaml"),
-        ],
+        [*prepare_gateway(tmp_path), "--transport", "http", "--port", str(port)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import Process
 
 from tests.stdio_peer import LOCAL_SETTINGS, StdioPeer, start_gateway
 
@@ -126,16 +127,21 @@ async def test_concurrent_calls_with_string_and_number_ids_each_get_their_own_an
     }
 
 
-async def test_a_piped_client_that_closes_stdin_still_gets_its_answers(tmp_path: Path) -> None:
-    process, peer = await start_gateway(tmp_path)
+async def messages_after_closing_stdin(process: Process, peer: StdioPeer) -> list[dict[str, Any]]:
+    """Close the gateway's stdin; everything it writes until it exits (it must exit cleanly)."""
     assert process.stdin is not None and process.stdout is not None
-    echo = {"name": "beh__echo", "arguments": {"text": "last words"}}
-    await peer.send({"jsonrpc": "2.0", "id": 60, "method": "tools/call", "params": echo})
     await process.stdin.aclose()
     with anyio.fail_after(20):
         rest = b"".join([chunk async for chunk in process.stdout])
         assert await process.wait() == 0
-    lines = [json.loads(line) for line in (peer.buffer + rest.decode()).splitlines() if line]
+    return [json.loads(line) for line in (peer.buffer + rest.decode()).splitlines() if line]
+
+
+async def test_a_piped_client_that_closes_stdin_still_gets_its_answers(tmp_path: Path) -> None:
+    process, peer = await start_gateway(tmp_path)
+    echo = {"name": "beh__echo", "arguments": {"text": "last words"}}
+    await peer.send({"jsonrpc": "2.0", "id": 60, "method": "tools/call", "params": echo})
+    lines = await messages_after_closing_stdin(process, peer)
     assert [m["result"]["structuredContent"] for m in lines if m.get("id") == 60] == [{"echo": "last words"}]
 
 
@@ -143,14 +149,9 @@ async def test_a_call_still_running_when_stdin_closes_is_cancelled_and_answered_
     tmp_path: Path,
 ) -> None:
     process, peer = await start_gateway(tmp_path)
-    assert process.stdin is not None and process.stdout is not None
     hang = {"name": "beh__hang", "arguments": {"tag": "eof"}}
     await peer.send({"jsonrpc": "2.0", "id": 61, "method": "tools/call", "params": hang})
-    await process.stdin.aclose()
-    with anyio.fail_after(20):
-        rest = b"".join([chunk async for chunk in process.stdout])
-        assert await process.wait() == 0
-    lines = [json.loads(line) for line in (peer.buffer + rest.decode()).splitlines() if line]
+    lines = await messages_after_closing_stdin(process, peer)
     assert [m["error"] for m in lines if m.get("id") == 61] == [
         {"code": -32000, "message": "Connection closed"}
     ]

@@ -80,9 +80,10 @@ async def bounded_stdio_client(
             async with read_writer:
                 async for line in _lines(process, config.max_message_bytes, link):
                     try:
-                        if calls.route(pydantic_core.from_json(line)):
+                        parsed = pydantic_core.from_json(line)
+                        if calls.route(parsed):
                             continue
-                        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                        message = types.jsonrpc_message_adapter.validate_python(parsed, by_name=False)
                     except ValueError as exc:  # not JSON, or not JSON-RPC (a ValidationError)
                         why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
                         logger.warning("upstream %s: dropped a message that is not JSON-RPC: %s", name, why)
