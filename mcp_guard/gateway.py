@@ -389,6 +389,14 @@ class Gateway:
         started = time.perf_counter()
         result = await self._forward(call)
         result = await self.result_chain.run(call, result)
+        unsynced = await recorder.durable(call)
+        if unsynced is not None:  # fail closed: no result leaves without its decision on disk
+            return upstream_failure(
+                call,
+                "audit-unavailable",
+                f"the call was forwarded, but its decision entry could not be made durable ({unsynced}); "
+                "its result is withheld",
+            )
         if self._tg is not None:
             latency_ms = (time.perf_counter() - started) * 1000
             self._tg.start_soon(recorder.write_outcome, call, result, latency_ms)

@@ -82,6 +82,33 @@ async def test_a_call_is_refused_and_not_forwarded_when_the_audit_log_cannot_be_
     assert not (tmp_path / "forwarded.txt").exists()
 
 
+async def test_with_overlapped_durability_no_result_leaves_before_its_decision_is_on_disk(
+    tmp_path: Path,
+) -> None:
+    settings = audit_settings(tmp_path, synchronous="OVERLAPPED")
+    wal = tmp_path / "audit.db-wal"
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):
+        ok = await client.call_tool("beh__record", {"id": "synced"})
+        wal.rename(tmp_path / "moved-wal")  # from now on no entry can be made durable
+        withheld = await client.call_tool("beh__record", {"id": "forwarded-but-withheld"})
+        refused = await client.call_tool("beh__record", {"id": "must-not-run"})
+    assert isinstance(ok, types.CallToolResult) and not ok.is_error
+    assert isinstance(withheld, types.CallToolResult) and withheld.is_error
+    assert (
+        withheld.meta is not None
+        and withheld.meta["mcp-guard/decision"]["upstream_error"] == "audit-unavailable"
+    )
+    text = withheld.content[0]
+    assert (
+        isinstance(text, types.TextContent)
+        and "result is withheld" in text.text
+        and "cannot fsync" in text.text
+    )
+    assert isinstance(refused, types.CallToolResult) and refused.is_error
+    assert refused.meta is not None and refused.meta["mcp-guard/decision"]["rules"] == ["audit-unavailable"]
+    assert (tmp_path / "forwarded.txt").read_text().split() == ["synced", "forwarded-but-withheld"]
+
+
 async def test_arguments_can_be_kept_out_of_the_log_leaving_only_their_digest(tmp_path: Path) -> None:
     settings = audit_settings(tmp_path, arguments="digest")
     async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):

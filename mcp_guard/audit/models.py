@@ -84,10 +84,13 @@ class AuditConfig(BaseModel):
     """...or when unsigned entries are this old, whichever comes first; and always on clean close."""
     retention_days: int = Field(default=183, ge=0)
     """Minimum retention: ``prune`` refuses to delete entries younger than this."""
-    synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    """SQLite ``synchronous`` in WAL mode. FULL: fsync per commit (survives power loss);
-    NORMAL: survives process crashes (SIGKILL) but not power loss; lower latency at light load,
-    similar throughput under concurrency (group commit). See docs/audit.md, Durability."""
+    synchronous: Literal["FULL", "OVERLAPPED", "NORMAL"] = "FULL"
+    """When entries reach the disk. FULL: every commit is fsynced before ``append``
+    returns (a decision survives power loss before its call is forwarded). OVERLAPPED:
+    a commit is written (survives a killed gateway) before ``append`` returns and fsynced
+    straight after, beside the caller; ``durable`` waits for it (the gateway: before it
+    returns the call's result). NORMAL: SQLite's WAL ``NORMAL``, survives a killed gateway,
+    not power loss. See docs/audit.md, Durability."""
     busy_timeout_ms: int = Field(default=2000, ge=0)
     """How long a write waits for a lock held by another connection before failing closed."""
     max_batch: int = Field(default=2000, ge=1)

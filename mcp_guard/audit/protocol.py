@@ -25,3 +25,14 @@ class AuditLog(Protocol):
             ValueError, TypeError: ``kind`` or ``record`` is invalid.
         """
         ...
+
+    async def durable(self, receipt: AuditReceipt) -> None:
+        """Return once the entry behind ``receipt`` is as durable as the log promises.
+
+        A backend whose ``append`` already waits for the disk returns at once; one that
+        overlaps the disk's flush with the caller's work waits for that flush here.
+
+        Raises:
+            AuditUnavailableError: the entry could not be made durable; fail closed.
+        """
+        ...

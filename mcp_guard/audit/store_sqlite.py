@@ -16,6 +16,11 @@ Entries that record something already done (``write_ahead=False``, the gateway's
 outcomes) ride along with the next inline commit, so one client's calls cost one
 fsync each, not two; if none comes within :data:`_DEFER_S` they go to the writer.
 
+With ``synchronous: OVERLAPPED`` a commit only writes the WAL; a
+:class:`~mcp_guard.audit.wal_sync.WalSyncer` thread fsyncs it straight after, and
+:meth:`SqliteAuditLog.durable` waits for that fsync (the gateway: before it hands a
+call's result back, while the upstream has been working meanwhile).
+
 SQLite's own WAL checkpoints (copying the WAL back into the database) are taken off
 the commit path: the writer thread runs them when commits pause, so that no
 caller's commit pays for one, and the WAL file is reused rather than grown.
@@ -53,6 +58,7 @@ from mcp_guard.audit.models import (
 )
 from mcp_guard.audit.prune import PruneResult, prune_log
 from mcp_guard.audit.schema import DDL, SCHEMA_VERSION
+from mcp_guard.audit.wal_sync import WalSyncer
 from mcp_guard.signing import SigningKeyError, load_or_create_signing_key
 
 Clock = Callable[[], datetime]
@@ -124,6 +130,7 @@ class SqliteAuditLog:
         clock: Clock,
         file_id: tuple[int, int],
         last_checkpoint_seq: int | None,
+        syncer: WalSyncer | None = None,
     ) -> None:
         self._config = config
         self._conn = conn
@@ -136,6 +143,8 @@ class SqliteAuditLog:
         self._head: tuple[int, str, str] | None = None
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._syncer = syncer
+        """Set with ``synchronous: OVERLAPPED``: fsyncs the WAL after commits."""
         self._commit_lock = threading.Lock()
         """Held by whoever commits: the writer thread or an inline append."""
         self._write_ahead_in_flight = 0
@@ -161,27 +170,40 @@ class SqliteAuditLog:
         except SigningKeyError as exc:
             raise AuditUnavailableError(str(exc)) from exc
         conn, file_id, last_cp = await anyio.to_thread.run_sync(_connect, config)
+        loop = asyncio.get_running_loop()
+        syncer = WalSyncer(config.path, loop) if config.synchronous == "OVERLAPPED" else None
         log = cls(
-            config=config, conn=conn, key=key, clock=clock, file_id=file_id, last_checkpoint_seq=last_cp
+            config=config,
+            conn=conn,
+            key=key,
+            clock=clock,
+            file_id=file_id,
+            last_checkpoint_seq=last_cp,
+            syncer=syncer,
         )
-        log._loop = asyncio.get_running_loop()
+        log._loop = loop
         writer = threading.Thread(target=log._run_writer, name=f"audit-writer:{config.path}", daemon=True)
         writer.start()
+        if syncer is not None:
+            syncer.start()
         try:
             yield log
         finally:
             log._closed = True
             log._hand_deferred_to_writer()
-            log._queue.put(_STOP)  # the writer drains what is queued, checkpoints, closes, returns
+            log._queue.put(_STOP)  # the writer drains what is queued, checkpoints, syncs, closes, returns
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(writer.join)
+                if syncer is not None:
+                    await anyio.to_thread.run_sync(syncer.stop)
 
     @property
     def config(self) -> AuditConfig:
         return self._config
 
     async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
-        """Append an entry and return once it is durably committed.
+        """Append an entry and return once it is committed (with ``OVERLAPPED``: written,
+        its fsync under way; :meth:`durable` waits for it).
 
         ``write_ahead`` says the caller acts on the commit (a decision before the call
         is forwarded): when the log is idle the entry is committed at once on the
@@ -211,6 +233,17 @@ class SqliteAuditLog:
         finally:
             self._write_ahead_in_flight -= 1
 
+    async def durable(self, receipt: AuditReceipt) -> None:
+        """Return once the entry behind ``receipt`` is on disk: at once unless ``synchronous``
+        is ``OVERLAPPED`` (FULL commits were synced by ``append``; NORMAL never waits for
+        the disk), else when the fsync that covers it has finished.
+
+        Raises:
+            AuditUnavailableError: the fsync failed; the log accepts no more entries.
+        """
+        if self._syncer is not None:
+            await self._syncer.wait(receipt.seq)
+
     def _commit_inline(self, pending: _Pending) -> AuditReceipt | None:
         """Commit ``pending`` on this thread if the log is idle; None if it is not.
 
@@ -219,6 +252,8 @@ class SqliteAuditLog:
         """
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
+        if self._syncer is not None:
+            self._syncer.check()
         if self._write_ahead_in_flight > 1 or not self._queue.empty():
             return None
         if not self._commit_lock.acquire(blocking=False):
@@ -269,6 +304,8 @@ class SqliteAuditLog:
         """Raises: AuditUnavailableError: the log is closed or its backlog is full."""
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
+        if self._syncer is not None:
+            self._syncer.check()
         if self._queue.qsize() + len(self._deferred) >= self._config.max_pending:
             raise AuditUnavailableError(
                 f"the audit backlog is full ({self._config.max_pending} entries waiting for the disk)"
@@ -343,6 +380,8 @@ class SqliteAuditLog:
                 if isinstance(late, _Pending):
                     self._resolve([late], None, AuditUnavailableError("the audit log is closed"))
         finally:
+            if self._syncer is not None:
+                self._syncer.flush()
             with self._commit_lock, suppress(sqlite3.Error):
                 self._conn.close()
 
@@ -422,6 +461,8 @@ class SqliteAuditLog:
                 if batch:
                     self._wal_commits += 1
                     self._last_commit_at = time.monotonic()
+                    if self._syncer is not None:
+                        self._syncer.committed(receipts[-1].seq)
                 return receipts
 
     def _try_commit(self, batch: list[_Pending], force_checkpoint: bool) -> list[AuditReceipt]:
@@ -516,7 +557,8 @@ def _connect(config: AuditConfig) -> tuple[sqlite3.Connection, tuple[int, int], 
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the writer checkpoints when commits pause
         if str(mode[0]).lower() != "wal":
             raise AuditUnavailableError(f"{path}: cannot switch the database to WAL mode")
-        conn.execute(f"PRAGMA synchronous = {config.synchronous}")
+        sqlite_synchronous = "NORMAL" if config.synchronous == "OVERLAPPED" else config.synchronous
+        conn.execute(f"PRAGMA synchronous = {sqlite_synchronous}")
         conn.executescript(DDL)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)

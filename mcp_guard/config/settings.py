@@ -60,9 +60,10 @@ class AuditSettings(AuditConfig):
     """The audit log (see docs/audit.md) plus how tool arguments are stored in it.
 
     The gateway commits each decision entry before forwarding the call. ``synchronous:
-    FULL`` (the default) fsyncs each commit so entries survive power loss; ``NORMAL``
-    survives a killed gateway but not power loss, and costs about 0.13 ms per call
-    (p99 0.3 ms) against FULL's one fdatasync (docs/benchmarks.md).
+    FULL`` (the default) fsyncs each commit before the call is forwarded, so entries
+    survive power loss; ``OVERLAPPED`` writes the entry before forwarding and fsyncs it
+    while the upstream works, returning no result before it is on disk; ``NORMAL``
+    survives a killed gateway but not power loss (docs/audit.md, Durability).
     """
 
     arguments: Literal["redacted", "full", "digest"] = "redacted"

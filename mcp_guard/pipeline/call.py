@@ -15,6 +15,7 @@ from mcp_guard.principal import Principal
 from mcp_guard.upstreams.catalog import Route
 
 if TYPE_CHECKING:
+    from mcp_guard.audit import AuditReceipt
     from mcp_guard.policy import PolicyResult, ToolInfo
     from mcp_guard.sessions import Session
 
@@ -52,6 +53,7 @@ class ToolCall:
     policy: PolicyResult | None = None
     verdict: Verdict = ALLOWED
     audit_id: str | None = None
+    audit_receipt: AuditReceipt | None = None
     approval_id: str | None = None
     timings_us: dict[str, float] = field(default_factory=dict)
 

@@ -61,8 +61,19 @@ class CallRecorder:
                 reason=f"the call was not forwarded because it could not be audited ({exc.reason})",
             )
             return call.verdict
-        call.audit_id = receipt.id
+        call.audit_id, call.audit_receipt = receipt.id, receipt
         return call.verdict
+
+    async def durable(self, call: ToolCall) -> str | None:
+        """Wait until the call's decision entry is on disk (``synchronous: OVERLAPPED``
+        flushes it while the call runs upstream); why it cannot be, if it cannot."""
+        if call.audit_receipt is None:
+            return None
+        try:
+            await self.log.durable(call.audit_receipt)
+        except AuditUnavailableError as exc:
+            return exc.reason
+        return None
 
     def outcome_record(
         self, call: ToolCall, result: types.CallToolResult, latency_ms: float

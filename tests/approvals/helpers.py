@@ -56,6 +56,9 @@ class RecordingAudit:
         n = len(self.entries)
         return AuditReceipt(id=f"e{n}", seq=n, hash="0" * 64)
 
+    async def durable(self, receipt: AuditReceipt) -> None:
+        """Memory is as durable as this log gets."""
+
     def events(self, approval_id: str | None = None) -> list[str]:
         return [
             r["event"]

@@ -31,7 +31,9 @@ anyio.run(main)
 
 
 @pytest.mark.anyio
-async def test_every_acknowledged_entry_survives_sigkill(config: AuditConfig) -> None:
+@pytest.mark.parametrize("synchronous", ["FULL", "OVERLAPPED", "NORMAL"])
+async def test_every_acknowledged_entry_survives_sigkill(config: AuditConfig, synchronous: str) -> None:
+    config = config.model_copy(update={"synchronous": synchronous})
     printed: list[int] = []
     with anyio.fail_after(20):
         async with await anyio.open_process([sys.executable, "-c", WRITER, config.model_dump_json()]) as proc:
