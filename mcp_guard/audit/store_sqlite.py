@@ -73,8 +73,11 @@ _INSERT_ENTRY = (
     "INSERT INTO entries (seq, id, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _SQLITE_BUSY = 5
-_DEFER_S = 0.002
-"""How long a ``write_ahead=False`` entry waits for an inline commit to ride along with."""
+_DEFER_S = 0.05
+"""How long a ``write_ahead=False`` entry waits for an inline commit to ride along with.
+Long enough to span a client's turnaround over HTTP (several ms): committed alone by the
+writer, an outcome would hold the commit lock through its fsync just as the next call's
+decision arrives, and that decision would wait for two fsyncs instead of one."""
 _WAL_POLL_S = 0.05
 """How often the writer looks at the WAL while commits happen elsewhere."""
 _WAL_IDLE_S = 0.002
