@@ -96,31 +96,30 @@ class WalSyncer:
             self._sync(target)
 
     def _sync(self, target: int) -> None:
-        # SQLite deletes the WAL only when its last connection closes, and the log's own
-        # connection stays open until after the last flush: a missing WAL was removed by
-        # someone else, with entries in it that will never reach the database.
         try:
-            fd = os.open(self._wal, os.O_RDONLY)
+            self._fsync_wal()
         except OSError as exc:
-            self._fail(exc)
+            self.error = AuditUnavailableError(f"cannot fsync {self._wal}: {exc.strerror or exc}")
+        except Exception as exc:  # the thread's top-level boundary: no waiter may hang
+            self.error = AuditUnavailableError(f"internal error in the audit sync thread: {exc!r}")
         else:
-            try:
-                os.fdatasync(fd)
-                if not self._directory_synced:  # a new WAL file's directory entry, once
-                    _fsync_directory(self._wal.parent)
-                    self._directory_synced = True
-            except OSError as exc:
-                self._fail(exc)
-            finally:
-                os.close(fd)
-        if self.error is None:
             with self._cond:
                 self._synced = max(self._synced, target)
         with suppress(RuntimeError):  # the event loop is closed: nobody is waiting
             self._loop.call_soon_threadsafe(self._release)
 
-    def _fail(self, exc: OSError) -> None:
-        self.error = AuditUnavailableError(f"cannot fsync {self._wal}: {exc.strerror or exc}")
+    def _fsync_wal(self) -> None:
+        # SQLite deletes the WAL only when its last connection closes, and the log's own
+        # connection stays open until after the last flush: a missing WAL was removed by
+        # someone else, with entries in it that will never reach the database.
+        fd = os.open(self._wal, os.O_RDONLY)
+        try:
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        if not self._directory_synced:  # a new WAL file's directory entry, once
+            _fsync_directory(self._wal.parent)
+            self._directory_synced = True
 
     def _release(self) -> None:
         waiting: list[tuple[int, anyio.Event]] = []
