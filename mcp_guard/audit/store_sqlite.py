@@ -152,6 +152,8 @@ class SqliteAuditLog:
         """Held by whoever commits: the writer thread or an inline append."""
         self._write_ahead_in_flight = 0
         self._deferred: list[_Pending] = []
+        self._defer_timer: asyncio.TimerHandle | None = None
+        """Hands ``_deferred`` to the writer :data:`_DEFER_S` after the first of them came."""
         """``write_ahead=False`` entries waiting to ride along with the next inline commit."""
         self._wal_commits = 0
         self._last_commit_at = time.monotonic()
@@ -261,7 +263,7 @@ class SqliteAuditLog:
             return None
         if not self._commit_lock.acquire(blocking=False):
             return None
-        riders, self._deferred = self._deferred, []
+        riders = self._take_deferred()
         batch = [*riders, pending]
         try:
             receipts = self._commit(batch, force_checkpoint=False, wait_for_lock=False)
@@ -289,12 +291,20 @@ class SqliteAuditLog:
         next call's decision entry instead of paying its own."""
         self._check_backlog()
         self._deferred.append(pending)
-        if len(self._deferred) == 1 and self._loop is not None:
-            self._loop.call_later(_DEFER_S, self._hand_deferred_to_writer)
+        if self._defer_timer is None and self._loop is not None:
+            self._defer_timer = self._loop.call_later(_DEFER_S, self._hand_deferred_to_writer)
         return await self._settled(pending)
 
-    def _hand_deferred_to_writer(self) -> None:
+    def _take_deferred(self) -> list[_Pending]:
+        """Every deferred entry, and no timer left to hand over the next ones early."""
+        if self._defer_timer is not None:
+            self._defer_timer.cancel()
+            self._defer_timer = None
         deferred, self._deferred = self._deferred, []
+        return deferred
+
+    def _hand_deferred_to_writer(self) -> None:
+        deferred = self._take_deferred()
         for pending in deferred:
             self._queue.put(pending)
 
