@@ -1,23 +1,31 @@
 """What one extra MCP hop costs with the Python SDK alone, next to mcp-guard, in one run.
 
-    .venv/bin/python benchmarks/sdk_floor.py [--calls 600] [--warmup 100]
+    .venv/bin/python benchmarks/sdk_floor.py [--calls 600] [--warmup 100] [--block 50]
 
-Four stdio paths to the demo bank's ``get_balance``, measured one call at a time:
+Stdio paths to the demo bank's ``get_balance``, measured one call at a time, all
+sessions open at once and the calls interleaved in blocks (``--block``) with a
+rotating order, so that load from elsewhere hits every path alike:
 
 - ``direct``: client -> bank;
+- ``raw line relay``: client -> a do-nothing Python relay (asyncio, no SDK: each
+  line from the client is written to the bank, each line from the bank to the client)
+  -> bank. Its added latency is the floor of any extra Python process on the path:
+  two more pipe hops and process wake-ups, no work;
 - ``bare SDK proxy``: client -> a 20-line proxy built on the same SDK (a low-level
   ``Server`` forwarding ``tools/call`` through a ``ClientSession``; no checks, no audit)
   -> bank. Its added latency is the floor any SDK-based gateway pays for the extra hop;
-- ``mcp-guard``: the full pipeline with the default audit durability (``FULL``);
-- ``mcp-guard NORMAL``: the same with ``audit: {synchronous: NORMAL}``.
+- ``mcp-guard (audit X)``: the full pipeline with ``audit: {synchronous: X}``, for
+  ``FULL`` (the default), ``OVERLAPPED`` and ``NORMAL``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -54,38 +62,71 @@ async def bare_proxy() -> None:
             await server.run(read_in, write_out, server.create_initialization_options())
 
 
-async def measure(params: StdioServerParameters, tool: str, calls: int, warmup: int) -> list[float]:
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
-        await client.initialize()
-        for _ in range(warmup):
-            await client.call_tool(tool, {"account": "ACC-1001"})
-        samples = []
-        for _ in range(calls):
-            started = time.perf_counter_ns()
-            await client.call_tool(tool, {"account": "ACC-1001"})
-            samples.append((time.perf_counter_ns() - started) / 1000)
-    return sorted(samples)
+async def raw_relay() -> None:
+    """Serve stdio by copying lines to and from the bank: a Python hop doing nothing else."""
+    loop = asyncio.get_running_loop()
+    bank = await asyncio.create_subprocess_exec(
+        PY, "-m", "mcp_guard.demo", "bank", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    assert bank.stdin is not None and bank.stdout is not None
+    stdin = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin.buffer)
+    out_transport, out_protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, sys.stdout.buffer
+    )
+    stdout = asyncio.StreamWriter(out_transport, out_protocol, None, loop)
+
+    async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while line := await source.readline():
+            sink.write(line)
+            await sink.drain()
+
+    await asyncio.gather(copy(stdin, bank.stdin), copy(bank.stdout, stdout))
+
+
+class Path_:
+    """One client session and its samples (µs)."""
+
+    def __init__(self, label: str, client: ClientSession, tool: str) -> None:
+        self.label, self.client, self.tool = label, client, tool
+        self.samples: list[float] = []
+
+    async def call(self, record: bool) -> None:
+        started = time.perf_counter_ns()
+        result = await self.client.call_tool(self.tool, {"account": "ACC-1001"})
+        if result.is_error:
+            raise SystemExit(f"{self.label}: the call failed: {result.content}")
+        if record:
+            self.samples.append((time.perf_counter_ns() - started) / 1000)
+
+
+async def open_path(stack: AsyncExitStack, label: str, params: StdioServerParameters, tool: str) -> Path_:
+    read, write = await stack.enter_async_context(stdio_client(params))
+    client = await stack.enter_async_context(ClientSession(read, write))
+    await client.initialize()
+    return Path_(label, client, tool)
 
 
 def pct(samples: list[float], q: float) -> float:
     return samples[min(len(samples) - 1, int(q * len(samples)))]
 
 
-async def run(calls: int, warmup: int) -> None:
+async def run(calls: int, warmup: int, block_size: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="mcp-guard-sdk-floor-"))
     (folder / "upstreams.yaml").write_text(
         f'upstreams:\n  bank:\n    command: "{PY}"\n    args: ["-m", "mcp_guard.demo", "bank"]\n',
         encoding="utf-8",
     )
-    (folder / "full.yaml").write_text("local_principal: {user: bench}\n", encoding="utf-8")
-    (folder / "normal.yaml").write_text(
-        "local_principal: {user: bench}\naudit: {synchronous: NORMAL}\n", encoding="utf-8"
-    )
+    for sync in ("FULL", "OVERLAPPED", "NORMAL"):
+        (folder / sync).mkdir()
+        (folder / sync / "mcp-guard.yaml").write_text(
+            f"local_principal: {{user: bench}}\naudit: {{synchronous: {sync}}}\n", encoding="utf-8"
+        )
 
-    def guard(config: str) -> StdioServerParameters:
+    def guard(sync: str) -> StdioServerParameters:
         return StdioServerParameters(
             command=PY,
-            cwd=str(folder),
+            cwd=str(folder / sync),
             args=[
                 "-m",
                 "mcp_guard",
@@ -93,34 +134,53 @@ async def run(calls: int, warmup: int) -> None:
                 "WARNING",
                 "serve",
                 "--upstreams",
-                "upstreams.yaml",
+                "../upstreams.yaml",
                 "--config",
-                config,
+                "mcp-guard.yaml",
             ],
         )
 
-    paths = [
+    specs = [
         ("direct", BANK, "get_balance"),
+        (
+            "raw line relay",
+            StdioServerParameters(command=PY, args=[__file__, "--serve-relay"]),
+            "get_balance",
+        ),
         (
             "bare SDK proxy",
             StdioServerParameters(command=PY, args=[__file__, "--serve-bare"]),
             "bank__get_balance",
         ),
-        ("mcp-guard (audit FULL)", guard("full.yaml"), "bank__get_balance"),
-        ("mcp-guard (audit NORMAL)", guard("normal.yaml"), "bank__get_balance"),
+        *(
+            (f"mcp-guard (audit {s})", guard(s), "bank__get_balance")
+            for s in ("FULL", "OVERLAPPED", "NORMAL")
+        ),
     ]
-    print(f"sdk_floor: {calls} sequential stdio calls per path after {warmup} warm-up calls")
-    print(f"{'path':26s} {'p50 µs':>8s} {'p99 µs':>8s} {'added p50':>10s} {'added p99':>10s}")
-    base: list[float] | None = None
-    for label, params, tool in paths:
-        samples = await measure(params, tool, calls, warmup)
-        base = base or samples
+    async with AsyncExitStack() as stack:
+        paths = [await open_path(stack, *spec) for spec in specs]
+        for path in paths:
+            for _ in range(warmup):
+                await path.call(record=False)
+        for block, start in enumerate(range(0, calls, block_size)):
+            k = block % len(paths)
+            for path in paths[k:] + paths[:k]:
+                for _ in range(min(block_size, calls - start)):
+                    await path.call(record=True)
+    print(
+        f"sdk_floor: {calls} stdio calls per path after {warmup} warm-up calls, "
+        f"interleaved in blocks of {block_size}"
+    )
+    print(f"{'path':28s} {'p50 µs':>8s} {'p99 µs':>8s} {'added p50':>10s} {'added p99':>10s}")
+    base = sorted(paths[0].samples)
+    for path in paths:
+        samples = sorted(path.samples)
         added = (
             ""
-            if samples is base
+            if path is paths[0]
             else f"{pct(samples, 0.5) - pct(base, 0.5):+10.0f} {pct(samples, 0.99) - pct(base, 0.99):+10.0f}"
         )
-        print(f"{label:26s} {pct(samples, 0.5):8.0f} {pct(samples, 0.99):8.0f} {added}")
+        print(f"{path.label:28s} {pct(samples, 0.5):8.0f} {pct(samples, 0.99):8.0f} {added}")
 
 
 def main() -> None:
@@ -129,12 +189,16 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=600)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--block", type=int, default=50, help="calls per path before switching")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-relay", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         anyio.run(bare_proxy)
+    elif args.serve_relay:
+        asyncio.run(raw_relay())
     else:
-        anyio.run(run, args.calls, args.warmup)
+        anyio.run(run, args.calls, args.warmup, args.block)
 
 
 if __name__ == "__main__":
