@@ -152,9 +152,9 @@ class SqliteAuditLog:
         """Held by whoever commits: the writer thread or an inline append."""
         self._write_ahead_in_flight = 0
         self._deferred: list[_Pending] = []
+        """``write_ahead=False`` entries waiting to ride along with the next inline commit."""
         self._defer_timer: asyncio.TimerHandle | None = None
         """Hands ``_deferred`` to the writer :data:`_DEFER_S` after the first of them came."""
-        """``write_ahead=False`` entries waiting to ride along with the next inline commit."""
         self._wal_commits = 0
         self._last_commit_at = time.monotonic()
 

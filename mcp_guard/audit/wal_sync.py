@@ -70,13 +70,13 @@ class WalSyncer:
         Raises:
             AuditUnavailableError: the fsync failed (now or earlier).
         """
-        self.check()
-        if seq <= self._synced:
-            return
-        event = anyio.Event()
-        self._waiters.append((seq, event))
-        await event.wait()
-        self.check()
+        if seq > self._synced:
+            self.check()
+            event = anyio.Event()
+            self._waiters.append((seq, event))
+            await event.wait()
+        if seq > self._synced:  # woken by a failure, not by its fsync
+            self.check()
 
     def flush(self) -> None:
         """Sync everything committed, on the calling thread (the writer, before it closes the database)."""

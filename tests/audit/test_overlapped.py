@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import anyio
 import pytest
@@ -26,7 +27,7 @@ async def test_an_appended_entry_is_readable_at_once_and_durable_after_its_fsync
 
     async def one(i: int) -> None:
         receipt = await log.append("decision", decision_record(i))
-        with sqlite3.connect(overlapped.path) as db:  # written: another connection sees it now
+        with closing(sqlite3.connect(overlapped.path)) as db:  # written: another connection sees it now
             assert db.execute("SELECT id FROM entries WHERE seq = ?", (receipt.seq,)).fetchone() == (
                 receipt.id,
             )
