@@ -36,6 +36,7 @@ from mcp_guard.services import Services, controls_config, open_services
 from mcp_guard.sessions import CallRecord, SessionMismatch
 from mcp_guard.upstreams.catalog import Catalog, Route, build_catalog
 from mcp_guard.upstreams.config import UpstreamsFile
+from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.supervisor import Backoff, Listing, Status, Upstream
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,11 @@ class Gateway:
             AuditUnavailableError: the audit log cannot be opened (the gateway does not start).
             ConfigError: the operational controls are invalid.
         """
-        async with open_services(self.settings) as services, anyio.create_task_group() as tg:
+        async with (
+            open_services(self.settings) as services,
+            Reaper.open() as reaper,
+            anyio.create_task_group() as tg,
+        ):
             self._tg = tg
             self.services = services
             self.recorder = CallRecorder(services.audit, self.settings.audit.arguments)
@@ -105,7 +110,7 @@ class Gateway:
             await services.audit.append("policy_reload", policy_record(policies, "loaded at start"))
             try:
                 for upstream in self.upstreams.values():
-                    tg.start_soon(upstream.run, name=f"upstream:{upstream.name}")
+                    tg.start_soon(upstream.run, reaper, name=f"upstream:{upstream.name}")
                 tg.start_soon(self._refresh_pins_periodically)
                 tg.start_soon(self._reload_on_sighup)
                 if self.policy_store is not None:

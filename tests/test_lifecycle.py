@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.stdio_peer import prepare_gateway, start_gateway
+from tests.stdio_peer import StdioPeer, prepare_gateway, start_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -59,6 +61,85 @@ async def test_the_client_closing_stdin_stops_the_gateway_and_its_upstreams(tmp_
         await process.wait()
     assert process.returncode == 0
     assert not [pid for pid in children if alive(pid)]
+
+
+STUBBORN_UPSTREAM = """
+import os, signal, subprocess, sys, time
+from mcp_guard.demo.servers import SERVERS
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+helper = subprocess.Popen([sys.executable, "-c", STUBBORN])  # as stubborn, in the same process group
+with open(os.environ["PIDS_FILE"], "w") as f:
+    f.write(f"{os.getpid()} {helper.pid}")
+SERVERS["bank"]().run("stdio")  # returns when stdin ends...
+time.sleep(600)  # ...after which this upstream refuses to go
+"""
+
+
+async def wait_for_exit(pid: int) -> None:
+    """Wait (no polling) until process ``pid`` has terminated."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await anyio.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
+async def test_upstreams_ignoring_eof_and_sigterm_still_die_with_a_gateway_killed_by_sigkill(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "stubborn.py").write_text(STUBBORN_UPSTREAM, encoding="utf-8")
+    (tmp_path / "upstreams.yaml").write_text(
+        f"upstreams:\n  bank:\n    command: {json.dumps(sys.executable)}\n"
+        f"    args: [{json.dumps(str(tmp_path / 'stubborn.py'))}]\n"
+        f"    env: {{PIDS_FILE: {json.dumps(str(tmp_path / 'pids'))}}}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "mcp-guard.yaml").write_text("local_principal: {user: tester}\n", encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "mcp_guard",
+        "serve",
+        "--upstreams",
+        "upstreams.yaml",
+        "--transport",
+        "stdio",
+    ]
+    process = await anyio.open_process(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path
+    )
+    peer = StdioPeer(process)
+    with anyio.fail_after(30):
+        await peer.request(
+            1,
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        )
+        await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        listed = await peer.request(2, "tools/list", {})
+    assert any(t["name"] == "bank__get_balance" for t in listed["result"]["tools"])  # type: ignore[index]
+    upstream, helper = map(int, (tmp_path / "pids").read_text().split())
+
+    process.kill()  # SIGKILL: the gateway gets no chance to stop anything
+    await process.wait()
+    try:
+        with anyio.fail_after(20):
+            await wait_for_exit(upstream)
+            await wait_for_exit(helper)
+    finally:  # should this fail, leave nothing running for 600 s
+        with suppress(ProcessLookupError):
+            os.killpg(upstream, signal.SIGKILL)  # the upstream leads its own process group
+    assert not alive(upstream) and not alive(helper)
 
 
 async def test_stdout_carries_nothing_but_json_rpc(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from mcp.shared.message import SessionMessage
 
 from mcp_guard import __version__
 from mcp_guard.upstreams.config import HttpUpstream, UpstreamConfig
+from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.stdio import StdioLink, bounded_stdio_client
 
 CLIENT_INFO = types.Implementation(name="mcp-guard", version=__version__)
@@ -82,7 +83,7 @@ class Connection:
 
 @asynccontextmanager
 async def connect(
-    name: str, config: UpstreamConfig, message_handler: MessageHandlerFnT
+    name: str, config: UpstreamConfig, message_handler: MessageHandlerFnT, reaper: Reaper | None = None
 ) -> AsyncIterator[Connection]:
     """Open the transport, start a session and run the initialize handshake.
 
@@ -97,7 +98,7 @@ async def connect(
         if isinstance(config, HttpUpstream):
             streams = await stack.enter_async_context(_http_streams(config))
         else:
-            streams = await stack.enter_async_context(bounded_stdio_client(name, config, link))
+            streams = await stack.enter_async_context(bounded_stdio_client(name, config, link, reaper))
         read, write = streams
         watched = WatchedReadStream(read)
         dispatcher: JSONRPCDispatcher[Any] = JSONRPCDispatcher(watched, write)

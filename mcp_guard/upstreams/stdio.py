@@ -8,6 +8,8 @@ fail at once; the supervisor reconnects) and the reason recorded for the error m
 
 The process runs in its own session; on exit stdin is closed, then the whole process
 group gets SIGTERM and, after a grace period, SIGKILL, so no upstream outlives the gateway.
+The group is also given to the gateway's :class:`~mcp_guard.upstreams.reaper.Reaper`,
+which stops it should the gateway die without getting to do that.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pydantic import ValidationError
 
 from mcp_guard.upstreams.config import StdioUpstream
 from mcp_guard.upstreams.raw_calls import RawCalls
+from mcp_guard.upstreams.reaper import Reaper
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class StdioLink:
 
 @asynccontextmanager
 async def bounded_stdio_client(
-    name: str, config: StdioUpstream, link: StdioLink
+    name: str, config: StdioUpstream, link: StdioLink, reaper: Reaper | None = None
 ) -> AsyncIterator[
     tuple[
         anyio.abc.ObjectReceiveStream[SessionMessage | Exception], anyio.abc.ObjectSendStream[SessionMessage]
@@ -68,8 +71,10 @@ async def bounded_stdio_client(
         stderr=sys.stderr,
         cwd=config.cwd,
         env=env,
-        start_new_session=True,
+        start_new_session=True,  # its own process group: pgid == pid
     )
+    if reaper is not None:
+        await reaper.watch(process.pid)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_stream, write_reader = anyio.create_memory_object_stream[SessionMessage](0)
     assert process.stdin is not None
@@ -110,6 +115,8 @@ async def bounded_stdio_client(
         finally:
             with anyio.CancelScope(shield=True):
                 await _stop(process)
+                if reaper is not None:
+                    await reaper.forget(process.pid)
             tg.cancel_scope.cancel()
 
 

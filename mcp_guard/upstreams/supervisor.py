@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_guard.errors import UpstreamUnavailableError
 from mcp_guard.upstreams.config import UpstreamConfig
 from mcp_guard.upstreams.connect import Connection, connect
+from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
 
 logger = logging.getLogger(__name__)
@@ -95,13 +96,16 @@ class Upstream:
 
     # -- supervision -------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Keep the upstream connected until cancelled. Never raises except on cancellation."""
+    async def run(self, reaper: Reaper | None = None) -> None:
+        """Keep the upstream connected until cancelled. Never raises except on cancellation.
+
+        ``reaper`` is told of every process started for a stdio upstream.
+        """
         attempt = 0
         while True:
             self._set_status(Status.CONNECTING)
             try:
-                self.last_error = await self._serve_one_connection() or "the connection closed"
+                self.last_error = await self._serve_one_connection(reaper) or "the connection closed"
                 attempt = 0
             except anyio.get_cancelled_exc_class():
                 raise
@@ -114,14 +118,14 @@ class Upstream:
             self._set_status(Status.DOWN)
             await anyio.sleep(delay)
 
-    async def _serve_one_connection(self) -> str | None:
+    async def _serve_one_connection(self, reaper: Reaper | None) -> str | None:
         """Connect, list and serve until the connection closes; returns why, when the gateway closed it.
 
         Raises:
             TimeoutError: connecting, initializing or listing took longer than allowed.
         """
         with anyio.CancelScope(deadline=anyio.current_time() + self.config.connect_timeout_s) as scope:
-            async with connect(self.name, self.config, self._on_message) as conn:
+            async with connect(self.name, self.config, self._on_message, reaper) as conn:
                 self.server_info = conn.initialize.server_info
                 self.listing = await self._list(conn)
                 scope.deadline = math.inf
