@@ -4,20 +4,28 @@ Through the SDK a request crosses memory streams, a dispatcher task, a request
 context and a middleware chain before the gateway sees it, and as much again on the
 way out; for a small tool that is most of the time mcp-guard adds. The lane sits
 between the stdin reader and the SDK: it parses each line once and takes the
-``tools/call`` requests of a client that completed the handshake, calls the gateway
-and writes the answer itself. Every other message (initialize, listings, resources,
-prompts, pings, a 2026-07-28 client, which has no handshake) goes to the SDK unchanged.
+``tools/call`` requests of a client in either protocol era, calls the gateway and
+writes the answer itself. Every other message (initialize, listings, resources,
+prompts, pings) goes to the SDK unchanged.
+
+The era is decided as the SDK decides it, by the client's first request: the
+``initialize`` handshake (2025-11-25 and before) opens the lane once the client
+confirms with ``notifications/initialized``; a request carrying the 2026-07-28
+per-request ``_meta`` envelope opens it at once, and each call is then classified by
+the SDK's own envelope ladder (a call it would refuse goes to the SDK, which refuses it).
 
 The lane answers as the SDK would: the same parameter validation and result shaping
-for the negotiated protocol version (:mod:`mcp_types.methods`), the same errors,
-progress for the client's token, and a request the client cancels is never answered.
+for the call's protocol version (:mod:`mcp_types.methods`; 2026-era results also get
+``resultType`` and the ``serverInfo`` stamp), the same errors, progress for the
+client's token, and a request the client cancels is never answered.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import anyio
 import pydantic_core
@@ -25,9 +33,11 @@ from anyio.abc import TaskGroup
 from mcp import types
 from mcp.shared.dispatcher import as_request_id, coerce_request_id
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
 from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params, progress_token_from_params
+from mcp_types import PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY
 from mcp_types.methods import serialize_server_result, validate_client_request
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, ValidationError
 
 from mcp_guard.errors import UnknownToolError
@@ -37,6 +47,7 @@ from mcp_guard.principal import Principal
 from mcp_guard.stdio_wire import StdoutPipe
 
 logger = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
 
 METHOD = "tools/call"
 _MARKERS = ('"tools/call"', '"initialize"', '"notifications/initialized"', '"notifications/cancelled"')
@@ -50,13 +61,24 @@ class StdioCallLane:
     """
 
     def __init__(
-        self, gateway: Gateway, principal: Principal, session_id: str, out: StdoutPipe, calls: TaskGroup
+        self,
+        gateway: Gateway,
+        principal: Principal,
+        session_id: str,
+        out: StdoutPipe,
+        calls: TaskGroup,
+        *,
+        server_info: dict[str, Any],
     ) -> None:
+        """``server_info``: the SDK server's ``server_info_stamp``, for 2026-era results."""
         self._gateway = gateway
         self._principal = principal
         self._session_id = session_id
         self._out = out
         self._calls = calls
+        self._server_info = server_info
+        self._era: Literal["handshake", "envelope"] | None = None
+        """Decided by the client's first request, as the SDK decides it."""
         self._offered: tuple[str, dict[str, Any]] | None = None
         """Version and client info from ``initialize``, until the client confirms with ``initialized``."""
         self._version: str | None = None
@@ -68,7 +90,8 @@ class StdioCallLane:
     async def lines(self, source: AsyncIterable[str]) -> AsyncIterator[str]:
         """``source`` minus the messages the lane took."""
         async for line in source:
-            if not any(marker in line for marker in _MARKERS) or not self._take(line):
+            undecided = self._era is None  # every line counts until the first request
+            if (not undecided and not any(marker in line for marker in _MARKERS)) or not self._take(line):
                 yield line
 
     def _take(self, line: str) -> bool:
@@ -80,9 +103,13 @@ class StdioCallLane:
             return False
         method, params = message.get("method"), message.get("params")
         if "id" in message:
+            if self._era is None:
+                self._decide_era(message)
+            if method == METHOD and self._era == "envelope":
+                return self._start_enveloped(message)
             if method == METHOD and self._version is not None:
-                return self._start(message.get("id"), params)
-            if method == "initialize":
+                return self._start(message.get("id"), params, self._version, self._client_info)
+            if method == "initialize" and self._era == "handshake":
                 self._note_initialize(params)
             return False
         if method == "notifications/initialized" and self._offered is not None:
@@ -91,6 +118,30 @@ class StdioCallLane:
         elif method == "notifications/cancelled":
             return self._cancel(params)
         return False
+
+    def _decide_era(self, message: dict[str, Any]) -> None:
+        """The SDK's rule: the first request opens a 2026-era connection if it is not
+        ``initialize`` and its ``params._meta`` names a protocol version; else a handshake one."""
+        method, params = message.get("method"), message.get("params")
+        if as_request_id(message.get("id")) is None or not isinstance(method, str):
+            return  # not a request the SDK would read as one: it decides nothing
+        if params is not None and not isinstance(params, dict):
+            return
+        meta = params.get("_meta") if params else None
+        enveloped = isinstance(meta, dict) and PROTOCOL_VERSION_META_KEY in meta
+        self._era = "envelope" if method != "initialize" and enveloped else "handshake"
+        if self._era == "envelope":
+            logger.info("stdio: tools/call answered directly (per-request protocol envelope)")
+
+    def _start_enveloped(self, message: dict[str, Any]) -> bool:
+        """A 2026-era call the SDK's envelope ladder accepts; anything else is the SDK's to refuse."""
+        route = classify_inbound_request(message)
+        if isinstance(route, InboundLadderRejection):
+            return False
+        info = _typed(types.Implementation, route.client_info)
+        capabilities = _typed(types.ClientCapabilities, route.client_capabilities)
+        client_info = info.model_dump(mode="json") if info is not None and capabilities is not None else None
+        return self._start(message.get("id"), message.get("params"), route.protocol_version, client_info)
 
     def _note_initialize(self, params: object) -> None:
         """Negotiate the version as the SDK does; the lane opens when the client sends ``initialized``."""
@@ -103,13 +154,16 @@ class StdioCallLane:
         version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
         self._offered = (version, init.client_info.model_dump(mode="json"))
 
-    def _start(self, raw_id: object, params: object) -> bool:
+    def _start(
+        self, raw_id: object, params: object, version: str, client_info: dict[str, Any] | None
+    ) -> bool:
         request_id = as_request_id(raw_id)
         if request_id is None or coerce_request_id(request_id) in self._in_flight:
             return False  # the SDK answers a malformed or duplicate id
         scope = anyio.CancelScope()
         self._in_flight[coerce_request_id(request_id)] = scope
-        self._calls.start_soon(self._serve, request_id, params, scope, name=f"{METHOD} {request_id!r}")
+        call = _Call(request_id, params, version, client_info)
+        self._calls.start_soon(self._serve, call, scope, name=f"{METHOD} {request_id!r}")
         return True
 
     def _cancel(self, params: object) -> bool:
@@ -120,11 +174,12 @@ class StdioCallLane:
         scope.cancel()
         return True
 
-    async def _serve(self, request_id: types.RequestId, params: object, scope: anyio.CancelScope) -> None:
+    async def _serve(self, call: _Call, scope: anyio.CancelScope) -> None:
+        request_id = call.request_id
         try:
             answer: dict[str, Any] | None = None
             with scope:
-                answer = await self._answer(request_id, params)
+                answer = await self._answer(call)
             if answer is None and self._closing:  # stdin ended and the grace period ran out
                 closed = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
                 answer = _error_answer(request_id, closed)
@@ -149,10 +204,11 @@ class StdioCallLane:
         for scope in self._in_flight.values():
             scope.cancel()
 
-    async def _answer(self, request_id: types.RequestId, params: object) -> dict[str, Any]:
+    async def _answer(self, call: _Call) -> dict[str, Any]:
         """The response message: a result, or the error the SDK would have sent."""
+        request_id = call.request_id
         try:
-            return {"jsonrpc": "2.0", "id": request_id, "result": await self._call(params)}
+            return {"jsonrpc": "2.0", "id": request_id, "result": await self._call(call)}
         except MCPError as exc:
             error = exc.error
         except anyio.BrokenResourceError:
@@ -162,10 +218,9 @@ class StdioCallLane:
             error = types.ErrorData(code=types.INTERNAL_ERROR, message="mcp-guard failed; see its log")
         return _error_answer(request_id, error)
 
-    async def _call(self, params: object) -> dict[str, Any]:
+    async def _call(self, call: _Call) -> dict[str, Any]:
         """Raises: MCPError — invalid parameters, an unknown tool, an invalid result."""
-        assert self._version is not None
-        version = self._version
+        params, version = call.params, call.version
         try:
             validate_client_request(METHOD, version, params if isinstance(params, dict) else None)
         except ValidationError:
@@ -178,16 +233,24 @@ class StdioCallLane:
                 params["name"],
                 params.get("arguments"),
                 meta=params.get("_meta"),
-                client_info=self._client_info,
+                client_info=call.client_info,
                 on_progress=self._progress_reporter(params),
             )
         except UnknownToolError as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
         try:
-            return serialize_server_result(METHOD, version, _wire(result))
+            shaped = serialize_server_result(METHOD, version, _wire(result))
         except ValidationError:
             logger.exception("%s returned an invalid result", METHOD)
             raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
+        if version in MODERN_PROTOCOL_VERSIONS:  # as the SDK's runner finishes a 2026-era result
+            shaped.setdefault("resultType", "complete")
+            meta = shaped.get("_meta")
+            if meta is None:
+                shaped["_meta"] = {SERVER_INFO_META_KEY: self._server_info}
+            elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
+                shaped["_meta"] = {**meta, SERVER_INFO_META_KEY: self._server_info}
+        return shaped
 
     def _progress_reporter(self, params: dict[str, Any]) -> ProgressReporter | None:
         token = progress_token_from_params(params)
@@ -206,6 +269,26 @@ class StdioCallLane:
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self._out.send(pydantic_core.to_json(message) + b"\n")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One ``tools/call`` the lane took, with the protocol version and client it came with."""
+
+    request_id: types.RequestId
+    params: object
+    version: str
+    client_info: dict[str, Any] | None
+
+
+def _typed(model: type[_M], value: object) -> _M | None:
+    """``value`` as ``model``, or None if it does not fit (the SDK's reading of envelope values)."""
+    if value is None:
+        return None
+    try:
+        return model.model_validate(value, by_name=False)
+    except ValidationError:
+        return None
 
 
 def _wire(model: BaseModel) -> dict[str, Any]:

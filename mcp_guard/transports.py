@@ -56,7 +56,9 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
             async with anyio.create_task_group() as calls:
                 stdio_lane = None
                 if lane and stdin is not None and stdout is not None:
-                    stdio_lane = StdioCallLane(gateway, principal, session_id, stdout, calls)
+                    stdio_lane = StdioCallLane(
+                        gateway, principal, session_id, stdout, calls, server_info=server.server_info_stamp
+                    )
                     stdin = stdio_lane.lines(stdin)
                 async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
                     await server.run(read, write, server.create_initialization_options())

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 import anyio
 from anyio.abc import Process
@@ -15,6 +15,12 @@ from anyio.streams.text import TextReceiveStream
 from tests.harness import behaviour_upstream
 
 LOCAL_SETTINGS = "local_principal: {user: tester}\n"
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+}
+"""The 2026-07-28 per-request ``_meta`` envelope (no handshake in that era)."""
 
 
 class StdioPeer:
@@ -56,10 +62,15 @@ def prepare_gateway(tmp_path: Path, settings: str = LOCAL_SETTINGS) -> list[str]
 
 
 async def start_gateway(
-    tmp_path: Path, settings: str = LOCAL_SETTINGS, stderr: IO[bytes] | int = subprocess.DEVNULL
+    tmp_path: Path,
+    settings: str = LOCAL_SETTINGS,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+    *,
+    era: Literal["handshake", "envelope"] = "handshake",
 ) -> tuple[Process, StdioPeer]:
     """Start the gateway on the behaviour upstream in ``tmp_path`` (its working folder) and
-    complete the handshake."""
+    open the connection: the ``initialize`` handshake, or (``era="envelope"``) a 2026-07-28
+    ``tools/list`` carrying the per-request envelope."""
     process = await anyio.open_process(
         [*prepare_gateway(tmp_path, settings), "--transport", "stdio"],
         stdin=subprocess.PIPE,
@@ -69,6 +80,10 @@ async def start_gateway(
     )
     peer = StdioPeer(process)
     with anyio.fail_after(30):
+        if era == "envelope":
+            listed = await peer.request(2, "tools/list", {"_meta": ENVELOPE})
+            assert any(t["name"] == "beh__echo" for t in listed["result"]["tools"])  # type: ignore[index]
+            return process, peer
         init = await peer.request(
             1,
             "initialize",

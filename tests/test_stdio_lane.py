@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import pytest
 from anyio.abc import Process
 
-from tests.stdio_peer import LOCAL_SETTINGS, StdioPeer, start_gateway
+from tests.stdio_peer import ENVELOPE, LOCAL_SETTINGS, StdioPeer, start_gateway
 
 pytestmark = pytest.mark.anyio
 
 LANE_OFF = LOCAL_SETTINGS + "server: {fast_stdio_calls: false}\n"
 
-SCRIPT: list[tuple[int | str, dict[str, Any]]] = [
+Script = list[tuple[int | str, dict[str, Any]]]
+
+SCRIPT: Script = [
     (10, {"name": "beh__echo", "arguments": {"text": "héllo \u2028 \U0001f600"}, "_meta": {"client/x": 1}}),
     ("eleven", {"name": "beh__fail", "arguments": {}}),
     (12, {"name": "beh__leak", "arguments": {}}),
@@ -29,10 +31,34 @@ SCRIPT: list[tuple[int | str, dict[str, Any]]] = [
 ]
 
 
-async def transcript(peer: StdioPeer) -> list[dict[str, Any]]:
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+ENVELOPE_SCRIPT: Script = [
+    *(
+        (request_id, {**params, "_meta": {**params.get("_meta", {}), **ENVELOPE}})
+        for request_id, params in SCRIPT
+    ),
+    (
+        20,
+        {"name": "beh__echo", "arguments": {"text": "a"}, "_meta": {VERSION_KEY: "2026-07-28"}},
+    ),  # half an envelope
+    (21, {"name": "beh__echo", "arguments": {"text": "b"}, "_meta": {**ENVELOPE, VERSION_KEY: "2099-01-01"}}),
+    (22, {"name": "beh__echo", "arguments": {"text": "c"}}),  # no envelope on a 2026-era connection
+    (
+        23,
+        {
+            "name": "beh__echo",
+            "arguments": {"text": "d"},
+            "_meta": {**ENVELOPE, "io.modelcontextprotocol/clientInfo": 7},
+        },
+    ),
+]
+"""The same calls in the 2026-07-28 era, and calls the SDK's envelope ladder refuses."""
+
+
+async def transcript(peer: StdioPeer, script: Script) -> list[dict[str, Any]]:
     """Every message the gateway sends while the script runs, one call at a time."""
     seen: list[dict[str, Any]] = []
-    for request_id, params in SCRIPT:
+    for request_id, params in script:
         await peer.send({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
         while True:
             message = await peer.receive()
@@ -50,14 +76,16 @@ def without_audit_ids(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return messages
 
 
-async def run_script(folder: Path, settings: str) -> tuple[list[dict[str, Any]], str]:
+async def run_script(
+    folder: Path, settings: str, script: Script = SCRIPT, era: Literal["handshake", "envelope"] = "handshake"
+) -> tuple[list[dict[str, Any]], str]:
     """The script's transcript and the gateway's log."""
     await anyio.Path(folder).mkdir()
     with (folder / "stderr.log").open("w+b") as log:
-        process, peer = await start_gateway(folder, settings, stderr=log)
+        process, peer = await start_gateway(folder, settings, stderr=log, era=era)
         try:
             with anyio.fail_after(30):
-                messages = await transcript(peer)
+                messages = await transcript(peer, script)
         finally:
             process.terminate()
             await process.wait()
@@ -84,6 +112,22 @@ async def test_the_lane_answers_every_call_exactly_as_the_sdk_does(tmp_path: Pat
     ]
     assert answers[15]["error"]["code"] == -32602 and "beh__nope" in answers[15]["error"]["message"]
     assert answers[16]["error"]["code"] == -32602 and answers[17]["error"]["code"] == -32602
+
+
+async def test_the_lane_answers_2026_era_calls_exactly_as_the_sdk_does(tmp_path: Path) -> None:
+    lane, lane_log = await run_script(tmp_path / "lane", LOCAL_SETTINGS, ENVELOPE_SCRIPT, "envelope")
+    sdk, sdk_log = await run_script(tmp_path / "sdk", LANE_OFF, ENVELOPE_SCRIPT, "envelope")
+    assert "answered directly (per-request protocol envelope)" in lane_log
+    assert "answered directly" not in sdk_log
+    assert without_audit_ids(lane) == without_audit_ids(sdk)
+
+    answers = {m["id"]: m for m in lane if "id" in m}
+    assert answers[10]["result"]["resultType"] == "complete"
+    assert answers[10]["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"]
+    assert answers[10]["result"]["structuredContent"] == {"echo": "héllo \u2028 \U0001f600"}
+    progress = [m["params"] for m in lane if m.get("method") == "notifications/progress"]
+    assert [p["progressToken"] for p in progress] == ["tok-13"] * 3
+    assert all("error" in answers[i] for i in (15, 16, 17, 20, 21, 22, 23))
 
 
 async def test_a_call_the_client_cancels_is_never_answered_and_is_cancelled_upstream(tmp_path: Path) -> None:
