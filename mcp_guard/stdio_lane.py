@@ -90,9 +90,10 @@ class StdioCallLane:
     async def lines(self, source: AsyncIterable[str]) -> AsyncIterator[str]:
         """``source`` minus the messages the lane took."""
         async for line in source:
-            undecided = self._era is None  # every line counts until the first request
-            if (not undecided and not any(marker in line for marker in _MARKERS)) or not self._take(line):
-                yield line
+            # every line is read until the first request has decided the era
+            if (self._era is None or any(marker in line for marker in _MARKERS)) and self._take(line):
+                continue
+            yield line
 
     def _take(self, line: str) -> bool:
         try:
@@ -244,7 +245,8 @@ class StdioCallLane:
             logger.exception("%s returned an invalid result", METHOD)
             raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
         if version in MODERN_PROTOCOL_VERSIONS:  # as the SDK's runner finishes a 2026-era result
-            shaped.setdefault("resultType", "complete")
+            if shaped.get("resultType") is None:
+                shaped["resultType"] = "complete"
             meta = shaped.get("_meta")
             if meta is None:
                 shaped["_meta"] = {SERVER_INFO_META_KEY: self._server_info}
