@@ -27,6 +27,15 @@ from mcp_guard.upstreams.supervisor import Backoff, Status
 ROOT = Path(__file__).resolve().parent.parent
 BEHAVIOUR = str(ROOT / "tests" / "servers" / "behaviour.py")
 FAST_BACKOFF = Backoff(base_s=0.05, cap_s=0.2)
+INITIALIZE = {
+    "protocolVersion": "2025-11-25",
+    "capabilities": {},
+    "clientInfo": {"name": "test", "version": "1"},
+}
+"""``initialize`` params of a handshake-era test client."""
+INITIALIZE_REQUEST = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE}
+MCP_POST_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+"""What a streamable-HTTP client sends with every POST."""
 
 
 def write_upstreams(tmp_path: Path, text: str, name: str = "upstreams.yaml") -> UpstreamsFile:
@@ -42,7 +51,7 @@ def write_upstreams(tmp_path: Path, text: str, name: str = "upstreams.yaml") -> 
 
 
 def behaviour_upstream(tmp_path: Path, name: str = "beh", **extra: str) -> UpstreamsFile:
-    lines = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    lines = _upstream_keys(extra)
     return write_upstreams(
         tmp_path,
         f"""
@@ -51,6 +60,34 @@ upstreams:
     command: "{{python}}"
     args: ["{{behaviour}}"]
     env: {{MARKER_DIR: "{{tmp}}"}}
+{lines}""",
+    )
+
+
+def demo_upstreams_yaml(*names: str) -> str:
+    """An ``upstreams.yaml`` text (for :func:`write_upstreams`) with the named bundled demo servers."""
+    entries = "".join(
+        f'  {name}:\n    command: "{{python}}"\n    args: ["-m", "mcp_guard.demo", "{name}"]\n'
+        for name in names
+    )
+    return f"upstreams:\n{entries}"
+
+
+def _upstream_keys(extra: dict[str, str]) -> str:
+    """More keys of an upstream entry, as YAML lines."""
+    return "".join(f"    {k}: {v}\n" for k, v in extra.items())
+
+
+def hostile_upstream(tmp_path: Path, name: str = "bad", **extra: str) -> UpstreamsFile:
+    """``tests/servers/hostile.py`` (broken schemas, garbage results, endless messages) as ``name``."""
+    lines = _upstream_keys(extra)
+    return write_upstreams(
+        tmp_path,
+        f"""
+upstreams:
+  {name}:
+    command: "{{python}}"
+    args: ["{{root}}/tests/servers/hostile.py"]
 {lines}""",
     )
 

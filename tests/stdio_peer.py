@@ -12,7 +12,7 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 
-from tests.harness import behaviour_upstream
+from tests.harness import INITIALIZE, behaviour_upstream
 
 LOCAL_SETTINGS = "local_principal: {user: tester}\n"
 ENVELOPE = {
@@ -69,32 +69,37 @@ async def start_gateway(
     era: Literal["handshake", "envelope"] = "handshake",
 ) -> tuple[Process, StdioPeer]:
     """Start the gateway on the behaviour upstream in ``tmp_path`` (its working folder) and
-    open the connection: the ``initialize`` handshake, or (``era="envelope"``) a 2026-07-28
-    ``tools/list`` carrying the per-request envelope."""
+    open the connection (see :func:`open_gateway`)."""
+    command = prepare_gateway(tmp_path, settings)
+    process, peer, tools = await open_gateway(command, tmp_path, stderr, era=era)
+    assert "beh__echo" in tools
+    return process, peer
+
+
+async def open_gateway(
+    serve: list[str],
+    cwd: Path,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+    *,
+    era: Literal["handshake", "envelope"] = "handshake",
+) -> tuple[Process, StdioPeer, set[str]]:
+    """Run ``serve`` (an ``mcp-guard serve`` command) over stdio in ``cwd`` and open the
+    connection: the ``initialize`` handshake, or (``era="envelope"``) a 2026-07-28
+    ``tools/list`` carrying the per-request envelope. Returns the tool names it lists."""
     process = await anyio.open_process(
-        [*prepare_gateway(tmp_path, settings), "--transport", "stdio"],
+        [*serve, "--transport", "stdio"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,
-        cwd=tmp_path,
+        cwd=cwd,
     )
     peer = StdioPeer(process)
     with anyio.fail_after(30):
         if era == "envelope":
             listed = await peer.request(2, "tools/list", {"_meta": ENVELOPE})
-            assert any(t["name"] == "beh__echo" for t in listed["result"]["tools"])  # type: ignore[index]
-            return process, peer
-        init = await peer.request(
-            1,
-            "initialize",
-            {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "test", "version": "1"},
-            },
-        )
-        assert "result" in init
-        await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        listed = await peer.request(2, "tools/list", {})
-    assert any(t["name"] == "beh__echo" for t in listed["result"]["tools"])  # type: ignore[index]
-    return process, peer
+        else:
+            init = await peer.request(1, "initialize", INITIALIZE)
+            assert "result" in init
+            await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            listed = await peer.request(2, "tools/list", {})
+    return process, peer, {t["name"] for t in listed["result"]["tools"]}  # type: ignore[index]

@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from mcp_guard.upstreams.supervisor import Status
-from tests.harness import behaviour_upstream, gateway_client, write_upstreams
+from tests.harness import behaviour_upstream, gateway_client, hostile_upstream, write_upstreams
 
 pytestmark = pytest.mark.anyio
 
@@ -38,15 +38,7 @@ async def test_tools_from_every_page_of_an_upstream_listing_are_aggregated(tmp_p
 
 
 async def test_tools_with_invalid_definitions_are_skipped_and_the_rest_are_listed(tmp_path: Path) -> None:
-    upstreams = write_upstreams(
-        tmp_path,
-        """
-upstreams:
-  bad:
-    command: "{python}"
-    args: ["{root}/tests/servers/hostile.py"]
-""",
-    )
+    upstreams = hostile_upstream(tmp_path)
     async with gateway_client(upstreams) as (_, client):
         names = {t.name for t in (await client.list_tools()).tools}
         result = await client.call_tool("bad__good", {})
@@ -55,15 +47,7 @@ upstreams:
 
 
 async def test_a_malformed_upstream_result_becomes_a_clear_error_result(tmp_path: Path) -> None:
-    upstreams = write_upstreams(
-        tmp_path,
-        """
-upstreams:
-  bad:
-    command: "{python}"
-    args: ["{root}/tests/servers/hostile.py"]
-""",
-    )
+    upstreams = hostile_upstream(tmp_path)
     async with gateway_client(upstreams) as (_, client):
         result = await client.call_tool("bad__garbage", {})
     assert isinstance(result, types.CallToolResult) and result.is_error
@@ -185,16 +169,7 @@ async def test_concurrent_calls_each_get_their_own_result(tmp_path: Path) -> Non
 
 
 async def test_an_endless_result_is_cut_off_while_reading_and_the_upstream_comes_back(tmp_path: Path) -> None:
-    upstreams = write_upstreams(
-        tmp_path,
-        """
-upstreams:
-  bad:
-    command: "{python}"
-    args: ["{root}/tests/servers/hostile.py"]
-    max_message_bytes: 1048576
-""",
-    )
+    upstreams = hostile_upstream(tmp_path, max_message_bytes="1048576")
     async with gateway_client(upstreams) as (gateway, client):
         upstream = gateway.upstreams["bad"]
         with anyio.fail_after(20):

@@ -27,6 +27,7 @@ from tests.harness import (
     FAST_BACKOFF,
     ROOT,
     behaviour_upstream,
+    demo_upstreams_yaml,
     gateway_client,
     serve_http,
     with_private_state,
@@ -36,18 +37,7 @@ from tests.harness import (
 pytestmark = pytest.mark.anyio
 
 POLICIES = ROOT / "policies"
-DEMO = """
-upstreams:
-  bank:
-    command: "{python}"
-    args: ["-m", "mcp_guard.demo", "bank"]
-  db:
-    command: "{python}"
-    args: ["-m", "mcp_guard.demo", "db"]
-  mail:
-    command: "{python}"
-    args: ["-m", "mcp_guard.demo", "mail"]
-"""
+DEMO = demo_upstreams_yaml("bank", "db", "mail")
 FIONA = Principal(user="fiona", agent="claude", roles=frozenset({"analyst"}), teams=frozenset({"finance"}))
 ALEX = Principal(user="alex", roles=frozenset({"finance-admin"}), teams=frozenset({"finance"}))
 

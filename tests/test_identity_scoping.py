@@ -26,22 +26,23 @@ from mcp_guard.config.settings import AccessSettings, GatewaySettings, load_sett
 from mcp_guard.gateway import Gateway
 from mcp_guard.pipeline.access import AllowlistPolicy, Grant
 from mcp_guard.principal import Principal
-from tests.harness import FAST_BACKOFF, gateway_client, serve_http, with_private_state, write_upstreams
+from tests.harness import (
+    FAST_BACKOFF,
+    INITIALIZE_REQUEST,
+    MCP_POST_HEADERS,
+    demo_upstreams_yaml,
+    gateway_client,
+    serve_http,
+    with_private_state,
+    write_upstreams,
+)
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"
 ISSUER = "https://idp.example"
 AUDIENCE = "http://127.0.0.1:8765/mcp"
-DEMO = """
-upstreams:
-  bank:
-    command: "{python}"
-    args: ["-m", "mcp_guard.demo", "bank"]
-  mail:
-    command: "{python}"
-    args: ["-m", "mcp_guard.demo", "mail"]
-"""
+DEMO = demo_upstreams_yaml("bank", "mail")
 SETTINGS = f"""
 auth:
   issuer: {ISSUER}
@@ -234,28 +235,21 @@ async def test_a_client_is_told_when_what_its_principal_may_see_changes(tmp_path
 async def test_a_session_created_by_one_principal_cannot_be_used_with_another_principals_token(
     tmp_path: Path,
 ) -> None:
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    init = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
     async with authenticated_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
-        fiona = {**headers, "Authorization": f"Bearer {token('fiona', ['finance'])}"}
-        created = await http.post(f"{url}/mcp", json=init, headers=fiona)
+        fiona = {**MCP_POST_HEADERS, "Authorization": f"Bearer {token('fiona', ['finance'])}"}
+        created = await http.post(f"{url}/mcp", json=INITIALIZE_REQUEST, headers=fiona)
         session = created.headers["mcp-session-id"]
         await http.post(
             f"{url}/mcp",
             json={"jsonrpc": "2.0", "method": "notifications/initialized"},
             headers={**fiona, "mcp-session-id": session},
         )
-        sam = {**headers, "Authorization": f"Bearer {token('sam', ['support'])}", "mcp-session-id": session}
+        sam = {
+            **MCP_POST_HEADERS,
+            "Authorization": f"Bearer {token('sam', ['support'])}",
+            "mcp-session-id": session,
+        }
         hijack = await http.post(f"{url}/mcp", json=listing, headers=sam)
         own = await http.post(f"{url}/mcp", json=listing, headers={**fiona, "mcp-session-id": session})
     assert created.status_code == 200

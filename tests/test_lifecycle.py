@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.stdio_peer import StdioPeer, prepare_gateway, start_gateway
+from tests.stdio_peer import LOCAL_SETTINGS, open_gateway, prepare_gateway, start_gateway
 
 pytestmark = pytest.mark.anyio
 
@@ -100,34 +100,10 @@ async def test_upstreams_ignoring_eof_and_sigterm_still_die_with_a_gateway_kille
         f"    env: {{PIDS_FILE: {json.dumps(str(tmp_path / 'pids'))}}}\n",
         encoding="utf-8",
     )
-    (tmp_path / "mcp-guard.yaml").write_text("local_principal: {user: tester}\n", encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        "mcp_guard",
-        "serve",
-        "--upstreams",
-        "upstreams.yaml",
-        "--transport",
-        "stdio",
-    ]
-    process = await anyio.open_process(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tmp_path
-    )
-    peer = StdioPeer(process)
-    with anyio.fail_after(30):
-        await peer.request(
-            1,
-            "initialize",
-            {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        )
-        await peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-        listed = await peer.request(2, "tools/list", {})
-    assert any(t["name"] == "bank__get_balance" for t in listed["result"]["tools"])  # type: ignore[index]
+    (tmp_path / "mcp-guard.yaml").write_text(LOCAL_SETTINGS, encoding="utf-8")
+    serve = [sys.executable, "-m", "mcp_guard", "serve", "--upstreams", "upstreams.yaml"]
+    process, _, tools = await open_gateway(serve, tmp_path)
+    assert "bank__get_balance" in tools
     upstream, helper = map(int, (tmp_path / "pids").read_text().split())
 
     process.kill()  # SIGKILL: the gateway gets no chance to stop anything

@@ -23,6 +23,8 @@ from mcp_guard.server import GuardServer
 from mcp_guard.transports import build_http_app
 from tests.harness import (
     FAST_BACKOFF,
+    INITIALIZE_REQUEST,
+    MCP_POST_HEADERS,
     behaviour_upstream,
     free_socket,
     gateway_client,
@@ -68,22 +70,15 @@ async def test_a_client_calls_tools_through_the_gateway_over_sse(tmp_path: Path)
 
 async def test_a_foreign_host_header_is_refused_against_dns_rebinding(tmp_path: Path) -> None:
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "x", "version": "1"},
-            },
-        }
-        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-        evil_host = await http.post(f"{url}/mcp", json=body, headers={**headers, "Host": "evil.example:8765"})
-        evil_origin = await http.post(
-            f"{url}/mcp", json=body, headers={**headers, "Origin": "http://evil.example"}
+        evil_host = await http.post(
+            f"{url}/mcp", json=INITIALIZE_REQUEST, headers={**MCP_POST_HEADERS, "Host": "evil.example:8765"}
         )
-        good = await http.post(f"{url}/mcp", json=body, headers=headers)
+        evil_origin = await http.post(
+            f"{url}/mcp",
+            json=INITIALIZE_REQUEST,
+            headers={**MCP_POST_HEADERS, "Origin": "http://evil.example"},
+        )
+        good = await http.post(f"{url}/mcp", json=INITIALIZE_REQUEST, headers=MCP_POST_HEADERS)
     assert evil_host.status_code == 421
     assert evil_origin.status_code == 403
     assert good.status_code == 200
@@ -96,7 +91,7 @@ async def test_a_request_body_over_the_limit_is_refused(tmp_path: Path) -> None:
         response = await http.post(
             f"{url}/mcp",
             json=body,
-            headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
+            headers=MCP_POST_HEADERS,
         )
     assert response.status_code == 413
 
@@ -107,7 +102,7 @@ async def test_garbage_json_rpc_gets_a_parse_error_and_the_gateway_keeps_serving
             response = await http.post(
                 f"{url}/mcp",
                 content=b"{not json",
-                headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
+                headers=MCP_POST_HEADERS,
             )
         assert response.status_code == 400
         assert response.json()["error"]["code"] == -32700

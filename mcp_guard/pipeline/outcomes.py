@@ -27,8 +27,9 @@ def refusal(call: ToolCall) -> types.CallToolResult:
     )
 
 
-def blocked(rule: str, reason: str) -> Verdict:
-    return Verdict(decision=Decision.BLOCK, rules=(rule,), reason=reason)
+def blocked(rule: str, reason: str, risk: float | None = None) -> Verdict:
+    """A BLOCK verdict by one rule."""
+    return Verdict(decision=Decision.BLOCK, rules=(rule,), risk=risk, reason=reason)
 
 
 def upstream_failure(call: ToolCall, rule: str, reason: str) -> types.CallToolResult:

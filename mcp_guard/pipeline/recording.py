@@ -17,9 +17,10 @@ from typing import Any, Literal
 from mcp import types
 
 from mcp_guard.audit import AuditLog, AuditUnavailableError, digest
-from mcp_guard.decision import Decision, Verdict
+from mcp_guard.decision import Verdict
 from mcp_guard.inspection import redact
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.outcomes import blocked
 from mcp_guard.policy import PolicySet
 
 logger = logging.getLogger(__name__)
@@ -55,10 +56,9 @@ class CallRecorder:
         try:
             receipt = await self.log.append("decision", self._decision_record(call))
         except AuditUnavailableError as exc:
-            call.verdict = Verdict(
-                decision=Decision.BLOCK,
-                rules=("audit-unavailable",),
-                reason=f"the call was not forwarded because it could not be audited ({exc.reason})",
+            call.verdict = blocked(
+                "audit-unavailable",
+                f"the call was not forwarded because it could not be audited ({exc.reason})",
             )
             return call.verdict
         call.audit_id, call.audit_receipt = receipt.id, receipt

@@ -14,7 +14,7 @@ from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import Inspector, redact
 from mcp_guard.pipeline.call import ToolCall
-from mcp_guard.pipeline.outcomes import refusal
+from mcp_guard.pipeline.outcomes import blocked, refusal
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +74,11 @@ class InspectResultStage:
             return result
         injected = [f for f in findings if f.category == "injection"]
         if injected and self.settings.injection == "block":
-            call.verdict = Verdict(
-                decision=Decision.BLOCK,
-                rules=("result-injection",),
-                risk=call.risk,
-                reason=f"the result of {call.tool} carries instructions aimed at the model "
+            call.verdict = blocked(
+                "result-injection",
+                f"the result of {call.tool} carries instructions aimed at the model "
                 f"({injected[0].detail or injected[0].type}); it was withheld",
+                call.risk,
             )
             return refusal(call)
         to_redact = [
@@ -108,12 +107,11 @@ class InspectResultStage:
         if structured is not None and schema is not None and not result.is_error:
             problem = next(iter(Draft202012Validator(schema).iter_errors(structured)), None)
             if problem is not None:
-                call.verdict = Verdict(
-                    decision=Decision.BLOCK,
-                    rules=("result-redaction",),
-                    risk=call.risk,
-                    reason=f"the result of {call.tool} held sensitive data and its redacted "
+                call.verdict = blocked(
+                    "result-redaction",
+                    f"the result of {call.tool} held sensitive data and its redacted "
                     f"form no longer fits the tool's outputSchema ({problem.message})",
+                    call.risk,
                 )
                 return refusal(call)
         kinds = sorted({f.type for f in findings})

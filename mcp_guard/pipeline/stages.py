@@ -13,6 +13,7 @@ from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import UnknownToolError
 from mcp_guard.pipeline.access import AccessPolicy
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.outcomes import blocked
 from mcp_guard.policy import ToolInfo
 from mcp_guard.upstreams.catalog import Route
 
@@ -48,7 +49,7 @@ class ValidateStage:
     async def __call__(self, call: ToolCall) -> Verdict | None:
         size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
         if size > self.max_argument_bytes:
-            return _refuse(
+            return blocked(
                 "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"
             )
         assert call.definition is not None
@@ -56,7 +57,7 @@ class ValidateStage:
         error = next(iter(sorted(validator.iter_errors(call.arguments), key=lambda e: list(e.path))), None)
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "<arguments>"
-            return _refuse("input-schema", f"invalid arguments at {where}: {error.message}")
+            return blocked("input-schema", f"invalid arguments at {where}: {error.message}")
         return None
 
     def _validator(self, tool: str, schema: dict[str, Any]) -> Draft202012Validator:
@@ -83,7 +84,3 @@ class DecideStage:
         assert call.info is not None
         call.verdict = self._policy().decide(call, call.info)
         return call.verdict if call.verdict.decision is Decision.BLOCK else None
-
-
-def _refuse(rule: str, reason: str) -> Verdict:
-    return Verdict(decision=Decision.BLOCK, rules=(rule,), reason=reason)
