@@ -222,11 +222,13 @@ class SqliteAuditLog:
             ValueError: ``kind`` is not a lower-case identifier, or ``record`` holds
                 NaN/infinity/lone surrogates.
             TypeError: ``record`` holds values that are not JSON.
-            AuditUnavailableError: the log is closed, its backlog is full, or the entry
-                could not be committed.
+            AuditUnavailableError: the log is closed, its backlog is full, an earlier
+                fsync failed (OVERLAPPED), or the entry could not be committed.
         """
         if not KIND_RE.match(kind):
             raise ValueError(f"invalid audit kind {kind!r}: expected a lower-case identifier")
+        if self._syncer is not None:
+            self._syncer.check()  # after a failed fsync nothing is appended any more
         pending = _Pending(kind, canonical_json(dict(record)))
         if not write_ahead:
             return await self._deferred_commit(pending)
@@ -257,8 +259,6 @@ class SqliteAuditLog:
         """
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
-        if self._syncer is not None:
-            self._syncer.check()
         if self._write_ahead_in_flight > 1 or not self._queue.empty():
             return None
         if not self._commit_lock.acquire(blocking=False):
@@ -317,8 +317,6 @@ class SqliteAuditLog:
         """Raises: AuditUnavailableError: the log is closed or its backlog is full."""
         if self._closed:
             raise AuditUnavailableError("the audit log is closed")
-        if self._syncer is not None:
-            self._syncer.check()
         if self._queue.qsize() + len(self._deferred) >= self._config.max_pending:
             raise AuditUnavailableError(
                 f"the audit backlog is full ({self._config.max_pending} entries waiting for the disk)"
