@@ -102,7 +102,7 @@ async def test_the_lane_answers_every_call_exactly_as_the_sdk_does(tmp_path: Pat
 
     answers = {m["id"]: m for m in lane if "id" in m}
     assert answers[10]["result"]["structuredContent"] == {"echo": "héllo \u2028 \U0001f600"}
-    assert answers[10]["result"]["_meta"]["upstream/meta"] == {"seen_meta": {"client/x": 1}}
+    assert answers[10]["result"]["_meta"]["upstream/meta"]["seen_meta"] == {"client/x": 1}
     assert answers["eleven"]["result"]["isError"] is True
     progress = [m["params"] for m in lane if m.get("method") == "notifications/progress"]
     assert [(p["progressToken"], p["progress"]) for p in progress] == [

@@ -20,8 +20,10 @@ from mcp.shared.message import SessionMessage
 
 from mcp_guard import __version__
 from mcp_guard.upstreams.config import HttpUpstream, UpstreamConfig
+from mcp_guard.upstreams.raw_calls import Link
+from mcp_guard.upstreams.raw_http_calls import RawHttpCalls
 from mcp_guard.upstreams.reaper import Reaper
-from mcp_guard.upstreams.stdio import StdioLink, bounded_stdio_client
+from mcp_guard.upstreams.stdio import bounded_stdio_client
 
 CLIENT_INFO = types.Implementation(name="mcp-guard", version=__version__)
 
@@ -78,7 +80,7 @@ class Connection:
     dispatcher: JSONRPCDispatcher[Any]
     closed: anyio.Event
     initialize: types.InitializeResult
-    link: StdioLink
+    link: Link
 
 
 @asynccontextmanager
@@ -93,10 +95,10 @@ async def connect(
         OSError: the process could not be started or the server not reached.
         MCPError: the upstream refused the handshake.
     """
-    link = StdioLink(name)
+    link = Link(name)
     async with AsyncExitStack() as stack:
         if isinstance(config, HttpUpstream):
-            streams = await stack.enter_async_context(_http_streams(config))
+            streams = await stack.enter_async_context(_http_streams(name, config, link))
         else:
             streams = await stack.enter_async_context(bounded_stdio_client(name, config, link, reaper))
         read, write = streams
@@ -106,13 +108,17 @@ async def connect(
             ClientSession(dispatcher=dispatcher, message_handler=message_handler, client_info=CLIENT_INFO)
         )
         result = await session.initialize()
+        if isinstance(link.calls, RawHttpCalls):
+            link.calls.protocol_version = result.protocol_version
         yield Connection(
             session=session, dispatcher=dispatcher, closed=watched.closed, initialize=result, link=link
         )
 
 
 @asynccontextmanager
-async def _http_streams(config: HttpUpstream) -> AsyncIterator[Any]:
+async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIterator[Any]:
+    """The SDK's SSE or streamable-HTTP transport; streamable HTTP also gets the raw
+    ``tools/call`` path (``raw_http_calls.py``), whose stray messages join the transport's."""
     if config.type == "sse":
         async with sse_client(
             config.url, headers=dict(config.headers), timeout=config.connect_timeout_s
@@ -120,10 +126,28 @@ async def _http_streams(config: HttpUpstream) -> AsyncIterator[Any]:
             yield s
         return
     timeout = httpx2.Timeout(config.connect_timeout_s, read=None)
+    to_session, from_upstream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     async with (
         httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout) as client,
         streamable_http_client(
             config.url, http_client=client, max_sse_event_size=config.max_message_bytes
-        ) as s,
+        ) as (read, write),
+        anyio.create_task_group() as tg,
     ):
-        yield s
+        calls = RawHttpCalls(name, client, config.url, config.max_message_bytes, to_session.send)
+        client.event_hooks = {"response": [calls.note_response]}
+        link.calls = calls
+
+        async def relay() -> None:
+            """The transport's messages to the session; its end ends the session's stream."""
+            async with to_session:
+                while True:
+                    try:
+                        message = await read.receive()
+                    except (anyio.EndOfStream, anyio.ClosedResourceError):
+                        return
+                    await to_session.send(message)
+
+        tg.start_soon(relay)
+        yield from_upstream, write
+        tg.cancel_scope.cancel()

@@ -1,11 +1,14 @@
-"""``tools/call`` to a stdio upstream without the SDK session: the call path's hop.
+"""``tools/call`` to an upstream without the SDK's client session: the call path's hop.
 
 A request through the SDK's client session crosses two memory streams, a dispatcher
 task and per-request bookkeeping; for a small tool that is most of the time a call
-spends upstream. Here the calling task writes its request line straight to the
-process and the link's reader hands the matching answer (and progress for its token)
-straight back, parsed once. Everything else on the link (initialize, listings,
-resources, prompts, notifications) still goes through the SDK session.
+spends upstream. Here the calling task sends its request itself and gets the matching
+answer (and progress for its token) straight back, parsed once: over stdio
+(:class:`RawCalls`: the request line is written to the process and the link's reader
+hands the answer back) and over streamable HTTP
+(:class:`~mcp_guard.upstreams.raw_http_calls.RawHttpCalls`: one POST of its own).
+Everything else on the link (initialize, listings, resources, prompts,
+notifications) still goes through the SDK session.
 
 Ids never collide with the session's: the SDK numbers its requests, these are
 strings ``"mcp-guard-<n>"``; an upstream's progress token is the request id.
@@ -19,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import pydantic_core
@@ -45,6 +48,29 @@ class _Pending:
     answer: dict[str, Any] | None = None
     progress: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_PROGRESS))
     wake: anyio.Event = field(default_factory=anyio.Event)
+
+
+class ToolCaller(Protocol):
+    """A raw ``tools/call`` path (stdio or streamable HTTP)."""
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        meta: Mapping[str, Any] | None,
+        on_progress: ProgressFnT | None,
+    ) -> types.CallToolResult: ...
+
+
+@dataclass
+class Link:
+    """One connection to an upstream: why it closed, when it was the gateway's doing (e.g.
+    an oversized message), and its raw ``tools/call`` path, if it has one (stdio while the
+    process runs, streamable HTTP)."""
+
+    upstream: str
+    close_reason: str | None = None
+    calls: ToolCaller | None = None
 
 
 class RawCalls:
@@ -74,16 +100,14 @@ class RawCalls:
                 pending.answer = message
                 pending.wake.set()
             return ident.startswith(ID_PREFIX)  # a late answer to a cancelled call is dropped here
-        if message.get("method") == "notifications/progress":
-            params = message.get("params")
-            token = params.get("progressToken") if isinstance(params, dict) else None
-            if isinstance(token, str) and token.startswith(ID_PREFIX):
-                pending = self._pending.get(token)
-                if pending is not None and isinstance(params, dict):
-                    pending.progress.append(params)
-                    pending.wake.set()
-                return True
-        return False
+        params = progress_params(message)
+        if params is None:
+            return False
+        pending = self._pending.get(params["progressToken"])
+        if pending is not None:
+            pending.progress.append(params)
+            pending.wake.set()
+        return True
 
     def close(self, reason: str) -> None:
         """The link is gone: every call in flight fails with ``reason``, and so does every new one."""
@@ -110,20 +134,13 @@ class RawCalls:
         if self._closed is not None:
             raise UpstreamUnavailableError(self.upstream, self._closed)
         ident = f"{ID_PREFIX}{next(self._ids)}"
-        params: dict[str, Any] = {"name": name}
-        if arguments is not None:
-            params["arguments"] = dict(arguments)
-        request_meta = dict(meta) if meta else {}
-        if on_progress is not None:
-            request_meta["progressToken"] = ident
-        if request_meta:
-            params["_meta"] = request_meta
         pending = _Pending()
         self._pending[ident] = pending
         sent = False
         try:
-            line = {"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params}
-            await self._write(pydantic_core.to_json(line) + b"\n")
+            await self._write(
+                request_bytes(ident, name, arguments, meta, progress=on_progress is not None) + b"\n"
+            )
             sent = True
             answer = await self._answer(pending, on_progress)
         except BaseException:
@@ -132,14 +149,14 @@ class RawCalls:
             raise
         finally:
             del self._pending[ident]
-        return _result(answer)
+        return call_result(answer)
 
     async def _answer(self, pending: _Pending, on_progress: ProgressFnT | None) -> dict[str, Any]:
         while True:
             while pending.progress:
                 params = pending.progress.popleft()
                 if on_progress is not None:
-                    await _report(on_progress, params)
+                    await report_progress(on_progress, params)
             if pending.answer is not None:
                 return pending.answer
             if self._closed is not None:
@@ -155,20 +172,50 @@ class RawCalls:
 
     async def _cancel_upstream(self, ident: str) -> None:
         """Tell the upstream to stop (spec: ``notifications/cancelled``), shielded, best effort."""
-        line = {
-            "jsonrpc": "2.0",
-            "method": "notifications/cancelled",
-            "params": {"requestId": ident, "reason": "the gateway cancelled the call"},
-        }
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(CANCEL_WRITE_TIMEOUT_S),
             suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError),
         ):
-            await self._send(pydantic_core.to_json(line) + b"\n")
+            await self._send(cancel_bytes(ident) + b"\n")
 
 
-async def _report(on_progress: ProgressFnT, params: dict[str, Any]) -> None:
+def request_bytes(
+    ident: str,
+    name: str,
+    arguments: Mapping[str, Any] | None,
+    meta: Mapping[str, Any] | None,
+    *,
+    progress: bool,
+) -> bytes:
+    """The ``tools/call`` request ``ident`` as JSON; with ``progress``, its id is also its progress token."""
+    params: dict[str, Any] = {"name": name}
+    if arguments is not None:
+        params["arguments"] = dict(arguments)
+    request_meta = dict(meta) if meta else {}
+    if progress:
+        request_meta["progressToken"] = ident
+    if request_meta:
+        params["_meta"] = request_meta
+    return pydantic_core.to_json({"jsonrpc": "2.0", "id": ident, "method": "tools/call", "params": params})
+
+
+def cancel_bytes(ident: str) -> bytes:
+    """``notifications/cancelled`` for request ``ident`` (the spec's way to tell an upstream to stop)."""
+    params = {"requestId": ident, "reason": "the gateway cancelled the call"}
+    return pydantic_core.to_json({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params})
+
+
+def progress_params(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The params of a progress notification for one of the calls made here, else None."""
+    if message.get("method") != "notifications/progress":
+        return None
+    params = message.get("params")
+    token = params.get("progressToken") if isinstance(params, dict) else None
+    return params if isinstance(token, str) and token.startswith(ID_PREFIX) else None
+
+
+async def report_progress(on_progress: ProgressFnT, params: dict[str, Any]) -> None:
     try:
         progress = types.ProgressNotificationParams.model_validate(params, by_name=False)
     except ValidationError:
@@ -177,7 +224,7 @@ async def _report(on_progress: ProgressFnT, params: dict[str, Any]) -> None:
     await on_progress(progress.progress, progress.total, progress.message)
 
 
-def _result(answer: dict[str, Any]) -> types.CallToolResult:
+def call_result(answer: dict[str, Any]) -> types.CallToolResult:
     """Raises: MCPError (a JSON-RPC error answer), ValidationError (neither a result nor an error)."""
     if "error" in answer:
         raise MCPError.from_error_data(types.ErrorData.model_validate(answer["error"], by_name=False))

@@ -19,7 +19,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 
 import anyio
 import pydantic_core
@@ -31,7 +30,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcp_guard.upstreams.config import StdioUpstream
-from mcp_guard.upstreams.raw_calls import RawCalls
+from mcp_guard.upstreams.raw_calls import Link, RawCalls
 from mcp_guard.upstreams.reaper import Reaper
 
 logger = logging.getLogger(__name__)
@@ -40,19 +39,9 @@ GRACE_S = 2.0
 """How long a process may take to exit after its stdin closed, before SIGTERM / SIGKILL."""
 
 
-@dataclass
-class StdioLink:
-    """One connection's link: why it closed, when it was the gateway's doing (e.g. an
-    oversized message), and its raw ``tools/call`` path (set while the process runs)."""
-
-    upstream: str
-    close_reason: str | None = None
-    calls: RawCalls | None = None
-
-
 @asynccontextmanager
 async def bounded_stdio_client(
-    name: str, config: StdioUpstream, link: StdioLink, reaper: Reaper | None = None
+    name: str, config: StdioUpstream, link: Link, reaper: Reaper | None = None
 ) -> AsyncIterator[
     tuple[
         anyio.abc.ObjectReceiveStream[SessionMessage | Exception], anyio.abc.ObjectSendStream[SessionMessage]
@@ -120,7 +109,7 @@ async def bounded_stdio_client(
             tg.cancel_scope.cancel()
 
 
-async def _lines(process: Process, limit: int, link: StdioLink) -> AsyncIterator[bytes]:
+async def _lines(process: Process, limit: int, link: Link) -> AsyncIterator[bytes]:
     """Newline-delimited messages from stdout; ends at EOF or at the first over-long message."""
     assert process.stdout is not None
     buffer = bytearray()

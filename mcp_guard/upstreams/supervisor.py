@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_guard.errors import UpstreamUnavailableError
 from mcp_guard.upstreams.config import UpstreamConfig
 from mcp_guard.upstreams.connect import Connection, connect
+from mcp_guard.upstreams.raw_http_calls import Redirected
 from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
 
@@ -268,8 +269,12 @@ class Upstream:
         forwarded_meta = _forwardable_meta(meta)
         try:
             with anyio.fail_after(timeout_s or self.config.call_timeout_s):
-                if conn.link.calls is not None:  # stdio: the raw hop, see raw_calls.py
-                    return await conn.link.calls.call_tool(name, arguments, forwarded_meta, on_progress)
+                if conn.link.calls is not None:  # the raw hop, see raw_calls.py
+                    try:
+                        return await conn.link.calls.call_tool(name, arguments, forwarded_meta, on_progress)
+                    except Redirected as exc:
+                        logger.warning("upstream %s: %s; calls go through the SDK session", self.name, exc)
+                        conn.link.calls = None
                 params = types.CallToolRequestParams(
                     name=name, arguments=dict(arguments) if arguments else None, _meta=forwarded_meta
                 )

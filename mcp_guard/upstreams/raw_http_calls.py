@@ -1,0 +1,226 @@
+"""``tools/call`` to a streamable-HTTP upstream as one POST of the gateway's own.
+
+The SDK's streamable-HTTP client sends each request through its session, a dispatcher,
+a POST-writer task and memory streams both ways, parsing the answer into models on the
+way; against the demo bank over HTTP that is about 2 ms of a call's time
+(``docs/benchmarks.md``). Here the calling task POSTs its ``tools/call`` with the
+session's id and negotiated protocol version (what the SDK's transport sends) and
+reads the answer from the response itself: a JSON body, or an SSE stream carrying
+progress for the call and then its answer.
+
+Anything else the upstream sends on that stream (a ``list_changed`` notification, a
+request of its own such as sampling) is handed to the SDK session, as if it had come
+through the SDK's transport. What the SDK's client does and this does not: resume a
+broken SSE stream (the call fails with the reason instead), and follow a redirect
+within the same origin (a redirected call raises :class:`Redirected`; the supervisor
+then sends this connection's calls through the SDK session).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import suppress
+from typing import Any, TypeGuard
+
+import anyio
+import httpx2
+import pydantic_core
+from mcp import types
+from mcp.client.streamable_http import MCP_SESSION_ID
+from mcp.shared.dispatcher import ProgressFnT
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+from mcp_guard.errors import UpstreamUnavailableError
+from mcp_guard.upstreams.raw_calls import (
+    CANCEL_WRITE_TIMEOUT_S,
+    ID_PREFIX,
+    call_result,
+    cancel_bytes,
+    progress_params,
+    report_progress,
+    request_bytes,
+)
+
+logger = logging.getLogger(__name__)
+
+Deliver = Callable[[SessionMessage], Awaitable[None]]
+DRAIN_S = 0.01
+"""How long the rest of a call's SSE stream may take to end after its answer (see :func:`_drain`)."""
+
+
+class Redirected(Exception):
+    """The upstream answered a call's POST with a redirect; nothing reached the tool."""
+
+
+class RawHttpCalls:
+    """The ``tools/call`` path of one streamable-HTTP connection.
+
+    ``deliver`` hands a message the upstream sent on a call's stream to the SDK session.
+    :meth:`note_response` must see the connection's HTTP responses (an ``httpx`` event
+    hook) to learn the session id; ``protocol_version`` is set once ``initialize`` is done.
+    """
+
+    def __init__(
+        self, upstream: str, client: httpx2.AsyncClient, url: str, max_message_bytes: int, deliver: Deliver
+    ) -> None:
+        self.upstream = upstream
+        self._client = client
+        self._url = url
+        self._limit = max_message_bytes
+        self._deliver = deliver
+        self._ids = itertools.count(1)
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None
+
+    async def note_response(self, response: httpx2.Response) -> None:
+        """The session id the upstream assigned: the first one its responses carry, as the SDK keeps it."""
+        if self.session_id is None:
+            self.session_id = response.headers.get(MCP_SESSION_ID) or None
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        meta: Mapping[str, Any] | None,
+        on_progress: ProgressFnT | None,
+    ) -> types.CallToolResult:
+        """POST one ``tools/call`` and read its answer; cancelling the caller cancels it upstream.
+
+        Raises:
+            UpstreamUnavailableError: the upstream cannot be reached.
+            Redirected: the upstream redirected the request (it was not processed).
+            MCPError: the upstream answered with a JSON-RPC error, an HTTP error, a
+                stream that ended without an answer, or an answer over ``max_message_bytes``.
+            ValidationError: the answer is not a valid ``CallToolResult`` or error.
+        """
+        ident = f"{ID_PREFIX}{next(self._ids)}"
+        body = request_bytes(ident, name, arguments, meta, progress=on_progress is not None)
+        try:
+            async with self._client.stream(
+                "POST", self._url, content=body, headers=self._headers()
+            ) as response:
+                answer = await self._answer(ident, response, on_progress)
+        except httpx2.TransportError as exc:
+            raise UpstreamUnavailableError(self.upstream, f"cannot reach {self._url}: {exc}") from None
+        except anyio.get_cancelled_exc_class():
+            await self._cancel_upstream(ident)
+            raise
+        return call_result(answer)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+        if self.session_id:
+            headers[MCP_SESSION_ID] = self.session_id
+        if self.protocol_version:
+            headers[MCP_PROTOCOL_VERSION_HEADER] = self.protocol_version
+        return headers
+
+    async def _answer(
+        self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None
+    ) -> dict[str, Any]:
+        """The answer to ``ident`` from ``response``, with the SDK client's reading of each status."""
+        status = response.status_code
+        content_type = response.headers.get("content-type", "").lower()
+        if 300 <= status < 400:
+            raise Redirected(f"upstream '{self.upstream}' redirected the call (HTTP {status})")
+        if status == 202:
+            raise MCPError(code=types.INVALID_REQUEST, message="server answered a request with 202 Accepted")
+        if status >= 400:
+            if content_type.startswith("application/json"):
+                with suppress(ValueError):
+                    message = pydantic_core.from_json(await self._body(response))
+                    if isinstance(message, dict) and isinstance(message.get("error"), dict):
+                        return {"error": message["error"]}
+            if status == 404:
+                if self.session_id is not None:
+                    raise MCPError(code=types.INVALID_REQUEST, message="Session terminated")
+                raise MCPError(code=types.METHOD_NOT_FOUND, message="Not Found")
+            raise MCPError(code=types.INTERNAL_ERROR, message="Server returned an error response")
+        if content_type.startswith("application/json"):
+            message = _parse(await self._body(response))
+            if _answers(message, ident):
+                return message
+            raise MCPError(code=types.INTERNAL_ERROR, message="the JSON response does not answer the request")
+        if content_type.startswith("text/event-stream"):
+            return await self._from_events(ident, response, on_progress)
+        raise MCPError(code=types.INVALID_REQUEST, message=f"Unexpected content type: {content_type}")
+
+    async def _from_events(
+        self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None
+    ) -> dict[str, Any]:
+        events = aiter(httpx2.EventSource(response, max_event_size=self._limit))
+        try:
+            async for event in events:
+                if event.event != "message" or not event.data:
+                    continue  # a priming event, or one this client does not know
+                message = _parse(event.data)
+                if _answers(message, ident):
+                    await _drain(events)
+                    return message
+                params = progress_params(message)
+                if params is not None and params["progressToken"] == ident:
+                    if on_progress is not None:
+                        await report_progress(on_progress, params)
+                    continue
+                await self._to_session(message)
+        except httpx2.SSEError as exc:
+            raise MCPError(code=types.CONNECTION_CLOSED, message=f"SSE stream failed: {exc}") from None
+        raise MCPError(code=types.CONNECTION_CLOSED, message="SSE stream ended without a response")
+
+    async def _body(self, response: httpx2.Response) -> bytes:
+        """The response body, refused as soon as it passes ``max_message_bytes``."""
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > self._limit:
+                raise MCPError(
+                    code=types.INTERNAL_ERROR,
+                    message=f"upstream '{self.upstream}' sent an answer larger than {self._limit} bytes "
+                    "(max_message_bytes)",
+                )
+        return bytes(body)
+
+    async def _to_session(self, message: Any) -> None:
+        try:
+            parsed = types.jsonrpc_message_adapter.validate_python(message, by_name=False)
+        except ValidationError as exc:
+            why = exc.errors()[0]["msg"]
+            logger.warning("upstream %s: dropped a message that is not JSON-RPC: %s", self.upstream, why)
+            return
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._deliver(SessionMessage(parsed))
+
+    async def _cancel_upstream(self, ident: str) -> None:
+        """``notifications/cancelled`` as a POST of its own, shielded, best effort."""
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(CANCEL_WRITE_TIMEOUT_S),
+            suppress(httpx2.HTTPError),
+        ):
+            await self._client.post(self._url, content=cancel_bytes(ident), headers=self._headers())
+
+
+async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:
+    """Read the stream to its end, which the server sends right after the answer: a response
+    read to its end gives its connection back to the pool for the next call, where one left
+    unread is closed. A server that keeps the stream open gets :data:`DRAIN_S`."""
+    with anyio.move_on_after(DRAIN_S):
+        async for _ in events:
+            pass
+
+
+def _parse(data: bytes | str) -> Any:
+    """Raises: MCPError — not JSON (the SDK's reading: a parse error answers the request)."""
+    try:
+        return pydantic_core.from_json(data)
+    except ValueError as exc:
+        raise MCPError(code=types.PARSE_ERROR, message=f"Failed to parse the answer: {exc}") from None
+
+
+def _answers(message: Any, ident: str) -> TypeGuard[dict[str, Any]]:
+    return isinstance(message, dict) and message.get("id") == ident and "method" not in message

@@ -1,0 +1,130 @@
+"""Calls to a streamable-HTTP upstream take the gateway's own POST (raw_http_calls.py) and
+behave as through the SDK's client: every result part, errors, progress, notifications
+sent on the call's stream, timeouts cancelled upstream, oversized answers refused.
+
+The upstream is ``tests/servers/behaviour.py --http``, a real server process on
+127.0.0.1, answering with SSE streams (the SDK server's default) or JSON bodies.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import ClientSession, types
+from mcp.client.session import IncomingMessage, MessageHandlerFnT
+
+from mcp_guard.upstreams.raw_calls import ID_PREFIX
+from mcp_guard.upstreams.supervisor import Status
+from tests.harness import BEHAVIOUR, free_socket, gateway_client, wait_for_status, write_upstreams
+
+pytestmark = pytest.mark.anyio
+ANSWERS = ["sse", "json"]
+
+
+@contextmanager
+def behaviour_over_http(tmp_path: Path, answers: str, **extra: str) -> Iterator[Path]:
+    """The behaviour server in its own process, and an ``upstreams.yaml`` naming it ``beh``."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    args = [sys.executable, BEHAVIOUR, "--http", str(port), *(["--json"] if answers == "json" else [])]
+    proc = subprocess.Popen(args, env={"MARKER_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    keys = "".join(f"    {k}: {v}\n" for k, v in extra.items())
+    path = tmp_path / "upstreams.yaml"
+    path.write_text(
+        f"upstreams:\n  beh:\n    type: streamable-http\n    url: http://127.0.0.1:{port}/mcp\n{keys}",
+        encoding="utf-8",
+    )
+    try:
+        yield path
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@asynccontextmanager
+async def http_gateway(
+    tmp_path: Path, answers: str, handler: MessageHandlerFnT | None = None, **extra: str
+) -> AsyncIterator[ClientSession]:
+    """A gateway (in process) with the behaviour server over HTTP as ``beh``, and a client."""
+    with behaviour_over_http(tmp_path, answers, **extra) as path:
+        upstreams = write_upstreams(tmp_path, path.read_text(encoding="utf-8"))
+        async with gateway_client(upstreams, message_handler=handler) as (gateway, client):
+            await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
+            yield client
+
+
+@pytest.mark.parametrize("answers", ANSWERS)
+async def test_a_call_reaches_the_http_upstream_on_the_gateways_own_post_with_every_result_part(
+    tmp_path: Path, answers: str
+) -> None:
+    async with http_gateway(tmp_path, answers) as client:
+        result = await client.call_tool("beh__echo", {"text": "hi"}, meta={"trace": "t-1"})
+        failed = await client.call_tool("beh__fail", {})
+    assert [c.type for c in result.content] == ["text", "image", "audio", "resource_link", "resource"]
+    assert result.structured_content == {"echo": "hi"}
+    seen = result.meta["upstream/meta"]
+    assert seen["seen_meta"] == {"trace": "t-1"}
+    assert str(seen["request_id"]).startswith(ID_PREFIX)  # not the SDK session's numbered id
+    assert failed.is_error and failed.content[0].text == "it failed"
+
+
+async def test_progress_on_the_calls_stream_reaches_the_client(tmp_path: Path) -> None:
+    steps: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append((progress, total, message))
+
+    async with http_gateway(tmp_path, "sse") as client:
+        result = await client.call_tool("beh__progress", {}, progress_callback=on_progress)
+    assert result.content[0].text == "done"
+    assert steps == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+
+
+async def test_a_tool_list_change_sent_on_the_calls_stream_reaches_the_gateway_and_its_clients(
+    tmp_path: Path,
+) -> None:
+    notices: list[anyio.Event] = [anyio.Event()]
+
+    async def on_message(message: IncomingMessage) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            notices[-1].set()
+
+    async with http_gateway(tmp_path, "sse", on_message) as client:
+        await client.call_tool("beh__add_tool", {})
+        with anyio.fail_after(10):  # each notice (the upstream's first listing sends one too) re-lists
+            while "beh__added_0" not in {t.name for t in (await client.list_tools()).tools}:
+                await notices[-1].wait()
+                notices.append(anyio.Event())
+
+
+@pytest.mark.parametrize("answers", ANSWERS)
+async def test_a_hanging_http_upstream_times_out_and_the_call_is_cancelled_upstream(
+    tmp_path: Path, answers: str
+) -> None:
+    async with http_gateway(tmp_path, answers, call_timeout_s="0.5") as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("beh__hang", {"tag": "h1"})
+        assert result.is_error and "did not answer within 0.5s" in result.content[0].text
+        with anyio.fail_after(10):
+            while not (tmp_path / "cancelled-h1").exists():  # the upstream got notifications/cancelled
+                await client.call_tool("beh__echo", {"text": "ping"})
+
+
+@pytest.mark.parametrize("answers", ANSWERS)
+async def test_an_http_answer_over_max_message_bytes_is_refused_and_the_next_call_still_works(
+    tmp_path: Path, answers: str
+) -> None:
+    async with http_gateway(tmp_path, answers, max_message_bytes="8192") as client:
+        big = await client.call_tool("beh__echo", {"text": "x" * 20_000})
+        small = await client.call_tool("beh__echo", {"text": "ok"})
+    refusal = big.content[0].text
+    assert big.is_error and "x" * 100 not in refusal
+    assert "8192 byte" in refusal and "upstream 'beh' failed" in refusal
+    assert small.structured_content == {"echo": "ok"}
