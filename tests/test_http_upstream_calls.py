@@ -21,7 +21,7 @@ from mcp.client.session import IncomingMessage, MessageHandlerFnT
 
 from mcp_guard.upstreams.raw_calls import ID_PREFIX
 from mcp_guard.upstreams.supervisor import Status
-from tests.harness import BEHAVIOUR, free_socket, gateway_client, wait_for_status, write_upstreams
+from tests.harness import BEHAVIOUR, free_socket, gateway_client, serve_http, wait_for_status, write_upstreams
 
 pytestmark = pytest.mark.anyio
 ANSWERS = ["sse", "json"]
@@ -128,3 +128,45 @@ async def test_an_http_answer_over_max_message_bytes_is_refused_and_the_next_cal
     assert big.is_error and "x" * 100 not in refusal
     assert "8192 byte" in refusal and "upstream 'beh' failed" in refusal
     assert small.structured_content == {"echo": "ok"}
+
+
+async def test_an_upstream_that_redirects_its_endpoint_gets_its_calls_through_the_sdk_session(
+    tmp_path: Path,
+) -> None:
+    """The SDK's client follows a same-origin redirect, the raw hop does not: the call still works."""
+    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import RedirectResponse
+    from starlette.routing import Route
+
+    from tests.servers import behaviour
+
+    manager = StreamableHTTPSessionManager(app=behaviour.server)
+
+    async def moved(request: Request) -> RedirectResponse:
+        return RedirectResponse("/real", status_code=307)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/mcp", moved, methods=["GET", "POST", "DELETE"]),
+            Route("/real", StreamableHTTPASGIApp(manager)),
+        ],
+        lifespan=lifespan,
+    )
+    async with serve_http(app) as url:
+        upstreams = write_upstreams(
+            tmp_path, f"upstreams:\n  beh:\n    type: streamable-http\n    url: {url}/mcp\n"
+        )
+        async with gateway_client(upstreams) as (gateway, client):
+            await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
+            first = await client.call_tool("beh__echo", {"text": "one"})
+            second = await client.call_tool("beh__echo", {"text": "two"})
+    assert first.structured_content == {"echo": "one"}
+    assert second.structured_content == {"echo": "two"}
+    assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # the SDK session sent it
