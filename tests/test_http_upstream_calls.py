@@ -169,4 +169,4 @@ async def test_an_upstream_that_redirects_its_endpoint_gets_its_calls_through_th
             second = await client.call_tool("beh__echo", {"text": "two"})
     assert first.structured_content == {"echo": "one"}
     assert second.structured_content == {"echo": "two"}
-    assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # the SDK session sent it
+    assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # sent by the SDK
