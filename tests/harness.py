@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +52,8 @@ def write_upstreams(tmp_path: Path, text: str, name: str = "upstreams.yaml") -> 
 
 
 def behaviour_upstream(tmp_path: Path, name: str = "beh", **extra: str) -> UpstreamsFile:
-    lines = _upstream_keys(extra)
-    return write_upstreams(
-        tmp_path,
-        f"""
-upstreams:
-  {name}:
-    command: "{{python}}"
-    args: ["{{behaviour}}"]
-    env: {{MARKER_DIR: "{{tmp}}"}}
-{lines}""",
-    )
+    """``tests/servers/behaviour.py`` (progress, hangs, list changes, ...) over stdio as ``name``."""
+    return _script_upstream(tmp_path, name, "{behaviour}", 'env: {MARKER_DIR: "{tmp}"}', extra)
 
 
 def demo_upstreams_yaml(*names: str) -> str:
@@ -73,23 +65,37 @@ def demo_upstreams_yaml(*names: str) -> str:
     return f"upstreams:\n{entries}"
 
 
-def _upstream_keys(extra: dict[str, str]) -> str:
+def upstream_keys(extra: dict[str, str]) -> str:
     """More keys of an upstream entry, as YAML lines."""
     return "".join(f"    {k}: {v}\n" for k, v in extra.items())
 
 
 def hostile_upstream(tmp_path: Path, name: str = "bad", **extra: str) -> UpstreamsFile:
     """``tests/servers/hostile.py`` (broken schemas, garbage results, endless messages) as ``name``."""
-    lines = _upstream_keys(extra)
-    return write_upstreams(
-        tmp_path,
-        f"""
-upstreams:
-  {name}:
-    command: "{{python}}"
-    args: ["{{root}}/tests/servers/hostile.py"]
-{lines}""",
-    )
+    return _script_upstream(tmp_path, name, "{root}/tests/servers/hostile.py", "", extra)
+
+
+def _script_upstream(
+    tmp_path: Path, name: str, script: str, keys: str, extra: dict[str, str]
+) -> UpstreamsFile:
+    """A Python test server run over stdio as upstream ``name`` (``keys``: a YAML line, or empty)."""
+    entry = f'  {name}:\n    command: "{{python}}"\n    args: ["{script}"]\n'
+    own = f"    {keys}\n" if keys else ""
+    return write_upstreams(tmp_path, f"upstreams:\n{entry}{own}{upstream_keys(extra)}")
+
+
+@contextmanager
+def server_process(command: Callable[[int], list[str]], **popen: Any) -> Iterator[int]:
+    """A server process listening on a free 127.0.0.1 port (``command(port)``); yields the port."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    proc = subprocess.Popen(command(port), **popen)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @asynccontextmanager

@@ -8,10 +8,9 @@ The upstream is ``tests/servers/behaviour.py --http``, a real server process on
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -21,40 +20,33 @@ from mcp.client.session import IncomingMessage, MessageHandlerFnT
 
 from mcp_guard.upstreams.raw_calls import ID_PREFIX
 from mcp_guard.upstreams.supervisor import Status
-from tests.harness import BEHAVIOUR, free_socket, gateway_client, serve_http, wait_for_status, write_upstreams
+from tests.harness import (
+    BEHAVIOUR,
+    gateway_client,
+    serve_http,
+    server_process,
+    upstream_keys,
+    wait_for_status,
+    write_upstreams,
+)
 
 pytestmark = pytest.mark.anyio
 ANSWERS = ["sse", "json"]
-
-
-@contextmanager
-def behaviour_over_http(tmp_path: Path, answers: str, **extra: str) -> Iterator[Path]:
-    """The behaviour server in its own process, and an ``upstreams.yaml`` naming it ``beh``."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    args = [sys.executable, BEHAVIOUR, "--http", str(port), *(["--json"] if answers == "json" else [])]
-    proc = subprocess.Popen(args, env={"MARKER_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    keys = "".join(f"    {k}: {v}\n" for k, v in extra.items())
-    path = tmp_path / "upstreams.yaml"
-    path.write_text(
-        f"upstreams:\n  beh:\n    type: streamable-http\n    url: http://127.0.0.1:{port}/mcp\n{keys}",
-        encoding="utf-8",
-    )
-    try:
-        yield path
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @asynccontextmanager
 async def http_gateway(
     tmp_path: Path, answers: str, handler: MessageHandlerFnT | None = None, **extra: str
 ) -> AsyncIterator[ClientSession]:
-    """A gateway (in process) with the behaviour server over HTTP as ``beh``, and a client."""
-    with behaviour_over_http(tmp_path, answers, **extra) as path:
-        upstreams = write_upstreams(tmp_path, path.read_text(encoding="utf-8"))
+    """A gateway (in process) with the behaviour server, in its own process over HTTP, as
+    ``beh``, and a client."""
+    json_flag = ["--json"] if answers == "json" else []
+    with server_process(
+        lambda port: [sys.executable, BEHAVIOUR, "--http", str(port), *json_flag],
+        env={"MARKER_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ) as port:
+        entry = f"  beh:\n    type: streamable-http\n    url: http://127.0.0.1:{port}/mcp\n"
+        upstreams = write_upstreams(tmp_path, f"upstreams:\n{entry}{upstream_keys(extra)}")
         async with gateway_client(upstreams, message_handler=handler) as (gateway, client):
             await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
             yield client

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from pathlib import Path
 
 import httpx2
@@ -26,9 +26,9 @@ from tests.harness import (
     INITIALIZE_REQUEST,
     MCP_POST_HEADERS,
     behaviour_upstream,
-    free_socket,
     gateway_client,
     serve_http,
+    server_process,
     with_private_state,
     write_upstreams,
 )
@@ -121,22 +121,22 @@ async def test_the_health_endpoint_reports_each_upstream(tmp_path: Path) -> None
     assert health["upstreams"]["beh"]["tools"] == 9
 
 
-@contextmanager
-def demo_over_http(transport: str) -> Iterator[int]:
-    """A bundled demo upstream served over HTTP by its own process."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcp_guard.demo", "bank", "--transport", transport, "--port", str(port)],
+def demo_over_http(transport: str) -> AbstractContextManager[int]:
+    """A bundled demo upstream served over HTTP by its own process; yields its port."""
+    return server_process(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "mcp_guard.demo",
+            "bank",
+            "--transport",
+            transport,
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize(
