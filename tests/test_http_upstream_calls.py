@@ -3,7 +3,8 @@ behave as through the SDK's client: every result part, errors, progress, notific
 sent on the call's stream, timeouts cancelled upstream, oversized answers refused.
 
 The upstream is ``tests/servers/behaviour.py --http``, a real server process on
-127.0.0.1, answering with SSE streams (the SDK server's default) or JSON bodies.
+127.0.0.1, answering with SSE streams (the SDK server's default), JSON bodies, or SSE
+streams it may close mid-call for the client to resume (SSE polling).
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from mcp import ClientSession, types
 from mcp.client.session import IncomingMessage, MessageHandlerFnT
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
 
 from mcp_guard.upstreams.raw_calls import ID_PREFIX
 from mcp_guard.upstreams.supervisor import Status
@@ -32,6 +38,7 @@ from tests.harness import (
 
 pytestmark = pytest.mark.anyio
 ANSWERS = ["sse", "json"]
+FLAGS = {"sse": [], "json": ["--json"], "resumable": ["--resumable"]}
 
 
 @asynccontextmanager
@@ -40,9 +47,8 @@ async def http_gateway(
 ) -> AsyncIterator[ClientSession]:
     """A gateway (in process) with the behaviour server, in its own process over HTTP, as
     ``beh``, and a client."""
-    json_flag = ["--json"] if answers == "json" else []
     with server_process(
-        lambda port: [sys.executable, BEHAVIOUR, "--http", str(port), *json_flag],
+        lambda port: [sys.executable, BEHAVIOUR, "--http", str(port), *FLAGS[answers]],
         env={"MARKER_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
     ) as port:
         entry = f"  beh:\n    type: streamable-http\n    url: http://127.0.0.1:{port}/mcp\n"
@@ -96,6 +102,35 @@ async def test_a_tool_list_change_sent_on_the_calls_stream_reaches_the_gateway_a
                 notices.append(anyio.Event())
 
 
+async def test_a_call_whose_sse_stream_the_upstream_closes_mid_call_is_resumed_with_its_progress_and_answer(
+    tmp_path: Path,
+) -> None:
+    steps: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append((progress, total, message))
+
+    async with http_gateway(tmp_path, "resumable") as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("beh__poll", {}, progress_callback=on_progress)
+    assert not result.is_error and result.content[0].text == "polled"
+    assert steps == [(1, 2, "before the stream closed"), (2, 2, "after the stream closed")]
+
+
+async def test_a_call_whose_stream_closes_and_cannot_be_resumed_fails_with_the_reason(tmp_path: Path) -> None:
+    async def refuse_resumption(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with behaviour_upstream_app(tmp_path, resume=refuse_resumption) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("beh__poll", {})
+            after = await client.call_tool("beh__echo", {"text": "still here"})
+    assert result.is_error
+    assert "SSE stream ended and reconnection attempts were exhausted" in result.content[0].text
+    assert after.structured_content == {"echo": "still here"}
+
+
 @pytest.mark.parametrize("answers", ANSWERS)
 async def test_a_hanging_http_upstream_times_out_and_the_call_is_cancelled_upstream(
     tmp_path: Path, answers: str
@@ -126,39 +161,64 @@ async def test_an_upstream_that_redirects_its_endpoint_gets_its_calls_through_th
     tmp_path: Path,
 ) -> None:
     """The SDK's client follows a same-origin redirect, the raw hop does not: the call still works."""
-    from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-    from starlette.applications import Starlette
-    from starlette.requests import Request
     from starlette.responses import RedirectResponse
+
+    async def moved(scope: Scope, receive: Receive, send: Send) -> None:
+        await RedirectResponse("/real", status_code=307)(scope, receive, send)
+
+    async with behaviour_upstream_app(tmp_path, at="/real", before=moved) as client:
+        first = await client.call_tool("beh__echo", {"text": "one"})
+        second = await client.call_tool("beh__echo", {"text": "two"})
+    assert first.structured_content == {"echo": "one"}
+    assert second.structured_content == {"echo": "two"}
+    assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # sent by the SDK
+
+
+class _Endpoint:
+    """An ASGI endpoint for a Starlette ``Route`` (a plain function would be taken for a request handler)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def behaviour_upstream_app(
+    tmp_path: Path, *, at: str = "/mcp", before: Any = None, resume: Any = None
+) -> AsyncIterator[ClientSession]:
+    """The behaviour server in process (resumable: it keeps its SSE events, retry 10 ms), on
+    uvicorn, behind ``/mcp``: ``before`` answers every request there first if given, ``resume``
+    answers the GETs that resume a stream; a gateway with it as ``beh``, and a client."""
     from starlette.routing import Route
 
     from tests.servers import behaviour
 
-    manager = StreamableHTTPSessionManager(app=behaviour.server)
+    manager = StreamableHTTPSessionManager(
+        app=behaviour.server, event_store=behaviour.MemoryEventStore(), retry_interval=10
+    )
+    server = StreamableHTTPASGIApp(manager)
 
-    async def moved(request: Request) -> RedirectResponse:
-        return RedirectResponse("/real", status_code=307)
+    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        if resume is not None and scope["method"] == "GET" and b"last-event-id" in headers:
+            await resume(scope, receive, send)
+        else:
+            await (before or server)(scope, receive, send)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with manager.run():
             yield
 
-    app = Starlette(
-        routes=[
-            Route("/mcp", moved, methods=["GET", "POST", "DELETE"]),
-            Route("/real", StreamableHTTPASGIApp(manager)),
-        ],
-        lifespan=lifespan,
-    )
-    async with serve_http(app) as url:
+    routes: list[BaseRoute] = [Route("/mcp", _Endpoint(front), methods=["GET", "POST", "DELETE"])]
+    if at != "/mcp":
+        routes.append(Route(at, server))
+    async with serve_http(Starlette(routes=routes, lifespan=lifespan)) as url:
         upstreams = write_upstreams(
             tmp_path, f"upstreams:\n  beh:\n    type: streamable-http\n    url: {url}/mcp\n"
         )
         async with gateway_client(upstreams) as (gateway, client):
             await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
-            first = await client.call_tool("beh__echo", {"text": "one"})
-            second = await client.call_tool("beh__echo", {"text": "two"})
-    assert first.structured_content == {"echo": "one"}
-    assert second.structured_content == {"echo": "two"}
-    assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # sent by the SDK
+            yield client

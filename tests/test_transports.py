@@ -32,6 +32,7 @@ from tests.harness import (
     with_private_state,
     write_upstreams,
 )
+from tests.servers import behaviour
 
 pytestmark = pytest.mark.anyio
 
@@ -118,7 +119,7 @@ async def test_the_health_endpoint_reports_each_upstream(tmp_path: Path) -> None
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
         health = (await http.get(f"{url}/healthz")).json()
     assert health["upstreams"]["beh"]["status"] == "ready"
-    assert health["upstreams"]["beh"]["tools"] == 9
+    assert health["upstreams"]["beh"]["tools"] == len(behaviour.TOOLS)
 
 
 def demo_over_http(transport: str) -> AbstractContextManager[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
 from mcp import types
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -13,6 +12,7 @@ from mcp_guard.controls import Controls
 from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import Inspector, redact
+from mcp_guard.json_schemas import InvalidSchemaError, compile_schema, first_error
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.outcomes import blocked, refusal
 
@@ -105,12 +105,16 @@ class InspectResultStage:
         structured = clean.get("structuredContent")
         schema = call.definition.output_schema if call.definition else None
         if structured is not None and schema is not None and not result.is_error:
-            problem = next(iter(Draft202012Validator(schema).iter_errors(structured)), None)
+            try:
+                error = first_error(compile_schema(schema), structured)
+                problem = None if error is None else f"at {error[0] or '<root>'}: {error[1]}"
+            except InvalidSchemaError as exc:
+                problem = f"the schema cannot be used: {exc}"
             if problem is not None:
                 call.verdict = blocked(
                     "result-redaction",
                     f"the result of {call.tool} held sensitive data and its redacted "
-                    f"form no longer fits the tool's outputSchema ({problem.message})",
+                    f"form no longer fits the tool's outputSchema ({problem})",
                     call.risk,
                 )
                 return refusal(call)

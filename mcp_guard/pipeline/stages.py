@@ -6,11 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from mcp import types
 
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import UnknownToolError
+from mcp_guard.json_schemas import InvalidSchemaError, Validator, compile_schema, first_error
 from mcp_guard.pipeline.access import AccessPolicy
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.outcomes import blocked
@@ -44,7 +44,7 @@ class ValidateStage:
 
     def __init__(self, max_argument_bytes: int) -> None:
         self.max_argument_bytes = max_argument_bytes
-        self._validators: dict[str, tuple[int, Draft202012Validator]] = {}
+        self._validators: dict[str, tuple[int, Validator]] = {}
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
@@ -53,18 +53,22 @@ class ValidateStage:
                 "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"
             )
         assert call.definition is not None
-        validator = self._validator(call.tool, call.definition.input_schema)
-        error = next(iter(sorted(validator.iter_errors(call.arguments), key=lambda e: list(e.path))), None)
+        try:
+            validator = self._validator(call.tool, call.definition.input_schema)
+        except InvalidSchemaError as exc:
+            return blocked("input-schema", f"the tool's inputSchema cannot be used: {exc}")
+        error = first_error(validator, call.arguments)
         if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "<arguments>"
-            return blocked("input-schema", f"invalid arguments at {where}: {error.message}")
+            where, message = error
+            return blocked("input-schema", f"invalid arguments at {where or '<arguments>'}: {message}")
         return None
 
-    def _validator(self, tool: str, schema: dict[str, Any]) -> Draft202012Validator:
+    def _validator(self, tool: str, schema: dict[str, Any]) -> Validator:
+        """Raises: InvalidSchemaError (see :func:`compile_schema`)."""
         key = id(schema)
         cached = self._validators.get(tool)
         if cached is None or cached[0] != key:
-            cached = (key, Draft202012Validator(schema))
+            cached = (key, compile_schema(schema))
             self._validators[tool] = cached
         return cached[1]
 

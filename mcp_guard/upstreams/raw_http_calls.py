@@ -10,10 +10,12 @@ progress for the call and then its answer.
 
 Anything else the upstream sends on that stream (a ``list_changed`` notification, a
 request of its own such as sampling) is handed to the SDK session, as if it had come
-through the SDK's transport. What the SDK's client does and this does not: resume a
-broken SSE stream (the call fails with the reason instead), and follow a redirect
-within the same origin (a redirected call raises :class:`Redirected`; the supervisor
-then sends this connection's calls through the SDK session).
+through the SDK's transport. A stream that ends or breaks before the answer is resumed
+as the SDK's client resumes it (SSE polling, 2025-11-25): after the server's ``retry``
+interval, a GET with ``Last-Event-ID`` picks up the call's stream where it stopped. What
+the SDK's client does and this does not: follow a redirect within the same origin (a
+redirected call raises :class:`Redirected`; the supervisor then sends this
+connection's calls through the SDK session).
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import anyio
 import httpx2
 import pydantic_core
 from mcp import types
-from mcp.client.streamable_http import MCP_SESSION_ID
+from mcp.client.streamable_http import (
+    DEFAULT_RECONNECTION_DELAY_MS,
+    LAST_EVENT_ID,
+    MAX_RECONNECTION_ATTEMPTS,
+    MCP_SESSION_ID,
+)
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
@@ -51,10 +59,20 @@ logger = logging.getLogger(__name__)
 Deliver = Callable[[SessionMessage], Awaitable[None]]
 DRAIN_S = 0.01
 """How long the rest of a call's SSE stream may take to end after its answer (see :func:`_drain`)."""
+POST_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+RESUME_HEADERS = {"accept": "text/event-stream"}
 
 
 class Redirected(Exception):
     """The upstream answered a call's POST with a redirect; nothing reached the tool."""
+
+
+@dataclass
+class _Cursor:
+    """Where a call's SSE stream has got to: what a resumption asks for, and when."""
+
+    last_event_id: str | None = None
+    retry_ms: int | None = None
 
 
 class RawHttpCalls:
@@ -112,8 +130,9 @@ class RawHttpCalls:
             raise
         return call_result(answer)
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    def _headers(self, fixed: Mapping[str, str] = POST_HEADERS) -> dict[str, str]:
+        """``fixed`` plus the session's id and protocol version, once known."""
+        headers = dict(fixed)
         if self.session_id:
             headers[MCP_SESSION_ID] = self.session_id
         if self.protocol_version:
@@ -153,9 +172,35 @@ class RawHttpCalls:
     async def _from_events(
         self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None
     ) -> dict[str, Any]:
+        """The answer from the call's SSE stream, resuming the stream (as the SDK's client
+        does) when it ends or breaks after an event with an id and before the answer."""
+        cursor = _Cursor()
+        answer = await self._read_events(ident, response, on_progress, cursor)
+        fruitless = 0  # resumptions in a row that brought no new event
+        while answer is None:
+            if cursor.last_event_id is None:
+                raise MCPError(code=types.CONNECTION_CLOSED, message="SSE stream ended without a response")
+            if fruitless >= MAX_RECONNECTION_ATTEMPTS:
+                raise MCPError(
+                    code=types.CONNECTION_CLOSED,
+                    message="SSE stream ended and reconnection attempts were exhausted",
+                )
+            resumed_at = cursor.last_event_id
+            answer = await self._resume(ident, on_progress, cursor)
+            fruitless = 0 if cursor.last_event_id != resumed_at else fruitless + 1
+        return answer
+
+    async def _read_events(
+        self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None, cursor: _Cursor
+    ) -> dict[str, Any] | None:
+        """The answer to ``ident`` from one SSE response; None if the stream ended (or
+        broke, once resumable) before it. Progress for the call goes to ``on_progress``,
+        everything else to the SDK session."""
         events = aiter(httpx2.EventSource(response, max_event_size=self._limit))
         try:
             async for event in events:
+                cursor.last_event_id = event.id or cursor.last_event_id
+                cursor.retry_ms = event.retry if event.retry is not None else cursor.retry_ms
                 if event.event != "message" or not event.data:
                     continue  # a priming event, or one this client does not know
                 message = _parse(event.data)
@@ -170,7 +215,36 @@ class RawHttpCalls:
                 await self._to_session(message)
         except httpx2.SSEError as exc:
             raise MCPError(code=types.CONNECTION_CLOSED, message=f"SSE stream failed: {exc}") from None
-        raise MCPError(code=types.CONNECTION_CLOSED, message="SSE stream ended without a response")
+        except httpx2.TransportError:
+            if cursor.last_event_id is None:
+                raise
+            logger.info("upstream %s: a call's SSE stream broke; resuming it", self.upstream)
+        return None
+
+    async def _resume(
+        self, ident: str, on_progress: ProgressFnT | None, cursor: _Cursor
+    ) -> dict[str, Any] | None:
+        """After the server's retry interval, GET the call's stream from ``cursor`` on;
+        the answer if it came."""
+        assert cursor.last_event_id is not None
+        delay_ms = cursor.retry_ms if cursor.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
+        await anyio.sleep(delay_ms / 1000)
+        headers = self._headers({**RESUME_HEADERS, LAST_EVENT_ID: cursor.last_event_id})
+        try:
+            async with self._client.stream("GET", self._url, headers=headers) as response:
+                content_type = response.headers.get("content-type", "").lower()
+                if response.status_code != 200 or not content_type.startswith("text/event-stream"):
+                    logger.info(
+                        "upstream %s: resuming a call's SSE stream got HTTP %s (%s)",
+                        self.upstream,
+                        response.status_code,
+                        content_type or "no content type",
+                    )
+                    return None
+                return await self._read_events(ident, response, on_progress, cursor)
+        except httpx2.TransportError as exc:
+            logger.info("upstream %s: resuming a call's SSE stream failed: %s", self.upstream, exc)
+            return None
 
     async def _body(self, response: httpx2.Response) -> bytes:
         """The response body, refused as soon as it passes ``max_message_bytes``."""

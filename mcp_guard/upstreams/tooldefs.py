@@ -7,10 +7,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from mcp import types
 from pydantic import BaseModel, ValidationError
+
+from mcp_guard.json_schemas import InvalidSchemaError, compile_schema
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +53,9 @@ def _tool_problem(raw: Any) -> str | None:
         if not isinstance(schema, Mapping) or schema.get("type") != "object":
             return f"{key} must be a JSON Schema object with type 'object'"
         try:
-            Draft202012Validator.check_schema(dict(schema))
-        except SchemaError as exc:
-            return f"{key} is not a valid JSON Schema: {exc.message}"
+            compile_schema(dict(schema))
+        except InvalidSchemaError as exc:
+            return f"{key} is not a valid JSON Schema: {exc}"
     return None
 
 

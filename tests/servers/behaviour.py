@@ -1,7 +1,9 @@
 """A test upstream exercising protocol behaviour the gateway must pass through.
 
-Run: python tests/servers/behaviour.py  (stdio), or with ``--http PORT [--json]`` as a
-streamable-HTTP server on 127.0.0.1 (``--json``: answers as JSON bodies, not SSE streams).
+Run: python tests/servers/behaviour.py  (stdio), or with ``--http PORT [--json | --resumable]``
+as a streamable-HTTP server on 127.0.0.1 (``--json``: answers as JSON bodies, not SSE
+streams; ``--resumable``: keeps every SSE event in memory and asks clients to resume a
+closed stream after 10 ms, so that ``poll`` can close its stream mid-call).
 Env: MARKER_DIR (files written on cancellation), PAGE_SIZE (tools per tools/list page).
 """
 
@@ -17,6 +19,7 @@ from mcp import types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 
 MARKERS = Path(os.environ.get("MARKER_DIR", "."))
 PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "3"))
@@ -47,6 +50,11 @@ TOOLS: list[dict[str, Any]] = [
     {
         "name": "leak",
         "description": "Return sensitive data and planted instructions.",
+        "inputSchema": {"type": "object"},
+    },
+    {
+        "name": "poll",
+        "description": "Report progress, close the call's SSE stream (SSE polling), report again, answer.",
         "inputSchema": {"type": "object"},
     },
     {
@@ -103,6 +111,12 @@ async def call_tool(
         for step in range(1, 4):
             await ctx.session.report_progress(step, 3, f"step {step}")
         return types.CallToolResult(content=[types.TextContent(type="text", text="done")])
+    if params.name == "poll":
+        await ctx.session.report_progress(1, 2, "before the stream closed")
+        if ctx.close_sse_stream is not None:  # only with --resumable, over HTTP
+            await ctx.close_sse_stream()
+        await ctx.session.report_progress(2, 2, "after the stream closed")
+        return types.CallToolResult(content=[types.TextContent(type="text", text="polled")])
     if params.name == "hang":
         try:
             await anyio.sleep_forever()
@@ -204,7 +218,30 @@ async def main() -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-def serve_http(port: int, *, json_response: bool) -> None:
+class MemoryEventStore(EventStore):
+    """Every SSE event of every stream, kept for resumption (``Last-Event-ID``)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[StreamId, types.JSONRPCMessage | None]] = []
+
+    async def store_event(self, stream_id: StreamId, message: types.JSONRPCMessage | None) -> EventId:
+        self.events.append((stream_id, message))
+        return str(len(self.events))
+
+    async def replay_events_after(
+        self, last_event_id: EventId, send_callback: EventCallback
+    ) -> StreamId | None:
+        start = int(last_event_id)
+        if not 0 < start <= len(self.events):
+            return None
+        stream_id = self.events[start - 1][0]
+        for number, (stream, message) in enumerate(self.events[start:], start + 1):
+            if stream == stream_id and message is not None:
+                await send_callback(EventMessage(message, str(number)))
+        return stream_id
+
+
+def serve_http(port: int, *, json_response: bool, resumable: bool) -> None:
     import contextlib
     from collections.abc import AsyncIterator
 
@@ -213,7 +250,12 @@ def serve_http(port: int, *, json_response: bool) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    manager = StreamableHTTPSessionManager(app=server, json_response=json_response)
+    manager = StreamableHTTPSessionManager(
+        app=server,
+        json_response=json_response,
+        event_store=MemoryEventStore() if resumable else None,
+        retry_interval=10 if resumable else None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -226,6 +268,10 @@ def serve_http(port: int, *, json_response: bool) -> None:
 
 if __name__ == "__main__":
     if "--http" in sys.argv:
-        serve_http(int(sys.argv[sys.argv.index("--http") + 1]), json_response="--json" in sys.argv)
+        serve_http(
+            int(sys.argv[sys.argv.index("--http") + 1]),
+            json_response="--json" in sys.argv,
+            resumable="--resumable" in sys.argv,
+        )
     else:
         anyio.run(main)
