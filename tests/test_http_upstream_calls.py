@@ -131,6 +131,50 @@ async def test_a_call_whose_stream_closes_and_cannot_be_resumed_fails_with_the_r
     assert after.structured_content == {"echo": "still here"}
 
 
+async def test_a_calls_sse_stream_cut_off_mid_call_is_resumed_with_its_progress_and_answer(
+    tmp_path: Path,
+) -> None:
+    """The connection of a call's stream breaks after the priming event (a proxy cutting it):
+    the gateway resumes the stream and the upstream replays what the call sent since."""
+    steps: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        steps.append(progress)
+
+    async def cut_tool_calls(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:  # the request body, to tell a tools/call from the rest
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        chunks = 0
+        replayed = False
+
+        async def replay() -> Any:  # the body once, then what the connection says (a disconnect)
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def cutting(message: dict[str, Any]) -> None:
+            nonlocal chunks
+            if message["type"] == "http.response.body" and b'"tools/call"' in body:
+                chunks += 1
+                if chunks > 1:  # the priming event went out; cut the connection
+                    raise ConnectionAbortedError("cut by a proxy")
+            await send(message)
+
+        await app(scope, replay, cutting)
+
+    async with behaviour_upstream_app(tmp_path, before=cut_tool_calls) as client:
+        with anyio.fail_after(10):
+            result = await client.call_tool("beh__progress", {}, progress_callback=on_progress)
+    assert not result.is_error and result.content[0].text == "done"
+    assert steps == [1, 2, 3]
+
+
 @pytest.mark.parametrize("answers", ANSWERS)
 async def test_a_hanging_http_upstream_times_out_and_the_call_is_cancelled_upstream(
     tmp_path: Path, answers: str
@@ -163,7 +207,7 @@ async def test_an_upstream_that_redirects_its_endpoint_gets_its_calls_through_th
     """The SDK's client follows a same-origin redirect, the raw hop does not: the call still works."""
     from starlette.responses import RedirectResponse
 
-    async def moved(scope: Scope, receive: Receive, send: Send) -> None:
+    async def moved(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
         await RedirectResponse("/real", status_code=307)(scope, receive, send)
 
     async with behaviour_upstream_app(tmp_path, at="/real", before=moved) as client:
@@ -189,8 +233,9 @@ async def behaviour_upstream_app(
     tmp_path: Path, *, at: str = "/mcp", before: Any = None, resume: Any = None
 ) -> AsyncIterator[ClientSession]:
     """The behaviour server in process (resumable: it keeps its SSE events, retry 10 ms), on
-    uvicorn, behind ``/mcp``: ``before`` answers every request there first if given, ``resume``
-    answers the GETs that resume a stream; a gateway with it as ``beh``, and a client."""
+    uvicorn, behind ``/mcp``: ``before(server, scope, receive, send)`` stands in front of it
+    if given, ``resume`` answers the GETs that resume a stream; a gateway with it as
+    ``beh``, and a client."""
     from starlette.routing import Route
 
     from tests.servers import behaviour
@@ -204,8 +249,10 @@ async def behaviour_upstream_app(
         headers = dict(scope["headers"])
         if resume is not None and scope["method"] == "GET" and b"last-event-id" in headers:
             await resume(scope, receive, send)
+        elif before is not None:
+            await before(server, scope, receive, send)
         else:
-            await (before or server)(scope, receive, send)
+            await server(scope, receive, send)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
