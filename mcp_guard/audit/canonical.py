@@ -15,6 +15,18 @@ The encoding every audit hash is computed over (docs/audit.md, "Canonical encodi
   from RFC 8785 (which would round them through a double) so that evidence is
   never silently altered;
 * ``true``, ``false``, ``null``; tuples encode as arrays.
+
+Most values are encoded by the standard library's C encoder (``sort_keys``, compact,
+``ensure_ascii=False``): for plain JSON data its text is the canonical one except for
+some floats and the order of some keys. :func:`_fast_text` takes it only where it cannot
+differ: every container a ``dict`` with ``str`` keys, a ``list`` or a ``tuple`` (the C
+encoder would coerce other keys silently, and takes subclasses of ``str`` and ``int``
+its own way); integral floats below 2**53 handed over as ints; every other float
+between 1e-4 and 2**53, where ``repr`` and ECMAScript both print the shortest
+round-trip digits in fixed notation; no key with a character from U+E000 up (where
+code-point and UTF-16 order part ways). Anything else goes to the encoder below,
+written to the RFC. The two are checked against each other on random values in
+``tests/audit/test_canonical.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +34,18 @@ from __future__ import annotations
 import hashlib
 import json.encoder
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C-accelerated
+_c_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+_from_e000 = re.compile("[\ue000-\U0010ffff]").search
+_AWKWARD = object()
+_EXACT_INTEGERS = 2.0**53
+_FIXED_NOTATION_FROM = 1e-4  # repr prints smaller floats with an exponent (1e-05), JCS from 1e-6 down
 
 
 def canonical_json(value: Any) -> str:
@@ -35,11 +55,71 @@ def canonical_json(value: Any) -> str:
         TypeError: ``value`` holds something that is not JSON (or a non-string key).
         ValueError: ``value`` holds NaN, an infinity, or a lone surrogate.
     """
-    parts: list[str] = []
-    _encode(value, parts)
-    text = "".join(parts)
+    text = _fast_text(value)
+    if text is None:
+        text = reference_json(value)
     text.encode("utf-8")  # rejects lone surrogates (UnicodeEncodeError is a ValueError)
     return text
+
+
+def reference_json(value: Any) -> str:
+    """The canonical JSON text of ``value`` from the encoder written to RFC 8785, without the
+    C encoder's fast path and without the lone-surrogate check (:func:`canonical_json` does both).
+
+    Raises:
+        TypeError, ValueError: as :func:`canonical_json`.
+    """
+    parts: list[str] = []
+    _encode(value, parts)
+    return "".join(parts)
+
+
+def _fast_text(value: Any) -> str | None:
+    """The C encoder's text of ``value`` where it is the canonical text, else None (see the
+    module docstring)."""
+    prepared = _for_c_encoder(value)
+    if prepared is _AWKWARD:
+        return None
+    try:
+        return _c_encode(prepared)
+    except ValueError:  # a circular reference: the reference encoder says so
+        return None
+
+
+def _for_c_encoder(value: Any) -> Any:
+    """``value`` with integral floats below 2**53 as ints (JCS prints ``1.0`` as ``1``, the C
+    encoder as ``1.0``), copying only the containers that change; :data:`_AWKWARD` if the C
+    encoder's text of it could still differ from the canonical one."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if value.is_integer():
+            return int(value) if -_EXACT_INTEGERS < value < _EXACT_INTEGERS else _AWKWARD
+        return value if _FIXED_NOTATION_FROM <= abs(value) < _EXACT_INTEGERS else _AWKWARD
+    if kind is dict:
+        copy: dict[str, Any] | None = None
+        for key, item in value.items():
+            if type(key) is not str or (not key.isascii() and _from_e000(key)):
+                return _AWKWARD
+            prepared = _for_c_encoder(item)
+            if prepared is not item:
+                if prepared is _AWKWARD:
+                    return _AWKWARD
+                copy = copy if copy is not None else dict(value)
+                copy[key] = prepared
+        return value if copy is None else copy
+    if kind is list or kind is tuple:
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            prepared = _for_c_encoder(item)
+            if prepared is not item:
+                if prepared is _AWKWARD:
+                    return _AWKWARD
+                items = items if items is not None else list(value)
+                items[index] = prepared
+        return value if items is None else items
+    return _AWKWARD
 
 
 def canonical_bytes(value: Any) -> bytes:
