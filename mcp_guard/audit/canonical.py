@@ -19,14 +19,14 @@ The encoding every audit hash is computed over (docs/audit.md, "Canonical encodi
 Most values are encoded by the standard library's C encoder (``sort_keys``, compact,
 ``ensure_ascii=False``): for plain JSON data its text is the canonical one except for
 some floats and the order of some keys. :func:`_fast_text` takes it only where it cannot
-differ: every container a ``dict`` with ``str`` keys, a ``list`` or a ``tuple`` (the C
-encoder would coerce other keys silently, and takes subclasses of ``str`` and ``int``
-its own way); integral floats below 2**53 handed over as ints; every other float
-between 1e-4 and 2**53, where ``repr`` and ECMAScript both print the shortest
-round-trip digits in fixed notation; no key with a character from U+E000 up (where
-code-point and UTF-16 order part ways). Anything else goes to the encoder below,
-written to the RFC. The two are checked against each other on random values in
-``tests/audit/test_canonical.py``.
+differ: every container a ``dict`` with ``str`` keys (the C encoder would coerce other
+keys silently), a ``list`` or a ``tuple``; every scalar of exactly ``str``, ``int``,
+``float``, ``bool`` or ``None`` (subclasses such as enums are left to the RFC encoder);
+integral floats below 2**53 handed over as ints; every other float between 1e-4 and
+2**53, where ``repr`` and ECMAScript both print the shortest round-trip digits in fixed
+notation; no key with a character from U+E000 up (where code-point and UTF-16 order
+part ways). Anything else goes to the encoder below, written to the RFC. The two are
+checked against each other on random values in ``tests/audit/test_canonical.py``.
 """
 
 from __future__ import annotations
@@ -78,12 +78,7 @@ def _fast_text(value: Any) -> str | None:
     """The C encoder's text of ``value`` where it is the canonical text, else None (see the
     module docstring)."""
     prepared = _for_c_encoder(value)
-    if prepared is _AWKWARD:
-        return None
-    try:
-        return _c_encode(prepared)
-    except ValueError:  # a circular reference: the reference encoder says so
-        return None
+    return None if prepared is _AWKWARD else _c_encode(prepared)
 
 
 def _for_c_encoder(value: Any) -> Any:
