@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import Process
 from mcp import ClientSession, types
 from mcp.client.session import IncomingMessage, MessageHandlerFnT
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
@@ -24,10 +25,13 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
+from mcp_guard.gateway import Gateway
 from mcp_guard.upstreams.raw_calls import ID_PREFIX
+from mcp_guard.upstreams.raw_http_calls import ANSWER_LOST, SESSION_LOST
 from mcp_guard.upstreams.supervisor import Status
 from tests.harness import (
     BEHAVIOUR,
+    free_socket,
     gateway_client,
     serve_http,
     server_process,
@@ -117,17 +121,28 @@ async def test_a_call_whose_sse_stream_the_upstream_closes_mid_call_is_resumed_w
     assert steps == [(1, 2, "before the stream closed"), (2, 2, "after the stream closed")]
 
 
-async def test_a_call_whose_stream_closes_and_cannot_be_resumed_fails_with_the_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (405, "SSE stream ended and reconnection attempts were exhausted"),
+        (404, ANSWER_LOST),  # the session is gone: the call ran, so it is not sent again
+    ],
+)
+async def test_a_call_whose_stream_closes_and_cannot_be_resumed_fails_with_the_reason(
+    tmp_path: Path, status: int, reason: str
+) -> None:
     async def refuse_resumption(scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    async with behaviour_upstream_app(tmp_path, resume=refuse_resumption) as client:
+    async with behaviour_upstream_app(tmp_path, resume=refuse_resumption) as (gateway, client):
+        upstream = gateway.upstreams["beh"]
         with anyio.fail_after(10):
             result = await client.call_tool("beh__poll", {})
+            while status == 404 and upstream.connections < 2:  # a lost session is replaced
+                await upstream.changed.wait()
             after = await client.call_tool("beh__echo", {"text": "still here"})
-    assert result.is_error
-    assert "SSE stream ended and reconnection attempts were exhausted" in result.content[0].text
+    assert result.is_error and reason in result.content[0].text
     assert after.structured_content == {"echo": "still here"}
 
 
@@ -168,11 +183,68 @@ async def test_a_calls_sse_stream_cut_off_mid_call_is_resumed_with_its_progress_
 
         await app(scope, replay, cutting)
 
-    async with behaviour_upstream_app(tmp_path, before=cut_tool_calls) as client:
+    async with behaviour_upstream_app(tmp_path, before=cut_tool_calls) as (_, client):
         with anyio.fail_after(10):
             result = await client.call_tool("beh__progress", {}, progress_callback=on_progress)
     assert not result.is_error and result.content[0].text == "done"
     assert steps == [1, 2, 3]
+
+
+async def test_a_call_the_upstream_refuses_for_a_forgotten_session_is_sent_again_in_a_new_session(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 404 to a request carrying the session means the upstream no longer knows it and did
+    not process the request: the gateway starts a new session and sends the call again."""
+    forgetting = False
+
+    async def forget_the_session_once(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal forgetting
+        if forgetting and scope["method"] == "POST":
+            forgetting = False
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await app(scope, receive, send)
+
+    async with behaviour_upstream_app(tmp_path, before=forget_the_session_once) as (gateway, client):
+        assert (await client.call_tool("beh__echo", {"text": "one"})).structured_content == {"echo": "one"}
+        forgetting = True
+        with anyio.fail_after(10):
+            again = await client.call_tool("beh__echo", {"text": "two"})
+        assert gateway.upstreams["beh"].connections == 2
+    assert again.structured_content == {"echo": "two"}
+    assert SESSION_LOST in caplog.text
+
+
+async def test_an_http_upstream_restarted_on_its_port_serves_calls_again_in_a_new_session(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real thing: the upstream process is stopped and started again (a deployment)."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    command = [sys.executable, BEHAVIOUR, "--http", str(port)]
+    env = {"MARKER_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    entry = f"  beh:\n    type: streamable-http\n    url: http://127.0.0.1:{port}/mcp\n"
+    upstreams = write_upstreams(tmp_path, f"upstreams:\n{entry}")
+    async with running(command, env) as first, gateway_client(upstreams) as (gateway, client):
+        await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
+        upstream = gateway.upstreams["beh"]
+        before = await client.call_tool("beh__echo", {"text": "one"})
+        first.terminate()
+        await first.wait()
+        async with running(command, env):
+            with anyio.fail_after(30):
+                while True:  # calls fail fast while the port is closed; nothing else to wait on
+                    changed = upstream.changed
+                    after = await client.call_tool("beh__echo", {"text": "two"})
+                    if not after.is_error:
+                        break
+                    with anyio.move_on_after(0.2):
+                        await changed.wait()
+        assert upstream.connections == 2
+    assert before.structured_content == {"echo": "one"} and after.structured_content == {"echo": "two"}
+    assert SESSION_LOST in caplog.text
 
 
 @pytest.mark.parametrize("answers", ANSWERS)
@@ -210,12 +282,23 @@ async def test_an_upstream_that_redirects_its_endpoint_gets_its_calls_through_th
     async def moved(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
         await RedirectResponse("/real", status_code=307)(scope, receive, send)
 
-    async with behaviour_upstream_app(tmp_path, at="/real", before=moved) as client:
+    async with behaviour_upstream_app(tmp_path, at="/real", before=moved) as (_, client):
         first = await client.call_tool("beh__echo", {"text": "one"})
         second = await client.call_tool("beh__echo", {"text": "two"})
     assert first.structured_content == {"echo": "one"}
     assert second.structured_content == {"echo": "two"}
     assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # sent by the SDK
+
+
+@asynccontextmanager
+async def running(command: list[str], env: dict[str, str]) -> AsyncIterator[Process]:
+    """A process, stopped on the way out if it is still running."""
+    async with await anyio.open_process(command, env=env) as process:
+        try:
+            yield process
+        finally:
+            with suppress(ProcessLookupError):
+                process.terminate()
 
 
 class _Endpoint:
@@ -231,11 +314,11 @@ class _Endpoint:
 @asynccontextmanager
 async def behaviour_upstream_app(
     tmp_path: Path, *, at: str = "/mcp", before: Any = None, resume: Any = None
-) -> AsyncIterator[ClientSession]:
+) -> AsyncIterator[tuple[Gateway, ClientSession]]:
     """The behaviour server in process (resumable: it keeps its SSE events, retry 10 ms), on
     uvicorn, behind ``/mcp``: ``before(server, scope, receive, send)`` stands in front of it
     if given, ``resume`` answers the GETs that resume a stream; a gateway with it as
-    ``beh``, and a client."""
+    ``beh``, and a client of it."""
     from starlette.routing import Route
 
     from tests.servers import behaviour
@@ -268,4 +351,4 @@ async def behaviour_upstream_app(
         )
         async with gateway_client(upstreams) as (gateway, client):
             await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
-            yield client
+            yield gateway, client

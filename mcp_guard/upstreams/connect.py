@@ -21,7 +21,7 @@ from mcp.shared.message import SessionMessage
 from mcp_guard import __version__
 from mcp_guard.upstreams.config import HttpUpstream, UpstreamConfig
 from mcp_guard.upstreams.raw_calls import Link
-from mcp_guard.upstreams.raw_http_calls import RawHttpCalls
+from mcp_guard.upstreams.raw_http_calls import SESSION_LOST, RawHttpCalls
 from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.stdio import bounded_stdio_client
 
@@ -137,17 +137,27 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
         calls = RawHttpCalls(name, client, config.url, config.max_message_bytes, to_session.send)
         client.event_hooks = {"response": [calls.note_response]}
         link.calls = calls
+        relaying = anyio.CancelScope()
 
         async def relay() -> None:
             """The transport's messages to the session; its end ends the session's stream."""
-            async with to_session:
-                while True:
-                    try:
-                        message = await read.receive()
-                    except (anyio.EndOfStream, anyio.ClosedResourceError):
-                        return
-                    await to_session.send(message)
+            with relaying:
+                async with to_session:
+                    while True:
+                        try:
+                            message = await read.receive()
+                        except (anyio.EndOfStream, anyio.ClosedResourceError):
+                            return
+                        await to_session.send(message)
+
+        async def end_when_the_session_is_lost() -> None:
+            """A session the upstream has forgotten cannot be used again (the spec: start a new
+            one): end the connection, so the supervisor makes a new one."""
+            await calls.session_lost.wait()
+            link.close_reason = SESSION_LOST
+            relaying.cancel()
 
         tg.start_soon(relay)
+        tg.start_soon(end_when_the_session_is_lost)
         yield from_upstream, write
         tg.cancel_scope.cancel()

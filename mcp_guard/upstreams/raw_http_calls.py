@@ -59,12 +59,22 @@ logger = logging.getLogger(__name__)
 Deliver = Callable[[SessionMessage], Awaitable[None]]
 DRAIN_S = 0.01
 """How long the rest of a call's SSE stream may take to end after its answer (see :func:`_drain`)."""
+SESSION_LOST = "the upstream no longer knows the gateway's session (HTTP 404: it restarted or expired it)"
+ANSWER_LOST = f"{SESSION_LOST}; the call ran, its answer is lost"
 POST_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
 RESUME_HEADERS = {"accept": "text/event-stream"}
 
 
 class Redirected(Exception):
     """The upstream answered a call's POST with a redirect; nothing reached the tool."""
+
+
+class SessionLostError(UpstreamUnavailableError):
+    """The upstream answered 404 to a call carrying the gateway's session: it no longer
+    knows the session, and did not process the call."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, f"{SESSION_LOST}; reconnecting")
 
 
 @dataclass
@@ -94,11 +104,17 @@ class RawHttpCalls:
         self._ids = itertools.count(1)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
+        self.session_lost = anyio.Event()
 
     async def note_response(self, response: httpx2.Response) -> None:
-        """The session id the upstream assigned: the first one its responses carry, as the SDK keeps it."""
+        """The session id the upstream assigned (the first one its responses carry, as the
+        SDK keeps it), and whether the upstream has since forgotten it: a 404 to a request
+        that carried it (the upstream restarted, or expired the session) sets
+        :attr:`session_lost`, on the SDK's requests as on the gateway's own."""
         if self.session_id is None:
             self.session_id = response.headers.get(MCP_SESSION_ID) or None
+        elif response.status_code == 404 and response.request.headers.get(MCP_SESSION_ID) == self.session_id:
+            self.session_lost.set()
 
     async def call_tool(
         self,
@@ -112,10 +128,12 @@ class RawHttpCalls:
         Raises:
             UpstreamUnavailableError: the upstream cannot be reached.
             Redirected: the upstream redirected the request (it was not processed).
+            SessionLostError: the upstream no longer knows the session (the call was not processed).
             MCPError: the upstream answered with a JSON-RPC error, an HTTP error, a
                 stream that ended without an answer, or an answer over ``max_message_bytes``.
             ValidationError: the answer is not a valid ``CallToolResult`` or error.
         """
+        self._check_open()
         ident = f"{ID_PREFIX}{next(self._ids)}"
         body = request_bytes(ident, name, arguments, meta, progress=on_progress is not None)
         try:
@@ -129,6 +147,11 @@ class RawHttpCalls:
             await self._cancel_upstream(ident)
             raise
         return call_result(answer)
+
+    def _check_open(self) -> None:
+        """Raises: UpstreamUnavailableError — the connection has ended (its HTTP client is closed)."""
+        if self._client.is_closed:
+            raise UpstreamUnavailableError(self.upstream, "the connection closed")
 
     def _headers(self, fixed: Mapping[str, str] = POST_HEADERS) -> dict[str, str]:
         """``fixed`` plus the session's id and protocol version, once known."""
@@ -149,6 +172,8 @@ class RawHttpCalls:
             raise Redirected(f"upstream '{self.upstream}' redirected the call (HTTP {status})")
         if status == 202:
             raise MCPError(code=types.INVALID_REQUEST, message="server answered a request with 202 Accepted")
+        if status == 404 and self.session_id is not None:
+            raise SessionLostError(self.upstream)
         if status >= 400:
             if content_type.startswith("application/json"):
                 with suppress(ValueError):
@@ -156,8 +181,6 @@ class RawHttpCalls:
                     if isinstance(message, dict) and isinstance(message.get("error"), dict):
                         return {"error": message["error"]}
             if status == 404:
-                if self.session_id is not None:
-                    raise MCPError(code=types.INVALID_REQUEST, message="Session terminated")
                 raise MCPError(code=types.METHOD_NOT_FOUND, message="Not Found")
             raise MCPError(code=types.INTERNAL_ERROR, message="Server returned an error response")
         if content_type.startswith("application/json"):
@@ -230,9 +253,15 @@ class RawHttpCalls:
         delay_ms = cursor.retry_ms if cursor.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
         await anyio.sleep(delay_ms / 1000)
         headers = self._headers({**RESUME_HEADERS, LAST_EVENT_ID: cursor.last_event_id})
+        if self._client.is_closed:  # the connection ended while we waited
+            raise UpstreamUnavailableError(
+                self.upstream, "the connection closed before the call's answer came"
+            )
         try:
             async with self._client.stream("GET", self._url, headers=headers) as response:
                 content_type = response.headers.get("content-type", "").lower()
+                if response.status_code == 404:  # the call ran, its answer is gone: never sent again
+                    raise UpstreamUnavailableError(self.upstream, ANSWER_LOST)
                 if response.status_code != 200 or not content_type.startswith("text/event-stream"):
                     logger.info(
                         "upstream %s: resuming a call's SSE stream got HTTP %s (%s)",

@@ -29,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_guard.errors import UpstreamUnavailableError
 from mcp_guard.upstreams.config import UpstreamConfig
 from mcp_guard.upstreams.connect import Connection, connect
-from mcp_guard.upstreams.raw_http_calls import Redirected
+from mcp_guard.upstreams.raw_http_calls import Redirected, SessionLostError
 from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
 
@@ -112,8 +112,8 @@ class Upstream:
                 raise
             except Exception as exc:  # supervisor boundary: one upstream never takes the gateway down
                 self.last_error = _describe(exc)
-                logger.warning("upstream %s: %s", self.name, self.last_error)
             delay = self._backoff.delay(attempt)
+            logger.warning("upstream %s: %s; reconnecting in %.1fs", self.name, self.last_error, delay)
             attempt += 1
             self.next_attempt_at = time.monotonic() + delay
             self._set_status(Status.DOWN)
@@ -269,22 +269,31 @@ class Upstream:
         forwarded_meta = _forwardable_meta(meta)
         try:
             with anyio.fail_after(timeout_s or self.config.call_timeout_s):
-                if conn.link.calls is not None:  # the raw hop, see raw_calls.py
-                    try:
-                        return await conn.link.calls.call_tool(name, arguments, forwarded_meta, on_progress)
-                    except Redirected as exc:
-                        logger.warning("upstream %s: %s; calls go through the SDK session", self.name, exc)
-                        conn.link.calls = None
-                params = types.CallToolRequestParams(
-                    name=name, arguments=dict(arguments) if arguments else None, _meta=forwarded_meta
-                )
-                return await conn.session.send_request(
-                    types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
-                )
+                try:
+                    return await _call_on(conn, name, arguments, forwarded_meta, on_progress)
+                except SessionLostError:  # never processed: send it again in the session that follows
+                    conn = await self._next_connection(conn)
+                    return await _call_on(conn, name, arguments, forwarded_meta, on_progress)
         except MCPError:
             if conn.link.close_reason:  # the gateway reset the connection (e.g. an oversized result)
                 raise UpstreamUnavailableError(self.name, conn.link.close_reason) from None
             raise
+
+    async def _next_connection(self, old: Connection) -> Connection:
+        """The connection that replaces ``old``, once the supervisor has made it.
+
+        Raises:
+            UpstreamUnavailableError: the attempt to reconnect failed.
+        """
+        reconnecting = False
+        while True:
+            changed = self.changed
+            if self._conn is not None and self._conn is not old:
+                return self._conn
+            reconnecting = reconnecting or self.status is Status.CONNECTING
+            if reconnecting and self.status is Status.DOWN:
+                raise UpstreamUnavailableError(self.name, self.down_reason())
+            await changed.wait()
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
@@ -300,6 +309,33 @@ class Upstream:
         if not isinstance(result, types.GetPromptResult):
             raise MCPError(code=types.INTERNAL_ERROR, message="upstream returned an unexpected prompt result")
         return result
+
+
+async def _call_on(
+    conn: Connection,
+    name: str,
+    arguments: Mapping[str, Any] | None,
+    meta: types.RequestParamsMeta | None,
+    on_progress: ProgressCallback | None,
+) -> types.CallToolResult:
+    """One ``tools/call`` on ``conn``: the raw hop where it has one (``raw_calls.py``,
+    ``raw_http_calls.py``), else the SDK session.
+
+    Raises:
+        UpstreamUnavailableError, MCPError: see :meth:`Upstream.call_tool`.
+    """
+    if conn.link.calls is not None:
+        try:
+            return await conn.link.calls.call_tool(name, arguments, meta, on_progress)
+        except Redirected as exc:
+            logger.warning("upstream %s: %s; calls go through the SDK session", conn.link.upstream, exc)
+            conn.link.calls = None
+    params = types.CallToolRequestParams(
+        name=name, arguments=dict(arguments) if arguments else None, _meta=meta
+    )
+    return await conn.session.send_request(
+        types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
+    )
 
 
 HOP_BY_HOP_META = "io.modelcontextprotocol/"
