@@ -258,7 +258,9 @@ class Upstream:
         on_progress: ProgressCallback | None = None,
         timeout_s: float | None = None,
     ) -> types.CallToolResult:
-        """Forward one ``tools/call``; cancelling the caller cancels the upstream request.
+        """Forward one ``tools/call``; cancelling the caller cancels the upstream request. A
+        call an HTTP upstream refused for a session it has forgotten (so never processed) is
+        sent again in the session that replaces it, within the same timeout.
 
         Raises:
             UpstreamUnavailableError: not connected right now.
