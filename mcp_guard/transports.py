@@ -107,6 +107,7 @@ def build_http_app(
         max_request_body_size=settings.max_body_bytes,
         session_idle_timeout=settings.session_idle_timeout_s,
         max_sessions=settings.max_sessions,
+        json_response=settings.json_responses,
     )
     sse = SseServerTransport(
         "/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes

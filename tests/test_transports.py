@@ -58,6 +58,36 @@ async def test_a_client_calls_tools_through_the_gateway_over_streamable_http(tmp
     assert isinstance(result, types.CallToolResult) and result.structured_content == {"echo": "over http"}
 
 
+async def test_with_json_responses_a_call_over_streamable_http_is_answered_with_one_json_body(
+    tmp_path: Path,
+) -> None:
+    settings = GatewaySettings(server=ServerSettings(json_responses=True))
+    async with http_gateway(tmp_path, settings) as url, httpx2.AsyncClient(base_url=url) as http:
+        hello = await http.post("/mcp", json=INITIALIZE_REQUEST, headers=MCP_POST_HEADERS)
+        session = {**MCP_POST_HEADERS, "mcp-session-id": hello.headers["mcp-session-id"]}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        await http.post("/mcp", json=initialized, headers=session)
+        call = {"name": "beh__echo", "arguments": {"text": "as json"}}
+        answer = await http.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}, headers=session
+        )
+        async with (  # and the SDK's own client works with it
+            streamable_http_client(f"{url}/mcp") as (read, write),
+            ClientSession(read, write) as client,
+        ):
+            await client.initialize()
+            result = await client.call_tool("beh__echo", {"text": "sdk client"})
+            progressing = await client.call_tool("beh__progress", {}, progress_callback=ignore_progress)
+    assert hello.headers["content-type"] == answer.headers["content-type"] == "application/json"
+    assert answer.json()["result"]["structuredContent"] == {"echo": "as json"}
+    assert result.structured_content == {"echo": "sdk client"}
+    assert progressing.content[0].text == "done"  # its progress has no wire here, the call still works
+
+
+async def ignore_progress(progress: float, total: float | None, message: str | None) -> None:
+    pass
+
+
 async def test_a_client_calls_tools_through_the_gateway_over_sse(tmp_path: Path) -> None:
     async with (
         http_gateway(tmp_path) as url,
