@@ -35,7 +35,7 @@ import hashlib
 import json.encoder
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C-accelerated
@@ -93,28 +93,27 @@ def _for_c_encoder(value: Any) -> Any:
             return int(value) if -_EXACT_INTEGERS < value < _EXACT_INTEGERS else _AWKWARD
         return value if _FIXED_NOTATION_FROM <= abs(value) < _EXACT_INTEGERS else _AWKWARD
     if kind is dict:
-        copy: dict[str, Any] | None = None
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or (not key.isascii() and _from_e000(key)):
                 return _AWKWARD
-            prepared = _for_c_encoder(item)
-            if prepared is not item:
-                if prepared is _AWKWARD:
-                    return _AWKWARD
-                copy = copy if copy is not None else dict(value)
-                copy[key] = prepared
-        return value if copy is None else copy
+        return _with_prepared_items(value, value.items(), dict)
     if kind is list or kind is tuple:
-        items: list[Any] | None = None
-        for index, item in enumerate(value):
-            prepared = _for_c_encoder(item)
-            if prepared is not item:
-                if prepared is _AWKWARD:
-                    return _AWKWARD
-                items = items if items is not None else list(value)
-                items[index] = prepared
-        return value if items is None else items
+        return _with_prepared_items(value, enumerate(value), list)
     return _AWKWARD
+
+
+def _with_prepared_items(value: Any, slots: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
+    """``value`` with each item in ``slots`` (key or index, item) prepared by
+    :func:`_for_c_encoder`, ``copy(value)`` taken at the first item that changes."""
+    changed = None
+    for slot, item in slots:
+        prepared = _for_c_encoder(item)
+        if prepared is not item:
+            if prepared is _AWKWARD:
+                return _AWKWARD
+            changed = changed if changed is not None else copy(value)
+            changed[slot] = prepared
+    return value if changed is None else changed
 
 
 def canonical_bytes(value: Any) -> bytes:
