@@ -194,7 +194,7 @@ async def test_a_call_the_upstream_refuses_for_a_forgotten_session_is_sent_again
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 404 to a request carrying the session means the upstream no longer knows it and did
-    not process the request: the gateway starts a new session and sends the call again."""
+    not process the request: the gateway starts a new session and sends the request again."""
     forgetting = False
 
     async def forget_the_session_once(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
@@ -208,11 +208,17 @@ async def test_a_call_the_upstream_refuses_for_a_forgotten_session_is_sent_again
 
     async with behaviour_upstream_app(tmp_path, before=forget_the_session_once) as (gateway, client):
         assert (await client.call_tool("beh__echo", {"text": "one"})).structured_content == {"echo": "one"}
-        forgetting = True
         with anyio.fail_after(10):
+            forgetting = True
             again = await client.call_tool("beh__echo", {"text": "two"})
-        assert gateway.upstreams["beh"].connections == 2
+            forgetting = True  # reads through the SDK session are sent again too
+            read = await client.read_resource("memo://readme")
+            forgetting = True
+            prompt = await client.get_prompt("beh__greet", {"who": "Ada"})
+        assert gateway.upstreams["beh"].connections == 4
     assert again.structured_content == {"echo": "two"}
+    assert read.contents[0].text == "body of memo://readme"  # type: ignore[union-attr]
+    assert prompt.messages[0].content.text == "Hello Ada"  # type: ignore[union-attr]
     assert SESSION_LOST in caplog.text
 
 

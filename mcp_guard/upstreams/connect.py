@@ -136,7 +136,7 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
     ):
         calls = RawHttpCalls(name, client, config.url, config.max_message_bytes, to_session.send)
         client.event_hooks = {"response": [calls.note_response]}
-        link.calls = calls
+        link.calls, link.session_lost = calls, calls.session_lost
         relaying = anyio.CancelScope()
 
         async def relay() -> None:

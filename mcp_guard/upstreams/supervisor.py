@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from mcp import types
@@ -36,6 +36,7 @@ from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
 logger = logging.getLogger(__name__)
 
 ProgressCallback = ProgressFnT
+T = TypeVar("T")
 MAX_PAGES = 100
 """Upper bound on pagination of one listing: a hostile upstream cannot loop us forever."""
 
@@ -281,6 +282,22 @@ class Upstream:
                 raise UpstreamUnavailableError(self.name, conn.link.close_reason) from None
             raise
 
+    async def _read(self, request: Callable[[Connection], Awaitable[T]]) -> T:
+        """A read through the SDK session, sent again in the session that follows if the
+        upstream refused it for having forgotten this one (a read is safe to repeat).
+
+        Raises:
+            UpstreamUnavailableError, TimeoutError, MCPError.
+        """
+        conn = self._live()
+        with anyio.fail_after(self.config.call_timeout_s):
+            try:
+                return await request(conn)
+            except MCPError:
+                if not conn.link.session_forgotten():
+                    raise
+            return await request(await self._next_connection(conn))
+
     async def _next_connection(self, old: Connection) -> Connection:
         """The connection that replaces ``old``, once the supervisor has made it.
 
@@ -299,15 +316,12 @@ class Upstream:
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
-        conn = self._live()
-        with anyio.fail_after(self.config.call_timeout_s):
-            return await conn.session.read_resource(uri)
+        return await self._read(lambda conn: conn.session.read_resource(uri))
 
     async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
-        conn = self._live()
-        with anyio.fail_after(self.config.call_timeout_s):
-            result = await conn.session.get_prompt(name, dict(arguments) if arguments else None)
+        args = dict(arguments) if arguments else None
+        result = await self._read(lambda conn: conn.session.get_prompt(name, args))
         if not isinstance(result, types.GetPromptResult):
             raise MCPError(code=types.INTERNAL_ERROR, message="upstream returned an unexpected prompt result")
         return result
