@@ -12,7 +12,7 @@ from mcp_guard.controls import Controls
 from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import Inspector, redact
-from mcp_guard.json_schemas import InvalidSchemaError, compile_schema, first_error
+from mcp_guard.json_schemas import InvalidSchemaError, ValidatorCache, first_error
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.outcomes import blocked, refusal
 
@@ -60,6 +60,7 @@ class InspectResultStage:
     def __init__(self, inspector: Inspector, settings: ResultInspectionSettings) -> None:
         self.inspector = inspector
         self.settings = settings
+        self._output_validators = ValidatorCache()
 
     async def __call__(self, call: ToolCall, result: types.CallToolResult) -> types.CallToolResult:
         content = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in result.content]
@@ -106,7 +107,7 @@ class InspectResultStage:
         schema = call.definition.output_schema if call.definition else None
         if structured is not None and schema is not None and not result.is_error:
             try:
-                error = first_error(compile_schema(schema), structured)
+                error = first_error(self._output_validators.get(call.tool, schema), structured)
                 problem = None if error is None else f"at {error[0] or '<root>'}: {error[1]}"
             except InvalidSchemaError as exc:
                 problem = f"the schema cannot be used: {exc}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from mcp import types
 
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import UnknownToolError
-from mcp_guard.json_schemas import InvalidSchemaError, Validator, compile_schema, first_error
+from mcp_guard.json_schemas import InvalidSchemaError, ValidatorCache, first_error
 from mcp_guard.pipeline.access import AccessPolicy
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.outcomes import blocked
@@ -44,7 +43,7 @@ class ValidateStage:
 
     def __init__(self, max_argument_bytes: int) -> None:
         self.max_argument_bytes = max_argument_bytes
-        self._validators: dict[str, tuple[int, Validator]] = {}
+        self._validators = ValidatorCache()
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
@@ -54,7 +53,7 @@ class ValidateStage:
             )
         assert call.definition is not None
         try:
-            validator = self._validator(call.tool, call.definition.input_schema)
+            validator = self._validators.get(call.tool, call.definition.input_schema)
         except InvalidSchemaError as exc:
             return blocked("input-schema", f"the tool's inputSchema cannot be used: {exc}")
         error = first_error(validator, call.arguments)
@@ -62,15 +61,6 @@ class ValidateStage:
             where, message = error
             return blocked("input-schema", f"invalid arguments at {where or '<arguments>'}: {message}")
         return None
-
-    def _validator(self, tool: str, schema: dict[str, Any]) -> Validator:
-        """Raises: InvalidSchemaError (see :func:`compile_schema`)."""
-        key = id(schema)
-        cached = self._validators.get(tool)
-        if cached is None or cached[0] != key:
-            cached = (key, compile_schema(schema))
-            self._validators[tool] = cached
-        return cached[1]
 
 
 class DecideStage:

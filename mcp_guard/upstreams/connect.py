@@ -134,9 +134,10 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
         ) as (read, write),
         anyio.create_task_group() as tg,
     ):
-        calls = RawHttpCalls(name, client, config.url, config.max_message_bytes, to_session.send)
+        limit, lost = config.max_message_bytes, link.session_lost
+        calls = RawHttpCalls(name, client, config.url, limit, to_session.send, session_lost=lost)
         client.event_hooks = {"response": [calls.note_response]}
-        link.calls, link.session_lost = calls, calls.session_lost
+        link.calls = calls
         relaying = anyio.CancelScope()
 
         async def relay() -> None:
@@ -153,7 +154,7 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
         async def end_when_the_session_is_lost() -> None:
             """A session the upstream has forgotten cannot be used again (the spec: start a new
             one): end the connection, so the supervisor makes a new one."""
-            await calls.session_lost.wait()
+            await link.session_lost.wait()
             link.close_reason = SESSION_LOST
             relaying.cancel()
 

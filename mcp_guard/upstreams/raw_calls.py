@@ -71,11 +71,8 @@ class Link:
     upstream: str
     close_reason: str | None = None
     calls: ToolCaller | None = None
-    session_lost: anyio.Event | None = None
+    session_lost: anyio.Event = field(default_factory=anyio.Event)
     """Set once the upstream has forgotten the connection's session (streamable HTTP only)."""
-
-    def session_forgotten(self) -> bool:
-        return self.session_lost is not None and self.session_lost.is_set()
 
 
 class RawCalls:

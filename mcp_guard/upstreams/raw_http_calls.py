@@ -88,13 +88,22 @@ class _Cursor:
 class RawHttpCalls:
     """The ``tools/call`` path of one streamable-HTTP connection.
 
-    ``deliver`` hands a message the upstream sent on a call's stream to the SDK session.
+    ``deliver`` hands a message the upstream sent on a call's stream to the SDK session;
+    ``session_lost`` is set when the upstream forgets the session (the connection's
+    :class:`~mcp_guard.upstreams.raw_calls.Link` owns it).
     :meth:`note_response` must see the connection's HTTP responses (an ``httpx`` event
     hook) to learn the session id; ``protocol_version`` is set once ``initialize`` is done.
     """
 
     def __init__(
-        self, upstream: str, client: httpx2.AsyncClient, url: str, max_message_bytes: int, deliver: Deliver
+        self,
+        upstream: str,
+        client: httpx2.AsyncClient,
+        url: str,
+        max_message_bytes: int,
+        deliver: Deliver,
+        *,
+        session_lost: anyio.Event,
     ) -> None:
         self.upstream = upstream
         self._client = client
@@ -104,7 +113,7 @@ class RawHttpCalls:
         self._ids = itertools.count(1)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
-        self.session_lost = anyio.Event()
+        self.session_lost = session_lost
 
     async def note_response(self, response: httpx2.Response) -> None:
         """The session id the upstream assigned (the first one its responses carry, as the

@@ -268,33 +268,32 @@ class Upstream:
             TimeoutError: no answer within the timeout (the upstream got a cancellation).
             MCPError: the upstream answered with a JSON-RPC error.
         """
-        conn = self._live()
         forwarded_meta = _forwardable_meta(meta)
-        try:
-            with anyio.fail_after(timeout_s or self.config.call_timeout_s):
-                try:
-                    return await _call_on(conn, name, arguments, forwarded_meta, on_progress)
-                except SessionLostError:  # never processed: send it again in the session that follows
-                    conn = await self._next_connection(conn)
-                    return await _call_on(conn, name, arguments, forwarded_meta, on_progress)
-        except MCPError:
-            if conn.link.close_reason:  # the gateway reset the connection (e.g. an oversized result)
-                raise UpstreamUnavailableError(self.name, conn.link.close_reason) from None
-            raise
+        return await self._in_session(
+            lambda conn: _call_on(conn, name, arguments, forwarded_meta, on_progress),
+            timeout_s or self.config.call_timeout_s,
+            idempotent=False,
+        )
 
-    async def _read(self, request: Callable[[Connection], Awaitable[T]]) -> T:
-        """A read through the SDK session, sent again in the session that follows if the
-        upstream refused it for having forgotten this one (a read is safe to repeat).
+    async def _in_session(
+        self, request: Callable[[Connection], Awaitable[T]], timeout_s: float, *, idempotent: bool
+    ) -> T:
+        """``request`` on the live connection within ``timeout_s``, sent again in the session
+        that follows if the upstream refused it for having forgotten this one: a
+        :class:`SessionLostError` (a raw call the upstream never processed) or, for an
+        ``idempotent`` request, any error the SDK raised once the session was lost.
 
         Raises:
             UpstreamUnavailableError, TimeoutError, MCPError.
         """
         conn = self._live()
-        with anyio.fail_after(self.config.call_timeout_s):
+        with anyio.fail_after(timeout_s):
             try:
                 return await request(conn)
+            except SessionLostError:
+                pass
             except MCPError:
-                if not conn.link.session_forgotten():
+                if not (idempotent and conn.link.session_lost.is_set()):
                     raise
             return await request(await self._next_connection(conn))
 
@@ -316,12 +315,16 @@ class Upstream:
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
-        return await self._read(lambda conn: conn.session.read_resource(uri))
+        return await self._in_session(
+            lambda conn: conn.session.read_resource(uri), self.config.call_timeout_s, idempotent=True
+        )
 
     async def get_prompt(self, name: str, arguments: Mapping[str, str] | None) -> types.GetPromptResult:
         """Raises: UpstreamUnavailableError, TimeoutError, MCPError."""
         args = dict(arguments) if arguments else None
-        result = await self._read(lambda conn: conn.session.get_prompt(name, args))
+        result = await self._in_session(
+            lambda conn: conn.session.get_prompt(name, args), self.config.call_timeout_s, idempotent=True
+        )
         if not isinstance(result, types.GetPromptResult):
             raise MCPError(code=types.INTERNAL_ERROR, message="upstream returned an unexpected prompt result")
         return result
@@ -340,18 +343,23 @@ async def _call_on(
     Raises:
         UpstreamUnavailableError, MCPError: see :meth:`Upstream.call_tool`.
     """
-    if conn.link.calls is not None:
-        try:
-            return await conn.link.calls.call_tool(name, arguments, meta, on_progress)
-        except Redirected as exc:
-            logger.warning("upstream %s: %s; calls go through the SDK session", conn.link.upstream, exc)
-            conn.link.calls = None
-    params = types.CallToolRequestParams(
-        name=name, arguments=dict(arguments) if arguments else None, _meta=meta
-    )
-    return await conn.session.send_request(
-        types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
-    )
+    try:
+        if conn.link.calls is not None:
+            try:
+                return await conn.link.calls.call_tool(name, arguments, meta, on_progress)
+            except Redirected as exc:
+                logger.warning("upstream %s: %s; calls go through the SDK session", conn.link.upstream, exc)
+                conn.link.calls = None
+        params = types.CallToolRequestParams(
+            name=name, arguments=dict(arguments) if arguments else None, _meta=meta
+        )
+        return await conn.session.send_request(
+            types.CallToolRequest(params=params), types.CallToolResult, progress_callback=on_progress
+        )
+    except MCPError:
+        if conn.link.close_reason:  # the gateway reset the connection (e.g. an oversized result)
+            raise UpstreamUnavailableError(conn.link.upstream, conn.link.close_reason) from None
+        raise
 
 
 HOP_BY_HOP_META = "io.modelcontextprotocol/"
