@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mcp_guard.config.settings import load_settings
+from mcp_guard.config.yaml_source import MAX_ALIAS_VALUES, MAX_DEPTH, load_yaml
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
 from mcp_guard.upstreams.config import HttpUpstream, StdioUpstream, load_upstreams
@@ -138,3 +139,235 @@ def test_an_invalid_control_stops_start_up_with_its_location(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as exc:
         Gateway(upstreams, load_settings(settings_path, environ={}))
     assert any(p.startswith(f"{settings_path}:2: breakers[0]") for p in problems(exc))
+
+
+def load_problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        load_upstreams(path, environ={})
+    return problems(exc)
+
+
+def test_a_merge_key_brings_in_the_anchored_mapping_and_the_mapping_s_own_keys_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "u.yaml",
+        """upstreams:
+  a: &common
+    command: echo
+    args: [one]
+    call_timeout_s: 5
+  b:
+    <<: *common
+    args: [two]
+""",
+    )
+    b = load_upstreams(path, environ={}).upstreams["b"]
+    assert isinstance(b, StdioUpstream)
+    assert (b.command, b.args, b.call_timeout_s) == ("echo", ["two"], 5)
+
+
+def test_a_merge_key_takes_a_list_of_mappings_and_the_earlier_ones_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "s.yaml",
+        """state_dir: &dirs {path: first}
+sessions: &limits {idle_ttl_s: 10, max_calls: 5}
+audit:
+  <<: [{retention_days: 7, checkpoint_every: 3}, {retention_days: 9, arguments: digest}]
+  checkpoint_every: 4
+""",
+    )
+    doc = load_yaml(path)
+    assert doc.data["audit"] == {"retention_days": 7, "checkpoint_every": 4, "arguments": "digest"}
+    assert doc.line_of(("audit", "retention_days")) == 4 and doc.line_of(("audit", "checkpoint_every")) == 5
+
+
+def test_an_error_in_a_merged_value_names_the_line_where_the_value_is_written(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "u.yaml",
+        """upstreams:
+  a: &common
+    command: echo
+    call_timeout_s: -1
+  b:
+    <<: *common
+    args: [x]
+""",
+    )
+    assert load_problems(path) == [
+        f"{path}:4: upstreams.a.call_timeout_s: Input should be greater than 0",
+        f"{path}:4: upstreams.b.call_timeout_s: Input should be greater than 0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("  <<: 5\n", ":2: upstreams: a merge key '<<' takes a mapping or a list of mappings"),
+        (
+            "  a: &self\n    <<: *self\n",
+            ":3: upstreams.a: a merge key '<<' refers to a mapping that contains it",
+        ),
+        ("  <<: {a: {command: x}}\n  <<: {b: {command: y}}\n", ":3: duplicate key '<<'"),
+    ],
+)
+def test_a_merge_key_that_cannot_be_applied_is_an_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, "u.yaml", "upstreams:\n" + text)
+    assert load_problems(path) == [f"{path}{message}"]
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("123", "upstreams.123: a key must be a string, not int (quote it)"),
+        ("null", "upstreams.null: a key must be a string, not null (quote it)"),
+        ("on", "upstreams.on: a key must be a string, not bool (quote it)"),
+        ("? [a, b]\n  ", "upstreams: a key must be a string, not a list"),
+    ],
+)
+def test_a_mapping_key_that_is_not_a_string_is_an_error_naming_its_line(
+    tmp_path: Path, key: str, message: str
+) -> None:
+    path = write(tmp_path, "u.yaml", f"upstreams:\n  x: {{command: y}}\n  {key}: {{command: z}}\n")
+    assert load_problems(path) == [f"{path}:3: {message}"]
+
+
+def test_a_quoted_number_is_a_valid_upstream_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "u.yaml", 'upstreams:\n  "123": {command: y}\n')
+    assert list(load_upstreams(path, environ={}).upstreams) == ["123"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2024-13-45", "'2024-13-45' is not a valid timestamp"),
+        ("!!bool maybe", "'maybe' is not a valid bool"),
+        ("!secret x", "could not determine a constructor for the tag '!secret'"),
+    ],
+)
+def test_a_value_yaml_cannot_construct_is_an_error_naming_its_line(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = write(tmp_path, "u.yaml", f"upstreams:\n  x:\n    command: y\n    cwd: {value}\n")
+    assert load_problems(path) == [f"{path}:4: upstreams.x.cwd: {message}"]
+
+
+def test_an_alias_inside_the_value_it_names_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "u.yaml", "upstreams:\n  a: &x\n    command: echo\n    args: [*x]\n")
+    assert load_problems(path) == [
+        f"{path}:2: upstreams.a.args.0: an alias refers to a value that contains it (recursive structure)"
+    ]
+
+
+def test_aliases_may_repeat_values_up_to_a_bound(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "u.yaml",
+        """upstreams:
+  a: {command: echo, args: &args [--verbose, --color]}
+  b: {command: echo, args: *args}
+""",
+    )
+    assert load_upstreams(path, environ={}).upstreams["b"] == StdioUpstream(
+        command="echo", args=["--verbose", "--color"]
+    )
+
+
+def test_aliases_that_would_expand_past_the_bound_are_refused(tmp_path: Path) -> None:
+    levels = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 8))
+    path = write(tmp_path, "u.yaml", f"l0: &l0 [x]\n{levels}upstreams: {{a: {{command: x, args: *l7}}}}\n")
+    found = load_problems(path)
+    assert len(found) == 1 and found[0].startswith(f"{path}:")
+    assert found[0].endswith(f"aliases repeat more than {MAX_ALIAS_VALUES} values; refusing to expand them")
+
+
+def test_merge_keys_count_against_the_alias_bound(tmp_path: Path) -> None:
+    keys = ", ".join(f"k{i}: 1" for i in range(10))
+    levels = "".join(f"m{i}: &m{i} {{<<: [{', '.join([f'*m{i - 1}'] * 10)}]}}\n" for i in range(1, 9))
+    path = write(tmp_path, "u.yaml", f"m0: &m0 {{{keys}}}\n{levels}")
+    assert load_problems(path)[0].endswith("refusing to expand them")
+
+
+def test_nesting_deeper_than_the_bound_is_refused(tmp_path: Path) -> None:
+    shallow = write(tmp_path, "shallow.yaml", "upstreams: " + "[" * 150 + "]" * 150 + "\n")
+    deep = write(tmp_path, "deep.yaml", "upstreams: " + "[" * 3000 + "]" * 3000 + "\n")
+    assert load_problems(shallow) == [f"{shallow}:1: nested more than {MAX_DEPTH} levels deep"]
+    assert load_problems(deep) == [f"{deep}:1: invalid YAML: nested more than {MAX_DEPTH} levels deep"]
+
+
+def test_an_error_under_an_upper_case_key_names_that_key_and_its_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "u.yaml",
+        """upstreams:
+  files:
+    command: echo
+    env:
+      TOKEN: 5
+  B:
+    type: http
+    url: http://x
+    headers:
+      Authorization: 123
+""",
+    )
+    assert load_problems(path) == [
+        f"{path}:5: upstreams.files.env.TOKEN: Input should be a valid string",
+        f"{path}:10: upstreams.B.headers.Authorization: Input should be a valid string",
+    ]
+
+
+def test_an_error_under_an_upper_case_key_in_a_claude_desktop_file_names_that_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "claude.json", '{"mcpServers": {"x": {"command": "a",\n "env": {"TOKEN": 5}}}}\n')
+    assert load_problems(path) == [f"{path}:2: mcpServers.x.env.TOKEN: Input should be a valid string"]
+
+
+def test_settings_errors_keep_upper_case_keys_and_drop_union_member_names(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "mcp-guard.yaml",
+        """approvals:
+  channels:
+    finance-slack: {type: slack, webhook_url: 5}
+    Finance:
+      type: slack
+  slack:
+    signing_secret: "12345678"
+    users:
+      U0123ABCD: {roles: [x]}
+""",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    assert problems(exc) == [
+        f"{path}:3: approvals.channels.finance-slack.webhook_url: Input should be a valid string",
+        f"{path}:4: approvals.channels.Finance.webhook_url: required key is missing",
+        f"{path}:9: approvals.slack.users.U0123ABCD.user: required key is missing",
+    ]
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["${A:-${B}}", "${}", "${bad-name}", "${X:=y}", "${X-y}", "${X", "${input:api-key}", "${X:-{}}"],
+)
+def test_a_malformed_reference_is_an_error_naming_file_line_and_key(tmp_path: Path, reference: str) -> None:
+    path = write(tmp_path, "u.yaml", f"upstreams:\n  a:\n    command: echo\n    args: [ok, '{reference}']\n")
+    found = load_problems(path)
+    assert len(found) == 1 and found[0].startswith(f"{path}:4: upstreams.a.args.1: malformed reference '${{")
+    assert found[0].endswith("(expected ${NAME} or ${NAME:-default}; $$ is a literal $)")
+
+
+def test_a_dollar_without_a_brace_stays_and_a_double_dollar_is_one_dollar(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "u.yaml",
+        """upstreams:
+  a:
+    command: echo
+    args: ["$VAR", "cost: 5$", "$${X}", "${X:-a$$b}", "${X:-}", "${Y}"]
+""",
+    )
+    a = load_upstreams(path, environ={"Y": "${Z}"}).upstreams["a"]
+    assert isinstance(a, StdioUpstream)
+    assert a.args == ["$VAR", "cost: 5$", "${X}", "a$b", "", "${Z}"]

@@ -1,4 +1,17 @@
-"""``${ENV_VAR}`` interpolation for configuration values (secrets stay out of files)."""
+"""``${ENV_VAR}`` interpolation for configuration values (secrets stay out of files).
+
+The grammar, in every string value (keys are never interpolated)::
+
+    $$                  a literal "$"
+    ${NAME}             the variable's value; an unset variable is an error
+    ${NAME:-default}    the variable's value, or ``default`` when it is not set
+    NAME                [A-Za-z_][A-Za-z0-9_]*
+    default             any text without "$", "{" or "}", except "$$" for a literal "$"
+
+Any other ``${`` is an error (e.g. ``${A:-${B}}``, ``${X-y}``, ``${X:=y}``, ``${bad-name}``,
+``${}``, an unclosed ``${X``). A ``$`` not followed by ``{`` or ``$`` is kept as it is
+(``$VAR``, ``$1``: files pasted from MCP hosts hold such arguments).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +19,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_guard.config.yaml_source import PathKey, YamlDocument
+from mcp_guard.config.yaml_source import PathKey, YamlDocument, dotted
 
-_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TOKEN = re.compile(
+    r"\$\$"
+    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^${}]|\$\$)*))?\}"
+    r"|(?P<bad>\$\{[^}]*\}?)"
+)
+"""An escaped ``$``, a reference, or a malformed reference (anything else from ``${`` to ``}``)."""
 
 
 def interpolate(doc: YamlDocument, environ: Mapping[str, str], problems: list[str]) -> Any:
     """Return ``doc.data`` with ``${VAR}`` / ``${VAR:-default}`` replaced in every string.
 
-    ``$$`` is a literal ``$``. A variable that is unset and has no default is
-    reported in ``problems`` as ``file:line: key: environment variable VAR is not set``.
+    An unset variable without a default, or a malformed reference, is reported in
+    ``problems`` as ``file:line: key: message``.
     """
     return _walk(doc.data, (), doc, environ, problems)
 
@@ -39,15 +57,20 @@ def _substitute(
         return text
 
     def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
+        name, default, bad = match.group("name", "default", "bad")
+        if bad is not None:
+            problems.append(
+                f"{doc.where(path)}: {dotted(path)}: malformed reference '{bad}' "
+                "(expected ${NAME} or ${NAME:-default}; $$ is a literal $)"
+            )
+            return ""
+        if name is None:
             return "$"
-        name, default = match.group(1), match.group(2)
         if name in environ:
             return environ[name]
         if default is not None:
-            return default
-        key = ".".join(str(p) for p in path)
-        problems.append(f"{doc.where(path)}: {key}: environment variable {name} is not set")
+            return default.replace("$$", "$")
+        problems.append(f"{doc.where(path)}: {dotted(path)}: environment variable {name} is not set")
         return ""
 
-    return _VAR.sub(replace, text)
+    return _TOKEN.sub(replace, text)

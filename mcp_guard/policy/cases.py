@@ -135,7 +135,7 @@ def load_cases(folder: str | Path) -> list[tuple[Case, str]]:
             problems.extend(exc.problems)
             continue
         except ValidationError as exc:
-            problems.extend(validation_problems(exc, doc))
+            problems.extend(validation_problems(exc, doc, data=doc.data))
             continue
         out += [(case, _where(doc, i)) for i, case in enumerate(parsed.cases)]
     if problems:

@@ -272,12 +272,11 @@ def _approval(value: Any, loc: Located, rule_id: str) -> ApprovalSpec | None:
         if bad in value:
             loc.at(bad).error("unknown key")
             return None
+    data |= {"rule_id": rule_id, "file": loc.doc.file, "line": loc.line}
     try:
-        return ApprovalSpec.model_validate(
-            {**data, "rule_id": rule_id, "file": loc.doc.file, "line": loc.line}
-        )
+        return ApprovalSpec.model_validate(data)
     except ValidationError as exc:
-        loc.diag.errors.extend(validation_problems(exc, loc.doc, loc.path))
+        loc.diag.errors.extend(validation_problems(exc, loc.doc, loc.path, data=data))
         return None
 
 

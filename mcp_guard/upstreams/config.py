@@ -148,7 +148,7 @@ def load_upstreams(path: str | Path, environ: Mapping[str, str] | None = None) -
         try:
             parsed[name] = _parse_one(raw)
         except ValidationError as exc:
-            problems.extend(validation_problems(exc, doc, prefix=key))
+            problems.extend(validation_problems(exc, doc, prefix=key, data=raw))
     if problems:
         raise ConfigError(problems)
     resolved = {name: _resolve_paths(up, base) for name, up in parsed.items()}
@@ -183,7 +183,7 @@ def _normalise(doc: YamlDocument, data: Any) -> dict[str, Any]:
         try:
             out[name] = _HostEntry.model_validate(entry).to_upstream()
         except ValidationError as exc:
-            problems.extend(validation_problems(exc, doc, prefix=(shape, name)))
+            problems.extend(validation_problems(exc, doc, prefix=(shape, name), data=entry))
     if problems:
         raise ConfigError(problems)
     doc.lines.update(

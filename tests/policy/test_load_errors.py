@@ -68,6 +68,12 @@ WHEN = RULE + "    when:\n      "
             "duplicate rule id 'r'",
         ),
         (RULE + "    when: {a: 1, a: 2}\n", 4, "duplicate key"),
+        (RULE + "    when: {yes: 1}\n", 4, "rules.0.when.yes: a key must be a string, not bool"),
+        (
+            "rules:\n  - &r {id: r, decision: BLOCK, when: {time: {inside: xx}}}\n  - {<<: *r, id: s}\n",
+            2,
+            "rules.1.when.time",
+        ),
         ("rules: [\n", 2, "invalid YAML"),
     ],
 )
