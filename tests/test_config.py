@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_guard.config.settings import load_settings
+from mcp_guard.cli import main, with_server_flags
+from mcp_guard.config.settings import ServerSettings, load_settings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
 from mcp_guard.upstreams.config import HttpUpstream, StdioUpstream, load_upstreams
@@ -138,3 +139,24 @@ def test_an_invalid_control_stops_start_up_with_its_location(tmp_path: Path) -> 
     with pytest.raises(ConfigError) as exc:
         Gateway(upstreams, load_settings(settings_path, environ={}))
     assert any(p.startswith(f"{settings_path}:2: breakers[0]") for p in problems(exc))
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_serve_flag_is_refused_as_the_same_value_in_the_settings_file_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no mcp-guard.yaml here: the flag alone is at fault
+    write(tmp_path, "upstreams.yaml", "upstreams: {}\n")
+    settings = write(tmp_path, "s.yaml", f"server:\n  port: {port}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(settings, environ={})
+    (in_file,) = problems(exc)
+    reason = in_file.split("server.port: ", 1)[1]
+    code = main(["serve", "--transport", "http", "--port", port, "--upstreams", "upstreams.yaml"])
+    assert code == 2
+    assert capsys.readouterr().err == f"mcp-guard: configuration error:\n  --port {port}: {reason}\n"
+
+
+def test_serve_flags_override_the_settings_file() -> None:
+    server = with_server_flags(ServerSettings(port=9000, max_sessions=7), {"host": "::1", "port": 8000})
+    assert (server.host, server.port, server.max_sessions) == ("::1", 8000, 7)
