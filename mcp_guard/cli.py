@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
+from pydantic import ValidationError
 
 from mcp_guard import __version__
 from mcp_guard.approvals import commands as approvals_commands
 from mcp_guard.audit import commands as audit_commands
-from mcp_guard.config.settings import GatewaySettings, load_settings
+from mcp_guard.config.settings import GatewaySettings, ServerSettings, load_settings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
 from mcp_guard.identity import AuthError
@@ -27,6 +28,8 @@ from mcp_guard.upstreams.config import load_upstreams
 logger = logging.getLogger("mcp_guard")
 DEFAULT_SETTINGS = "mcp-guard.yaml"
 DEFAULT_POLICIES = "policies"
+SERVER_FLAGS = {"host": "--host", "port": "--port"}
+"""The ``serve`` flags that override a ``server`` setting of ``mcp-guard.yaml``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,10 +84,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings(args: argparse.Namespace) -> GatewaySettings:
+    """The gateway settings, with the ``serve`` flags applied.
+
+    Raises:
+        ConfigError: the settings file, or a flag's value, is invalid.
+    """
     path = args.config or (DEFAULT_SETTINGS if Path(DEFAULT_SETTINGS).is_file() else None)
     settings = load_settings(path)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    return settings.model_copy(update={"server": settings.server.model_copy(update=overrides)})
+    overrides = {key: getattr(args, key) for key in SERVER_FLAGS if getattr(args, key) is not None}
+    return settings.model_copy(update={"server": with_server_flags(settings.server, overrides)})
+
+
+def with_server_flags(server: ServerSettings, overrides: dict[str, object]) -> ServerSettings:
+    """``server`` with ``overrides`` (from :data:`SERVER_FLAGS`), validated as the same
+    values in ``mcp-guard.yaml`` are.
+
+    Raises:
+        ConfigError: one ``--flag VALUE: message`` per invalid flag.
+    """
+    try:
+        return ServerSettings.model_validate({**server.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = str(error["loc"][0])  # only an override can be invalid: the rest was validated
+            problems.append(f"{SERVER_FLAGS[key]} {overrides[key]!r}: {error['msg']}")
+        raise ConfigError(problems) from None
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import selectors
 import stat
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -23,9 +24,20 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 def pollable(fd: int) -> bool:
-    """Whether ``fd`` can be waited on by the event loop (pipes, sockets, terminals; not files)."""
+    """Whether ``fd`` can be waited on by the event loop: pipes, sockets and terminals, but
+    not regular files, nor character devices the selector refuses (``/dev/null`` under epoll).
+
+    Those are left to the SDK's threaded streams.
+    """
     mode = os.fstat(fd).st_mode
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        return False
+    with selectors.DefaultSelector() as selector:  # the kind the event loop waits with
+        try:
+            selector.register(fd, selectors.EVENT_READ)
+        except OSError:
+            return False
+    return True
 
 
 class StdinLines:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_guard.config.settings import load_settings
+from mcp_guard.cli import main, with_server_flags
+from mcp_guard.config.settings import ServerSettings, load_settings
 from mcp_guard.config.yaml_source import MAX_ALIAS_VALUES, MAX_DEPTH, load_yaml
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
@@ -371,3 +372,24 @@ def test_a_dollar_without_a_brace_stays_and_a_double_dollar_is_one_dollar(tmp_pa
     a = load_upstreams(path, environ={"Y": "${Z}"}).upstreams["a"]
     assert isinstance(a, StdioUpstream)
     assert a.args == ["$VAR", "cost: 5$", "${X}", "a$b", "", "${Z}"]
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_serve_flag_is_refused_as_the_same_value_in_the_settings_file_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no mcp-guard.yaml here: the flag alone is at fault
+    write(tmp_path, "upstreams.yaml", "upstreams: {}\n")
+    settings = write(tmp_path, "s.yaml", f"server:\n  port: {port}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(settings, environ={})
+    (in_file,) = problems(exc)
+    reason = in_file.split("server.port: ", 1)[1]
+    code = main(["serve", "--transport", "http", "--port", port, "--upstreams", "upstreams.yaml"])
+    assert code == 2
+    assert capsys.readouterr().err == f"mcp-guard: configuration error:\n  --port {port}: {reason}\n"
+
+
+def test_serve_flags_override_the_settings_file() -> None:
+    server = with_server_flags(ServerSettings(port=9000, max_sessions=7), {"host": "::1", "port": 8000})
+    assert (server.host, server.port, server.max_sessions) == ("::1", 8000, 7)

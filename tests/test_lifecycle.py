@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.harness import INITIALIZE_REQUEST
 from tests.stdio_peer import LOCAL_SETTINGS, open_gateway, prepare_gateway, start_gateway
 
 pytestmark = pytest.mark.anyio
@@ -149,6 +150,29 @@ def test_a_configuration_error_names_file_line_and_key_and_exits_2(tmp_path: Pat
     assert out.returncode == 2
     assert f"{bad}:4: upstreams.bank.colour: unknown key" in out.stderr
     assert out.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("stdin", "stdout"), [("/dev/null", "a pipe"), ("/dev/null", "/dev/null"), ("a client", "/dev/null")]
+)
+def test_stdio_from_or_to_dev_null_serves_until_stdin_ends_and_exits_0(
+    tmp_path: Path, stdin: str, stdout: str
+) -> None:
+    """As under a service manager that gives the gateway no stdin (epoll refuses /dev/null)."""
+    client = (json.dumps(INITIALIZE_REQUEST) + "\n").encode()
+    out = subprocess.run(
+        [*prepare_gateway(tmp_path), "--transport", "stdio"],
+        input=client if stdin == "a client" else None,
+        stdin=None if stdin == "a client" else subprocess.DEVNULL,
+        stdout=subprocess.PIPE if stdout == "a pipe" else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"Traceback" not in out.stderr
+    assert not out.stdout
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -20,17 +20,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from mcp_guard.controls.keys import Dimension
 from mcp_guard.decision import Decision
+from mcp_guard.durations import parse_duration
 from mcp_guard.errors import ConfigError
 
 KINDS = ("limits", "budgets", "timeouts", "breakers", "concurrency", "result_bounds")
 
-_UNITS = {
-    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
-    "m": 60.0, "min": 60.0, "minute": 60.0, "minutes": 60.0,
-    "h": 3600.0, "hour": 3600.0, "hours": 3600.0,
-    "d": 86400.0, "day": 86400.0, "days": 86400.0,
-}  # fmt: skip
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)?\s*$")
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)?\s*([a-z]+)\s*$")
 
 
@@ -44,33 +38,32 @@ class RawSpec:
     data: Any
 
 
-def _duration(value: Any) -> Any:
-    """``30``, ``"30s"``, ``"5m"``, ``"1.5h"``, ``"1d"`` → seconds."""
-    if isinstance(value, str):
-        m = _DURATION.match(value.lower())
-        if m is None or (m.group(2) is not None and m.group(2) not in _UNITS):
-            raise ValueError(f"invalid duration {value!r}: use seconds or a number with s, m, h or d")
-        return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-    return value
-
-
 def _rate(value: Any) -> Any:
     """``"10/minute"``, ``"5/10s"``, ``"100/hour"`` → (count, seconds)."""
     if isinstance(value, str):
         m = _RATE.match(value.lower())
-        if m is None or m.group(3) not in _UNITS:
+        period = _period(f"{m.group(2) or 1}{m.group(3)}") if m else None
+        if m is None or period is None:
             raise ValueError(
-                f"invalid rate {value!r}: use 'N/second', 'N/minute', 'N/hour', 'N/day' or 'N/10s'"
+                f"invalid rate {value!r}: use 'N/second', 'N/minute', 'N/hour', 'N/day' or 'N/10s' "
+                "(a period of at most 365 days)"
             )
-        return (float(m.group(1)), float(m.group(2) or 1) * _UNITS[m.group(3)])
+        return (float(m.group(1)), period)
     return value
+
+
+def _period(text: str) -> float | None:
+    try:
+        return parse_duration(text, positive=True)
+    except ValueError:
+        return None
 
 
 def _decision(value: Any) -> Any:
     return value.upper() if isinstance(value, str) else value
 
 
-Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0, allow_inf_nan=False)]
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Rate = Annotated[tuple[float, float], BeforeValidator(_rate)]
 RefusalDecision = Annotated[
     Literal[Decision.BLOCK, Decision.APPROVAL_REQUIRED, Decision.WARN, Decision.MONITOR_ONLY],
@@ -218,7 +211,7 @@ class ConcurrencySpec(_PrincipalSelected):
     """At most ``max`` calls in flight per key; refuse at once or wait up to ``wait``."""
 
     max: int = Field(ge=1)
-    wait: Annotated[float, BeforeValidator(_duration), Field(ge=0, allow_inf_nan=False)] = 0.0
+    wait: Annotated[float, BeforeValidator(parse_duration)] = 0.0
 
 
 class BoundsSpec(_Selected):

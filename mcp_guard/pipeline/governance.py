@@ -192,7 +192,7 @@ def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:
     """The approvals service's view of a rule's ``approval:`` block (defaults when absent)."""
     if rule is None:
         return ApprovalRequestSpec()
-    extra: dict[str, Any] = {"ttl_s": rule.ttl_s} if rule.ttl_s else {}
+    extra: dict[str, Any] = {"ttl_s": rule.ttl_s} if rule.ttl_s is not None else {}
     return ApprovalRequestSpec(
         mode=rule.mode,
         allow_self=rule.allow_self,

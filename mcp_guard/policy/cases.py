@@ -17,24 +17,36 @@ A case file holds ``cases:``, a list of::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from mcp_guard.config.yaml_source import YamlDocument, load_yaml, validation_problems
 from mcp_guard.decision import Decision
+from mcp_guard.durations import parse_duration
 from mcp_guard.errors import ConfigError
 from mcp_guard.findings import Finding, Severity
-from mcp_guard.policy.durations import parse_duration
 from mcp_guard.policy.engine import PolicySet
 from mcp_guard.policy.history import InMemoryHistory
 from mcp_guard.policy.types import PolicyRequest, PolicyResult, ToolInfo
 from mcp_guard.principal import Principal
 
 DEFAULT_TIME = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+MAX_HISTORY_COUNT = 10_000
+"""The most calls one ``history`` item of a case may stand for."""
 _CATEGORIES = {
     "US_SSN": "pii",
     "CREDIT_CARD": "pii",
@@ -50,12 +62,43 @@ _CATEGORIES = {
 }
 
 
+T = TypeVar("T")
+
+
+def check_risk(value: float) -> float:
+    """``value`` if it is a risk score (0 to 100).
+
+    Raises:
+        ValueError: out of range or NaN.
+    """
+    if not 0 <= value <= 100:  # NaN fails too
+        raise ValueError(f"a risk score is a number from 0 to 100, not {value!r}")
+    return value
+
+
+def _as_is(check: Callable[[Any], T]) -> Callable[[Any], T]:
+    """A pydantic validator that reports ``check``'s ValueError message unchanged."""
+
+    def validate(value: Any) -> T:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise PydanticCustomError("value_error", "{reason}", {"reason": str(exc)}) from None
+
+    return validate
+
+
+Ago = Annotated[float, BeforeValidator(_as_is(parse_duration))]
+Risk = Annotated[float, AfterValidator(_as_is(check_risk))]
+ToolName = Annotated[str, Field(min_length=1)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class CaseTool(_Model):
-    name: str
+    name: ToolName
     upstream: str = ""
     actions: list[str] | None = None
     annotations: dict[str, Any] | None = None
@@ -71,8 +114,8 @@ class CaseFinding(_Model):
 
 class CaseCall(_Model):
     tool: str
-    ago: str | float = 0
-    count: int = 1
+    ago: Ago = 0.0
+    count: int = Field(default=1, ge=1, le=MAX_HISTORY_COUNT)
 
 
 class Expect(_Model):
@@ -86,10 +129,10 @@ class Expect(_Model):
 class Case(_Model):
     name: str
     principal: Principal
-    tool: CaseTool | str
+    tool: CaseTool | ToolName
     arguments: dict[str, Any] = Field(default_factory=dict)
     findings: list[CaseFinding | str] = Field(default_factory=list)
-    risk: float | None = None
+    risk: Risk | None = None
     risk_factors: dict[str, float] = Field(default_factory=dict)
     time: datetime = DEFAULT_TIME
     history: list[CaseCall] = Field(default_factory=list)
@@ -121,9 +164,12 @@ def load_cases(folder: str | Path) -> list[tuple[Case, str]]:
     """Every case in ``folder``'s ``*.yaml`` / ``*.yml`` files, with its ``file:line``.
 
     Raises:
-        ConfigError: a case file is malformed (all problems at once).
+        ConfigError: ``folder`` does not exist, or a case file is malformed (all problems
+            at once).
     """
     root = Path(folder)
+    if not root.exists():
+        raise ConfigError([f"{root}:0: test case folder does not exist"])
     files = [root] if root.is_file() else sorted(p for p in root.glob("*.y*ml") if p.is_file())
     problems: list[str] = []
     out: list[tuple[Case, str]] = []
@@ -158,7 +204,7 @@ def build_request(case: Case, policies: PolicySet) -> PolicyRequest:
     tool = ToolInfo(spec.name, spec.upstream, actions, spec.environment, spec.annotations)
     history = InMemoryHistory()
     for call in case.history:
-        at = case.time - timedelta(seconds=parse_duration(call.ago))
+        at = case.time - timedelta(seconds=call.ago)
         for _ in range(call.count):
             history.record(call.tool, at)
     return PolicyRequest(

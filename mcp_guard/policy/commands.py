@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from pydantic import ValidationError
 
-from mcp_guard.config.yaml_source import load_yaml
+from mcp_guard.config.yaml_source import load_yaml, validation_problems
 from mcp_guard.errors import ConfigError
 from mcp_guard.policy.cases import (
     Case,
@@ -23,6 +24,7 @@ from mcp_guard.policy.cases import (
     CaseTool,
     Expect,
     build_request,
+    check_risk,
     load_cases,
     run_cases,
 )
@@ -31,6 +33,8 @@ from mcp_guard.policy.loader import load_policy_dir
 from mcp_guard.principal import Principal
 
 DEFAULT_DIR = "policies"
+T = TypeVar("T")
+V = TypeVar("V")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument("--principal-file", required=True, help="YAML/JSON file with the principal")
     explain.add_argument("--args", default="{}", help="tool arguments as a JSON object")
     explain.add_argument("--time", default=None, help="ISO 8601 time (default: now)")
-    explain.add_argument("--findings", default="[]", help='JSON list, e.g. ["US_SSN"]')
+    explain.add_argument(
+        "--findings", default="[]", help='JSON list of finding types or objects, e.g. ["US_SSN"]'
+    )
     explain.add_argument("--risk", type=float, default=None, help="composite risk score 0-100")
     explain.add_argument("--environment", default=None, help="the upstream's environment")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
@@ -98,6 +104,9 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         for problem in exc.problems:
             print(f"error: {problem}", file=err)
         return 1
+    if not cases:
+        print(f"error: {folder}: no test cases found", file=err)
+        return 1
     outcomes = run_cases(cases, policies)
     failed = [o for o in outcomes if not o.passed]
     for o in outcomes:
@@ -107,7 +116,7 @@ def cmd_test(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         if o.failures and o.result is not None:
             print(f"        reason: {o.result.verdict.reason}", file=out)
     print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed", file=out)
-    return 1 if failed or not outcomes else 0
+    return 1 if failed else 0
 
 
 def cmd_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -116,22 +125,10 @@ def cmd_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
     if policies is None:
         return 1
     try:
-        principal = Principal.model_validate(load_yaml(args.principal_file).data)
-        arguments = json.loads(args.args)
-        findings = json.loads(args.findings)
-        now = datetime.fromisoformat(args.time) if args.time else datetime.now(UTC)
-        case = Case(
-            name="explain",
-            principal=principal,
-            tool=CaseTool(name=args.tool, environment=args.environment),
-            arguments=arguments,
-            findings=[f if isinstance(f, str) else CaseFinding.model_validate(f) for f in findings],
-            risk=args.risk,
-            time=now,
-            expect=Expect(),
-        )
-    except (ConfigError, ValidationError, ValueError) as exc:
-        print(f"error: {exc}", file=err)
+        case = _explain_case(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=err)
         return 2
     req = build_request(case, policies)
     result = policies.evaluate(req)
@@ -153,6 +150,103 @@ def cmd_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
     else:
         _print_report(report, out)
     return 0
+
+
+def _explain_case(args: argparse.Namespace) -> Case:
+    """The case ``policy explain``'s flags describe.
+
+    Raises:
+        ConfigError: a flag's value is invalid (``--flag: message``).
+    """
+    return Case(
+        name="explain",
+        principal=_flag("--principal-file", _principal, args.principal_file),
+        tool=CaseTool(name=_flag("--tool", _tool_name, args.tool), environment=args.environment),
+        arguments=_flag("--args", _json_object, args.args),
+        findings=_flag("--findings", _findings, args.findings),
+        risk=None if args.risk is None else _flag("--risk", check_risk, args.risk),
+        time=datetime.now(UTC) if args.time is None else _flag("--time", _time, args.time),
+        expect=Expect(),
+    )
+
+
+def _flag(flag: str, parse: Callable[[V], T], value: V) -> T:
+    """``parse(value)``, its errors prefixed with the flag that gave ``value``."""
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise ConfigError([f"{flag}: {problem}" for problem in exc.problems]) from None
+    except ValueError as exc:
+        raise ConfigError([f"{flag}: {exc}"]) from None
+
+
+def _principal(path: str) -> Principal:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ValueError(f"{path}: expected a mapping such as 'user: alice', not {_json_type(doc.data)}")
+    try:
+        return Principal.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, doc, data=doc.data)) from None
+
+
+def _tool_name(name: str) -> str:
+    if not name.strip():
+        raise ValueError("expected a namespaced tool name, e.g. bank__refund")
+    return name
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    value = _json(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object, not {_json_type(value)}")
+    return value
+
+
+def _findings(text: str) -> list[CaseFinding | str]:
+    """A JSON list of finding types (``"US_SSN"``) or objects (type, category, severity, path)."""
+    items = _json(text)
+    if not isinstance(items, list):
+        raise ValueError(f'expected a JSON list such as ["US_SSN"], not {_json_type(items)}')
+    return [_finding(i, item) for i, item in enumerate(items)]
+
+
+def _finding(i: int, item: object) -> CaseFinding | str:
+    if isinstance(item, str) and item:
+        return item
+    if not isinstance(item, dict):
+        raise ValueError(
+            f'item {i}: expected a finding type such as "US_SSN" or an object with type, category, '
+            f"severity, path; not {_json_type(item)}"
+        )
+    try:
+        return CaseFinding.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"item {i}: {key + ': ' if key else ''}{first['msg']}") from None
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+
+
+def _time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"invalid ISO 8601 time {text!r} (e.g. 2026-01-05T10:00:00+00:00)") from None
+
+
+def _json_type(value: object) -> str:
+    """How JSON (and the help text) names ``value``'s type."""
+    if value is None:
+        return "null"
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), type(value).__name__)
 
 
 def explanation(policies: PolicySet, matched: tuple[str, ...], tool: str) -> dict[str, Any]:

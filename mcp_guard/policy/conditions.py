@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from mcp_guard.durations import parse_duration
 from mcp_guard.findings import Severity
 from mcp_guard.policy.diagnostics import Located
-from mcp_guard.policy.durations import parse_duration
 from mcp_guard.policy.operators import ValueTest, compile_test
 from mcp_guard.policy.paths import MISSING, compile_getter, compile_path, parse_path
 from mcp_guard.policy.timewindow import ALL_DAYS, TimeWindow, parse_days, parse_window, parse_zone
@@ -322,7 +322,7 @@ def _history(spec: Any, loc: Located) -> Compiled | None:
         ok = False
     else:
         try:
-            within = parse_duration(spec["within"])
+            within = parse_duration(spec["within"], positive=True)
         except ValueError as exc:
             loc.at("within").error(str(exc))
             ok = False

@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from mcp_guard.config.yaml_source import load_yaml
-from mcp_guard.controls.config import RawSpec
+from mcp_guard.controls.config import RawSpec, parse_limit_specs
 from mcp_guard.decision import Decision
 from mcp_guard.errors import ConfigError
 from mcp_guard.policy.actions import ActionClassifier
@@ -39,6 +39,9 @@ def policy_files(path: Path) -> list[Path]:
 
 def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None) -> PolicySet:
     """Load, check and compile every policy file in ``path`` (a folder or one file).
+
+    The operational controls in the files (``limits``, ``budgets``, ...) are validated
+    too, as ``mcp-guard serve`` validates them.
 
     Raises:
         ConfigError: with one ``file:line: message`` per problem, all at once.
@@ -71,6 +74,11 @@ def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None
         rego = load_rego(modules, diag.errors, diag.warnings)
         if rego is not None:
             engines.append(rego)
+    limit_specs: list[RawSpec] = [raw for s in specs for raw in s.limit_specs]
+    try:
+        parse_limit_specs(limit_specs)  # as `serve` will: a bad control is a bad policy folder
+    except ConfigError as exc:
+        diag.errors.extend(exc.problems)
     if diag.errors:
         raise ConfigError(diag.errors)
     ordered = sorted(rules, key=lambda r: r.sort_key)
@@ -80,7 +88,6 @@ def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None
         warnings += _unknown_action_globs(specs, known_tools)
     if not specs and not modules:
         warnings.append(f"{root}:0: no policy files found; every call gets the default ALLOW")
-    limit_specs: list[RawSpec] = [raw for s in specs for raw in s.limit_specs]
     classifier = ActionClassifier((glob, classes) for s in specs for glob, classes, _ in s.actions)
     return PolicySet(
         ordered,

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from mcp_guard.config.yaml_source import YamlDocument, validation_problems
 from mcp_guard.controls.config import RawSpec
 from mcp_guard.decision import Decision
+from mcp_guard.durations import parse_duration
 from mcp_guard.policy.diagnostics import Diagnostics, Located
-from mcp_guard.policy.durations import parse_duration
 from mcp_guard.policy.types import ACTION_CLASSES, ApprovalSpec
 
 HIDE = "HIDE"
@@ -97,7 +97,7 @@ def parse_file(doc: YamlDocument, diag: Diagnostics) -> FileSpec:
         spec.actions = _actions(data["actions"], root.at("actions"))
     for kind in CONTROL_KEYS:
         if kind in data:
-            spec.limit_specs.extend(_raw_specs(doc, kind, data[kind]))
+            spec.limit_specs.extend(_raw_specs(kind, data[kind], root.at(kind)))
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         root.at("rules").error("'rules' must be a list")
@@ -109,11 +109,15 @@ def parse_file(doc: YamlDocument, diag: Diagnostics) -> FileSpec:
     return spec
 
 
-def _raw_specs(doc: YamlDocument, kind: str, value: Any) -> list[RawSpec]:
-    """One RawSpec per list item (with the item's line), or one for a non-list value."""
+def _raw_specs(kind: str, value: Any, loc: Located) -> list[RawSpec]:
+    """One RawSpec per list item (with the item's line), or one for a single mapping."""
+    doc = loc.doc
     if isinstance(value, list):
         return [RawSpec(doc.file, doc.line_of((kind, i)), kind, item) for i, item in enumerate(value)]
-    return [RawSpec(doc.file, doc.line_of((kind,)), kind, value)]
+    if isinstance(value, Mapping):
+        return [RawSpec(doc.file, loc.line, kind, value)]
+    loc.error(f"'{kind}' must be a list of mappings, not {value!r}")
+    return []
 
 
 def _bool(data: Mapping[str, Any], key: str, loc: Located) -> bool:
@@ -262,22 +266,24 @@ def _approval(value: Any, loc: Located, rule_id: str) -> ApprovalSpec | None:
         loc.error("'approval' must be a mapping (mode, approvers, allow_self, ttl)")
         return None
     data = dict(value)
+    ok = True
     if "ttl" in data:
         try:
-            data["ttl_s"] = parse_duration(data.pop("ttl"))
+            data["ttl_s"] = parse_duration(data.pop("ttl"), positive=True)
         except ValueError as exc:
             loc.at("ttl").error(str(exc))
-            return None
+            ok = False
     for bad in ("ttl_s", "rule_id", "file", "line"):
         if bad in value:
             loc.at(bad).error("unknown key")
             return None
     data |= {"rule_id": rule_id, "file": loc.doc.file, "line": loc.line}
     try:
-        return ApprovalSpec.model_validate(data)
+        spec = ApprovalSpec.model_validate(data)
     except ValidationError as exc:
         loc.diag.errors.extend(validation_problems(exc, loc.doc, loc.path, data=data))
         return None
+    return spec if ok else None
 
 
 def _thresholds(value: Any, loc: Located) -> tuple[dict[Decision, float], Located] | None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_guard.approvals.models import Approvers
 from mcp_guard.decision import Decision, Verdict
+from mcp_guard.durations import MAX_DURATION_S
 from mcp_guard.findings import Finding
 from mcp_guard.principal import Principal
 
@@ -77,7 +78,8 @@ class ApprovalSpec(BaseModel):
     """The ``approval:`` block of an APPROVAL_REQUIRED rule, for the approvals feature.
 
     The policy engine validates its shape and carries it; it does not act on it.
-    ``ttl_s`` is the ``ttl`` duration in seconds (``None`` when not given).
+    ``ttl_s`` is the ``ttl`` duration in seconds (``None`` when not given: the approvals
+    default applies), above 0 and at most 365 days.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,7 +87,7 @@ class ApprovalSpec(BaseModel):
     mode: Literal["hold", "defer"] = "hold"
     approvers: Approvers = Field(default_factory=Approvers)
     allow_self: bool = False
-    ttl_s: float | None = None
+    ttl_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
     rule_id: str = ""
     file: str = ""
     line: int = 0

@@ -88,6 +88,19 @@ def test_errors_name_file_line_control_and_key_all_at_once() -> None:
         ("timeouts", {"seconds": "soon"}, "timeouts[0].seconds: invalid duration 'soon'"),
         ("timeouts", {"seconds": 0}, "timeouts[0].seconds: Input should be greater than 0"),
         (
+            "timeouts",
+            {"seconds": "400d"},
+            "timeouts[0].seconds: invalid duration '400d': must be at most 365 days",
+        ),
+        ("limits", {"id": "x", "rate": "1/400d"}, "limits[x].rate: invalid rate '1/400d'"),
+        ("limits", {"id": "x", "rate": "1/0s"}, "limits[x].rate: invalid rate '1/0s'"),
+        ("breakers", {"id": "br", "window": "366 days"}, "breakers[br].window: invalid duration '366 days'"),
+        (
+            "concurrency",
+            {"id": "c", "max": 1, "wait": "2000d"},
+            "concurrency[c].wait: invalid duration '2000d'",
+        ),
+        (
             "breakers",
             {"id": "br", "consecutive_failures": None},
             "needs consecutive_failures, error_rate or both",
@@ -124,7 +137,8 @@ def test_a_whole_section_may_be_passed_as_one_spec() -> None:
 
 
 @pytest.mark.parametrize(
-    ("rate", "expected"), [("5/10s", (5, 10)), ("100/hour", (100, 3600)), ("2 / day", (2, 86400))]
+    ("rate", "expected"),
+    [("5/10s", (5, 10)), ("100/hour", (100, 3600)), ("2 / day", (2, 86400)), ("5/500ms", (5, 0.5))],
 )
 def test_rate_forms(rate: str, expected: tuple[float, float]) -> None:
     (limit,) = parse_limit_specs([RawSpec("p.yaml", 1, "limits", {"id": "a", "rate": rate})]).limits

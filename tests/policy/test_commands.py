@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from mcp_guard.policy.commands import register
 
 from .helpers import write
@@ -139,3 +141,139 @@ def test_explain_rejects_bad_json_arguments(tmp_path: Path) -> None:
     )
     assert code == 2
     assert out.startswith("error:")
+
+
+def test_check_reports_every_control_mistake_serve_would_refuse(tmp_path: Path) -> None:
+    write(tmp_path, "p.yaml", "limits:\n  - {bogus: 1}\nbudgets: 5\nrules: []\n")
+    code, out = run("policy", "check", "--policies", str(tmp_path))
+    file = tmp_path / "p.yaml"
+    assert code == 1
+    assert out == (
+        f"error: {file}:3: budgets: 'budgets' must be a list of mappings, not 5\n"
+        f"error: {file}:2: limits[0].id: required key is missing\n"
+        f"error: {file}:2: limits[0].rate: required key is missing\n"
+        f"error: {file}:2: limits[0].bogus: unknown key\n"
+        "4 error(s); policies not loaded\n"
+    )
+
+
+def test_test_reports_bad_case_values_with_file_line_and_key_before_running(tmp_path: Path) -> None:
+    write(tmp_path, "p.yaml", "rules: []\n")
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    file = write(
+        cases,
+        "c.yaml",
+        """
+        cases:
+          - name: bad history
+            principal: {user: bob}
+            tool: bank__refund
+            history: [{tool: db__x, ago: forever}, {tool: db__x, count: 100000000}]
+            risk: .nan
+            expect: {decision: ALLOW}
+        """,
+    )
+    code, out = run("policy", "test", "--policies", str(tmp_path), "--cases", str(cases))
+    assert code == 1
+    assert out == (
+        f"error: {file}:6: cases.0.risk: a risk score is a number from 0 to 100, not nan\n"
+        f"error: {file}:5: cases.0.history.0.ago: invalid duration 'forever' "
+        "(expected e.g. 30s, 5m, 2h, 1d)\n"
+        f"error: {file}:5: cases.0.history.1.count: Input should be less than or equal to 10000\n"
+    )
+
+
+def test_test_with_a_missing_case_folder_names_it(tmp_path: Path) -> None:
+    write(tmp_path, "p.yaml", "rules: []\n")
+    missing = tmp_path / "nonexistent"
+    code, out = run("policy", "test", "--policies", str(tmp_path), "--cases", str(missing))
+    assert code == 1
+    assert out == f"error: {missing}:0: test case folder does not exist\n"
+
+
+def test_test_with_no_cases_in_the_folder_says_so(tmp_path: Path) -> None:
+    write(tmp_path, "p.yaml", "rules: []\n")
+    (tmp_path / "tests").mkdir()
+    code, out = run("policy", "test", "--policies", str(tmp_path))
+    assert code == 1
+    assert out == f"error: {tmp_path / 'tests'}: no test cases found\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--findings", '"US_SSN"'], '--findings: expected a JSON list such as ["US_SSN"], not string'),
+        (["--findings", '{"US_SSN": 1}'], '--findings: expected a JSON list such as ["US_SSN"], not object'),
+        (
+            ["--findings", '["US_SSN", 7]'],
+            '--findings: item 1: expected a finding type such as "US_SSN" or an object with type, '
+            "category, severity, path; not number",
+        ),
+        (
+            ["--findings", '[{"type": "US_SSN", "severity": "huge"}]'],
+            "--findings: item 0: severity: Input should be 'low', 'medium', 'high' or 'critical'",
+        ),
+        (["--findings", "[US_SSN]"], "--findings: invalid JSON: Expecting value: line 1 column 2 (char 1)"),
+        (["--risk", "nan"], "--risk: a risk score is a number from 0 to 100, not nan"),
+        (["--risk", "-50"], "--risk: a risk score is a number from 0 to 100, not -50.0"),
+        (["--risk", "500"], "--risk: a risk score is a number from 0 to 100, not 500.0"),
+        (["--tool", ""], "--tool: expected a namespaced tool name, e.g. bank__refund"),
+        (["--args", "[1]"], "--args: expected a JSON object, not list"),
+        (
+            ["--time", "yesterday"],
+            "--time: invalid ISO 8601 time 'yesterday' (e.g. 2026-01-05T10:00:00+00:00)",
+        ),
+    ],
+)
+def test_explain_refuses_a_bad_flag_value_in_one_line_naming_the_flag(
+    tmp_path: Path, flags: list[str], message: str
+) -> None:
+    principal = write(tmp_path, "p.yaml", "user: a\n")
+    base = ["--policies", str(EXAMPLES), "--tool", "bank__refund", "--principal-file", str(principal)]
+    code, out = run("policy", "explain", *base, *flags)
+    assert code == 2
+    assert out == f"error: {message}\n"
+
+
+@pytest.mark.parametrize(("text", "kind"), [("", "null"), ("- alice\n", "list")])
+def test_explain_refuses_a_principal_file_that_is_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
+    principal = tmp_path / "p.yaml"
+    principal.write_text(text, encoding="utf-8")
+    code, out = run(
+        "policy", "explain", "--policies", str(EXAMPLES), "--tool", "x__y", "--principal-file", str(principal)
+    )
+    assert code == 2
+    assert (
+        out == f"error: --principal-file: {principal}: expected a mapping such as 'user: alice', not {kind}\n"
+    )
+
+
+def test_explain_names_the_principal_file_and_key_of_a_bad_principal(tmp_path: Path) -> None:
+    principal = write(tmp_path, "p.yaml", "user: a\ncolour: blue\n")
+    code, out = run(
+        "policy", "explain", "--policies", str(EXAMPLES), "--tool", "x__y", "--principal-file", str(principal)
+    )
+    assert code == 2
+    assert out == f"error: --principal-file: {principal}:2: colour: unknown key\n"
+
+
+def test_explain_takes_findings_as_types_or_objects(tmp_path: Path) -> None:
+    principal = write(tmp_path, "p.yaml", "user: a\n")
+    code, out = run(
+        "policy",
+        "explain",
+        "--policies",
+        str(EXAMPLES),
+        "--tool",
+        "bank__refund",
+        "--principal-file",
+        str(principal),
+        "--findings",
+        '["EMAIL", {"type": "US_SSN", "severity": "low"}]',
+        "--risk",
+        "0",
+        "--json",
+    )
+    assert code == 0, out
+    assert json.loads(out)["rules"] == ["block-ssn"]

@@ -21,6 +21,7 @@ def problems(tmp_path: Path, text: str) -> list[str]:
 
 RULE = "rules:\n  - id: r\n    decision: BLOCK\n"
 WHEN = RULE + "    when:\n      "
+APPROVAL = "rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n    approval: "
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,18 @@ WHEN = RULE + "    when:\n      "
         (WHEN + "args.a[: 1\n", 5, "malformed argument path"),
         (WHEN + "findings: {min_severity: huge}\n", 5, "unknown severity"),
         (WHEN + "history: {within: soon}\n", 5, "invalid duration"),
+        (WHEN + "history: {within: 0}\n", 5, "history.within: invalid duration 0: must be longer than 0"),
+        (WHEN + "history: {within: 400d}\n", 5, "within: invalid duration '400d': must be at most 365 days"),
+        (APPROVAL + "{ttl: 0}\n", 4, "rules.0.approval.ttl: invalid duration 0: must be longer than 0"),
+        (APPROVAL + "{ttl: 99999999999d}\n", 4, "ttl: invalid duration '99999999999d': must be at most 365"),
+        (APPROVAL + "{ttl: .nan}\n", 4, "rules.0.approval.ttl: invalid duration nan: not a number"),
+        (APPROVAL + "{ttl: .inf}\n", 4, "rules.0.approval.ttl: invalid duration inf: must be at most 365"),
+        (APPROVAL + "{ttl: -5}\n", 4, "rules.0.approval.ttl: invalid duration -5: must not be negative"),
+        ("limits:\n  - {bogus: 1}\n", 2, "limits[0].id: required key is missing"),
+        ("limits:\n  - {bogus: 1}\n", 2, "limits[0].bogus: unknown key"),
+        ("limits:\n  - {id: l, rate: 1/400d}\n", 2, "limits[l].rate: invalid rate '1/400d'"),
+        ("budgets: 5\n", 1, "budgets: 'budgets' must be a list of mappings, not 5"),
+        ("breakers:\n  - {id: b, open_for: 400d}\n", 2, "open_for: invalid duration '400d': must be at most"),
         (
             "rules:\n  - id: r\n    decision: WARN\n    approval: {mode: hold}\n",
             4,
@@ -99,6 +112,26 @@ rules:
 """,
     )
     assert [p.split(": ", 1)[0].rsplit(":", 1)[1] for p in found] == ["3", "7", "8"]
+
+
+def test_a_bad_approval_ttl_does_not_hide_the_other_mistakes_in_its_block(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path, "rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n    approval: {mode: later, ttl: 0}\n"
+    )
+    assert [p.split(": ", 2)[1] for p in found] == ["rules.0.approval.ttl", "rules.0.approval.mode"]
+
+
+def test_controls_are_checked_with_the_rules_and_reported_with_them(tmp_path: Path) -> None:
+    found = problems(tmp_path, "limits:\n  - {bogus: 1}\nbudgets: 5\nrules:\n  - {id: r, decision: NOPE}\n")
+    file = tmp_path / "p.yaml"
+    assert found == [
+        f"{file}:3: budgets: 'budgets' must be a list of mappings, not 5",
+        f"{file}:5: rules.0.decision: unknown decision 'NOPE' (expected one of ALLOW, MONITOR_ONLY, WARN, "
+        "APPROVAL_REQUIRED, BLOCK, HIDE)",
+        f"{file}:2: limits[0].id: required key is missing",
+        f"{file}:2: limits[0].rate: required key is missing",
+        f"{file}:2: limits[0].bogus: unknown key",
+    ]
 
 
 def test_duplicate_rule_ids_are_found_across_files(tmp_path: Path) -> None:

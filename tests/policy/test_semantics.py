@@ -209,13 +209,13 @@ def test_control_sections_are_handed_over_raw_item_by_item_with_their_lines(tmp_
         """
         rules: []
         limits:
-          - {id: db-rate, tools: ["db__*"], per: user, rate: 10/minute}
+          - {id: db-rate, tools: ["db__*"], per: [user], rate: 10/minute}
           - {id: mail-rate, tools: ["mail__*"], rate: 5/minute}
-        budgets: {daily_usd: 5}
+        budgets: {id: daily, period: day, max_cost: 5}
         timeouts: [{tools: ["*"], seconds: 30}]
         breakers: []
-        concurrency: [{max: 4}]
-        result_bounds: [{max_bytes: 1000}]
+        concurrency: [{id: c, max: 4}]
+        result_bounds: [{id: r, max_bytes: 1000}]
         """,
     )
     found = [(s.kind, s.line) for s in policies.limit_specs]
@@ -230,7 +230,7 @@ def test_control_sections_are_handed_over_raw_item_by_item_with_their_lines(tmp_
     assert policies.limit_specs[0].data == {
         "id": "db-rate",
         "tools": ["db__*"],
-        "per": "user",
+        "per": ["user"],
         "rate": "10/minute",
     }
     assert policies.limit_specs[0].file.endswith("p.yaml")
