@@ -93,7 +93,7 @@ class ApprovalStore:
         except (OSError, sqlite3.Error) as exc:
             raise ApprovalStoreError(f"cannot open approvals database {path}: {exc}") from None
         try:
-            await _initialise(conn, path, busy_timeout_ms)
+            await _initialise(conn, path, busy_timeout_ms, create=create)
             yield cls(conn)
         finally:
             with anyio.CancelScope(shield=True):
@@ -269,10 +269,16 @@ class ApprovalStore:
                 await self._conn.execute("COMMIT")
 
 
-async def _initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
+async def _initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int, *, create: bool) -> None:
     try:
         await initialise_schema(
-            conn, path, busy_timeout_ms, ddl=_DDL, version=SCHEMA_VERSION, what="approvals database"
+            conn,
+            path,
+            busy_timeout_ms,
+            ddl=_DDL,
+            version=SCHEMA_VERSION,
+            what="approvals database",
+            create=create,
         )
     except ValueError as exc:
         raise ApprovalStoreError(str(exc)) from None

@@ -7,9 +7,11 @@ refused), 2 usage or file errors.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -23,6 +25,7 @@ from mcp_guard.audit.verify import verify
 from mcp_guard.signing import SigningKeyError, load_public_key, load_signing_key
 
 DEFAULT_DB = "var/audit.db"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 DEFAULT_KEY = "var/keys/audit-signing.pem"
 
 OK, TAMPERED, USAGE = 0, 1, 2
@@ -54,12 +57,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = _sub(sub, "report", "compliance report (Markdown or JSON)", _report)
     p.add_argument("--format", choices=("md", "json"), default="md")
-    p.add_argument("--retention-days", type=int, default=183)
+    p.add_argument("--retention-days", type=_days, default=183)
     p.add_argument("--output", "-o", metavar="PATH")
 
     p = _sub(sub, "prune", "delete entries older than a time, keeping the chain verifiable", _prune)
     p.add_argument("--before", required=True, metavar="TIME", help="RFC 3339 time or date")
-    p.add_argument("--retention-days", type=int, default=183, help="minimum retention (default 183)")
+    p.add_argument("--retention-days", type=_days, default=183, help="minimum retention (default 183)")
 
 
 def _sub(
@@ -115,7 +118,7 @@ def _export(args: argparse.Namespace) -> int:
         decision=args.decision,
         kind=args.kind,
     )
-    with _output(args.output) as out:
+    with _output(args.output, db=args.db) as out:
         count = export_entries(args.db, out, args.format, flt)
     print(f"exported {count} entries", file=sys.stderr)
     return OK
@@ -139,7 +142,7 @@ def _report(args: argparse.Namespace) -> int:
     rep = build_report(
         args.db, load_public_key(args.key), retention_days=args.retention_days, now=datetime.now(UTC)
     )
-    with _output(args.output) as out:
+    with _output(args.output, db=args.db) as out:
         out.write(rep.model_dump_json(indent=2) + "\n" if args.format == "json" else render_markdown(rep))
     return OK if rep.integrity.ok else TAMPERED
 
@@ -159,14 +162,51 @@ def _prune(args: argparse.Namespace) -> int:
     return OK
 
 
+def _days(text: str) -> int:
+    """A ``--retention-days`` value: a whole number of days, 0 or more."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, not {text!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more days, not {days}")
+    return days
+
+
 def _time_arg(value: str | None) -> str | None:
     return format_time(parse_time(value)) if value else None
 
 
 @contextmanager
-def _output(path: str | None) -> Iterator[TextIO]:
+def _output(path: str | None, *, db: Path) -> Iterator[TextIO]:
+    """Standard output, or the file at ``path``, which appears only once everything is
+    written: a command that fails leaves an existing file as it was.
+
+    Raises:
+        ValueError: ``path`` is the audit database ``db``, or another SQLite database.
+    """
     if path is None:
         yield sys.stdout
         return
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        yield fh
+    target = Path(path)
+    _refuse_to_overwrite_a_database(target, db)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _refuse_to_overwrite_a_database(target: Path, db: Path) -> None:
+    """Raises: ValueError — ``target`` is ``db`` or starts like an SQLite database."""
+    if not target.is_file():
+        return
+    if db.exists() and target.samefile(db):
+        raise ValueError(f"refusing to write over the audit database {db}; choose another --output")
+    with target.open("rb") as fh:
+        if fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+            raise ValueError(f"refusing to overwrite {target}: it is an SQLite database")

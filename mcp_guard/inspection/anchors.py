@@ -16,12 +16,8 @@ import bisect
 import re
 from typing import Any
 
-try:  # google-re2: linear-time automata; the pure-Python fallback is correct but slower
-    import re2  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - exercised only without the optional dependency
-    re2 = None
-
 from mcp_guard.inspection.injection_i18n import I18N_RULES
+from mcp_guard.re2 import re2
 
 _SEP = "\x00"
 
@@ -196,25 +192,21 @@ ATTACK_FAMILIES = frozenset({"sql", "shell", "path", "xss", "ssrf"})
 
 
 def _python_pattern(pattern: str) -> re.Pattern[str]:
-    """The same anchor in Python ``re`` syntax (used when google-re2 is not installed)."""
+    """The same anchor in Python ``re`` syntax: the reference the RE2 path is tested against."""
     pattern = re.sub(r"\\x\{([0-9a-fA-F]+)\}", lambda m: f"\\U{int(m.group(1), 16):08x}", pattern)
     return re.compile(pattern.replace("\\z", "\\Z"))
 
 
 _NAMES = tuple(FAMILIES)
 _PY_REGEX = {name: _python_pattern(pattern) for name, pattern in FAMILIES.items()}
-_SET: Any = None
-_REGEX: dict[str, Any] = {}
-_UNANCHORED: Any = None
-if re2 is not None:
-    _opts = re2.Options()
-    _opts.max_mem = 256 << 20
-    _SET = re2.Set.SearchSet(_opts)
-    for _pattern in FAMILIES.values():
-        _SET.Add(_pattern)
-    _SET.Compile()
-    _REGEX = {name: re2.compile(pattern, _opts)._regexp for name, pattern in FAMILIES.items()}
-    _UNANCHORED = re2._Anchor.UNANCHORED
+_opts = re2.Options()
+_opts.max_mem = 256 << 20
+_SET: Any = re2.Set.SearchSet(_opts)
+for _pattern in FAMILIES.values():
+    _SET.Add(_pattern)
+_SET.Compile()
+_REGEX: dict[str, Any] = {name: re2.compile(pattern, _opts)._regexp for name, pattern in FAMILIES.items()}
+_UNANCHORED: Any = re2._Anchor.UNANCHORED
 
 
 def _find_anchors_python(

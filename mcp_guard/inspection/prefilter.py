@@ -3,18 +3,14 @@
 Each Python pattern is turned into a *superset* RE2 pattern (lookarounds dropped), so on
 ASCII text an RE2 miss proves the Python pattern misses too. Per-rule automata (linear time,
 no backtracking) name the candidates, and only those run in Python, which still decides with
-exact semantics and spans. Non-ASCII text, or a missing ``google-re2``, makes every rule a
-candidate.
+exact semantics and spans. Non-ASCII text makes every rule a candidate.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-try:
-    import re2  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - exercised only without the optional dependency
-    re2 = None
+from mcp_guard.re2 import re2
 
 
 def _skip_group(pattern: str, i: int) -> int:
@@ -93,17 +89,12 @@ class RulePrefilter:
 
     def __init__(self, patterns: list[str]) -> None:
         self._count = len(patterns)
-        self._any: Any = None
-        self._each: list[Any] = []
-        self._anchor: Any = None
-        if re2 is None:
-            return
         opts = re2.Options()
         opts.max_mem = 64 << 20
         wide = [superset(p) for p in patterns]
-        self._each = [re2.compile("(?m)" + w, opts)._regexp for w in wide]
-        self._anchor = re2._Anchor.UNANCHORED
-        self._any = [
+        self._each: list[Any] = [re2.compile("(?m)" + w, opts)._regexp for w in wide]
+        self._anchor: Any = re2._Anchor.UNANCHORED
+        self._any: list[tuple[range, Any]] = [
             (
                 range(start, min(start + _GROUP, len(wide))),
                 re2.compile(
@@ -114,8 +105,8 @@ class RulePrefilter:
         ]
 
     def candidates(self, text: str) -> list[int]:
-        """Indexes of the patterns that may match ``text`` (all of them without RE2 or for non-ASCII text)."""
-        if self._any is None or not text.isascii():
+        """Indexes of the patterns that may match ``text`` (all of them for non-ASCII text)."""
+        if not text.isascii():
             return list(range(self._count))
         data = text.encode("ascii")
         end = len(data)

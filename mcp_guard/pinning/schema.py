@@ -61,15 +61,17 @@ PENDING_COLUMNS = (
 )
 
 
-async def initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
-    """Set WAL and the busy timeout, check the version, create the tables.
+async def initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int, *, create: bool) -> None:
+    """Set WAL and the busy timeout, check the version, create the tables (without
+    ``create``: only in a file that already is a pin database).
 
     Raises:
-        PinStoreError: not a SQLite database, or written by a newer mcp-guard.
+        PinStoreError: not a SQLite database, not a pin database (without ``create``),
+            or written by a newer mcp-guard.
     """
     try:
         await initialise_schema(
-            conn, path, busy_timeout_ms, ddl=DDL, version=SCHEMA_VERSION, what="pin database"
+            conn, path, busy_timeout_ms, ddl=DDL, version=SCHEMA_VERSION, what="pin database", create=create
         )
     except ValueError as exc:
         raise PinStoreError(str(exc)) from None

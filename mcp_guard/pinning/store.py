@@ -75,7 +75,7 @@ class PinStore:
         except (OSError, sqlite3.Error) as exc:
             raise PinStoreError(f"cannot open pin database {path}: {exc}") from None
         try:
-            await schema.initialise(conn, path, config.busy_timeout_ms)
+            await schema.initialise(conn, path, config.busy_timeout_ms, create=create)
             store = cls(conn, config, clock)
             await store._load_signatures()
             yield store

@@ -2,13 +2,15 @@
 
 ``{gt: 1000, lt: 5000}`` becomes ``lambda v: gt(v) and lt(v)``. Operands are checked
 and regexes compiled here, at load time, so evaluation never fails on a bad operand.
+Regexes are RE2 (linear time in the length of the text, as OPA's ``regex.match``): an
+agent controls the arguments they are matched against, so a pattern that backtracks
+must not be able to stall the gateway.
 See docs/policies.md ("Operators") for the exact semantics of each operator.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -206,12 +208,15 @@ def _string(op: str, operand: Any, at: Located) -> Pred | None:
         return None
     test: Callable[[str], bool]
     if op == "regex":
+        from mcp_guard.re2 import OPTIONS, re2
+
         try:
-            pattern = re.compile(operand)
-        except re.error as exc:
-            at.error(f"invalid regex {operand!r}: {exc}")
+            search = re2.compile(operand, OPTIONS).search
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if isinstance(exc.args[0], bytes) else exc
+            hint = "policy regexes are RE2: no backreferences or lookaround"
+            at.error(f"invalid regex {operand!r}: {reason} ({hint})")
             return None
-        search = pattern.search
         test = lambda s: search(s) is not None  # noqa: E731
     elif op == "glob":
         test = lambda s: fnmatchcase(s, operand)  # noqa: E731

@@ -1,80 +1,75 @@
-"""Load-time checks for Rego modules; refusal on any problem keeps Rego fail-closed.
+"""Loading Rego policies, and evaluating them in a child process: fail closed either way.
 
-regopy can crash the whole process (segfault) on some valid policies -- seen with
-``x in {...}`` inside a rule evaluated by a test using ``with input as``. So the
-checks that *execute* Rego (adding the modules, the ``test_`` rules, a query of the
-entrypoint on an empty request) run first in a child process
-(``python -m mcp_guard.policy.rego_check FILE...``); only when the child reports no
-problem are the modules loaded into this process.
+The engine (:mod:`mcp_guard.policy.rego_engine`) never runs in this process (its module
+docstring says why). Loading runs its checks in a short-lived child; only when the
+child reports no problem does :class:`RegoProcess` start the long-lived child that
+answers the gateway's queries. If that child crashes, hangs past
+:data:`QUERY_TIMEOUT_S` or answers nonsense, the call in question is BLOCKed with the
+reason and the next call starts a fresh child.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import selectors
 import subprocess
 import sys
+import threading
+import weakref
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import regopy  # type: ignore[import-untyped]
-
+from mcp_guard.decision import Decision
+from mcp_guard.policy.engine import EngineOutcome
 from mcp_guard.policy.rego import (
-    ENTRYPOINT,
+    EMPTY_REQUEST,
     RegoModule,
-    RegoPolicy,
     RegoQueryError,
-    new_interpreter,
     parse_outcome,
-    rego_error_location,
-    run_query,
-    static_problems,
+    rego_input,
     suspicious_references,
-    test_rules,
 )
+from mcp_guard.policy.types import PolicyRequest
 
 CHILD_TIMEOUT_S = 60.0
-EMPTY_REQUEST: dict[str, Any] = {
-    "principal": {},
-    "tool": {},
-    "arguments": {},
-    "findings": [],
-    "risk_factors": {},
-}
+"""How long the load-time checks, or the start of the engine, may take."""
+QUERY_TIMEOUT_S = 2.0
+"""How long one decision may take before the child is killed and the call BLOCKed."""
+_ENGINE = [sys.executable, "-m", "mcp_guard.policy.rego_engine"]
 _PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
 
 
 def load_rego(
     modules: Sequence[RegoModule], errors: list[str], warnings: list[str] | None = None
-) -> RegoPolicy | None:
+) -> RegoProcess | None:
     """Check and load ``modules``; ``None`` after appending ``file:line`` problems to ``errors``.
 
     Likely typos (references to names bound nowhere) are appended to ``warnings``.
     """
     if warnings is not None:
         warnings.extend(suspicious_references(modules))
-    problems = static_problems(modules, new_interpreter())
     if not any("mcpguard" in _PACKAGE.findall(m.source) for m in modules):
-        problems.append(
-            f"{modules[0].file}:1: no module declares 'package mcpguard' (with a 'decision' rule)"
-        )
-    if not problems:
-        problems = _check_in_child(modules)
+        errors.append(f"{modules[0].file}:1: no module declares 'package mcpguard' (with a 'decision' rule)")
+        return None
+    problems = _check_in_child(modules)
     if problems:
         errors.extend(problems)
         return None
-    policy = RegoPolicy(modules)
+    policy = RegoProcess(modules)
     try:
-        policy.query(EMPTY_REQUEST)  # build this thread's interpreter now, not on the first call
+        policy.query(EMPTY_REQUEST)  # start the engine now, not on the first call
     except RegoQueryError as exc:
         errors.append(f"{modules[0].file}:1: Rego policy failed after its self-check: {exc}")
+        policy.close()
         return None
     return policy
 
 
 def _check_in_child(modules: Sequence[RegoModule]) -> list[str]:
-    cmd = [sys.executable, "-m", "mcp_guard.policy.rego_check", *(m.file for m in modules)]
+    cmd = [*_ENGINE, "check", *(m.file for m in modules)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
@@ -94,54 +89,112 @@ def _check_in_child(modules: Sequence[RegoModule]) -> list[str]:
     return [str(p) for p in problems]
 
 
-def check_modules(modules: Sequence[RegoModule]) -> list[str]:
-    """Add the modules, run every ``test_`` rule and query the entrypoint (in this process)."""
-    interp = new_interpreter()
-    problems: list[str] = []
-    for m in modules:
-        _progress(f"{m.file}:1")
+class RegoProcess:
+    """The folder's Rego modules as one decision source (an ``ExternalEngine``), evaluated
+    by a child process that this object owns: started on the first query, stopped by
+    :meth:`close` or when the object is collected (a policy reload), and gone with the
+    gateway (it exits when its stdin closes). Queries are serialised by a lock."""
+
+    def __init__(self, modules: Sequence[RegoModule]) -> None:
+        self.modules = tuple(modules)
+        self.name = ", ".join(Path(m.file).name for m in modules)
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[str] | None = None
+        self._stop_child = weakref.finalize(self, _stop, None)
+
+    def decide(self, req: PolicyRequest) -> EngineOutcome:
         try:
-            interp.add_module(m.file, m.source)
-        except regopy.RegoError as exc:
-            line, msg = rego_error_location(exc, m)
-            problems.append(f"{m.file}:{line}: Rego error: {msg}")
-    if problems:
-        return problems
-    for m in modules:
-        for pkg, name, line in test_rules(m):
-            _progress(f"{m.file}:{line}")
+            raw = self.query(rego_input(req))
+        except RegoQueryError as exc:
+            return EngineOutcome(Decision.BLOCK, ("rego-error",), f"Rego policy failed: {exc}", "rego")
+        return parse_outcome(raw)
+
+    def query(self, document: dict[str, Any]) -> Any:
+        """The entrypoint's value for ``document``.
+
+        Raises:
+            RegoQueryError: the query failed, or the child crashed, hung or is gone
+                (it is then stopped, and the next query starts a new one).
+        """
+        line = json.dumps(document, default=str) + "\n"
+        with self._lock:
             try:
-                value = run_query(interp, f"data.{pkg}.{name}")
-            except RegoQueryError as exc:
-                problems.append(f"{m.file}:{line}: Rego test '{name}' failed: {exc}")
-                continue
-            if value is not True:
-                problems.append(f"{m.file}:{line}: Rego test '{name}' failed (got {value!r}, expected true)")
-    _progress(f"{modules[0].file}:1")
-    policy = RegoPolicy(modules)
+                child = self._child or self._start()
+                answer = _exchange(child, line, QUERY_TIMEOUT_S)
+            except RegoQueryError:
+                self.close()
+                raise
+        if "error" in answer:
+            raise RegoQueryError(str(answer["error"]))
+        return answer.get("value")
+
+    def close(self) -> None:
+        """Stop the child (the next query starts another)."""
+        self._stop_child()
+        self._child = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        try:
+            child = subprocess.Popen(
+                [*_ENGINE, "serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+            )
+        except OSError as exc:
+            raise RegoQueryError(f"cannot start the Rego engine: {exc}") from None
+        self._child = child
+        self._stop_child.detach()
+        self._stop_child = weakref.finalize(self, _stop, child)
+        modules = [{"file": m.file, "source": m.source} for m in self.modules]
+        _exchange(child, json.dumps(modules) + "\n", CHILD_TIMEOUT_S)  # its imports take a while
+        return child
+
+
+def _exchange(child: subprocess.Popen[str], line: str, timeout_s: float) -> dict[str, Any]:
+    """Send one line to ``child`` and read its one-line answer within ``timeout_s``.
+
+    Raises:
+        RegoQueryError: the child is gone, silent past the timeout, or unreadable.
+    """
+    stdin, stdout = child.stdin, child.stdout
+    assert stdin is not None and stdout is not None
     try:
-        outcome = parse_outcome(policy.query(EMPTY_REQUEST))
-    except RegoQueryError as exc:
-        entry = "data." + ENTRYPOINT.replace("/", ".")
-        problems.append(
-            f"{modules[0].file}:1: {entry} failed for an empty request ({exc}); add "
-            '\'default decision := {"decision": "ALLOW", "rules": []}\''
-        )
-        return problems
-    if "rego-error" in outcome.rules:
-        problems.append(f"{modules[0].file}:1: {outcome.reason}")
-    return problems
+        stdin.write(line)
+        stdin.flush()
+        if not _readable_within(stdout, timeout_s):
+            raise RegoQueryError(f"the Rego engine did not answer within {timeout_s:g}s; it was stopped")
+        text = stdout.readline()
+    except OSError:
+        text = ""
+    if not text:
+        code = child.poll()
+        raise RegoQueryError(f"the Rego engine stopped (exit code {code}); a new one starts on the next call")
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        raise RegoQueryError(f"the Rego engine answered {text[:120]!r}") from None
+    if not isinstance(answer, dict):
+        raise RegoQueryError(f"the Rego engine answered {text[:120]!r}")
+    return answer
 
 
-def _progress(where: str) -> None:
-    print(f"checking {where}", file=sys.stderr, flush=True)
+def _readable_within(stream: IO[str], timeout_s: float) -> bool:
+    with selectors.DefaultSelector() as sel:
+        sel.register(stream, selectors.EVENT_READ)
+        return bool(sel.select(timeout_s))
 
 
-def main(argv: Sequence[str]) -> int:
-    modules = [RegoModule(f, Path(f).read_text(encoding="utf-8")) for f in argv]
-    print(json.dumps(check_modules(modules)))
-    return 0
+def _stop(child: subprocess.Popen[str] | None) -> None:
+    if child is None or child.poll() is not None:
+        return
+    child.kill()
+    child.wait()
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            with suppress(OSError):
+                stream.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+__all__ = ["QUERY_TIMEOUT_S", "RegoProcess", "load_rego"]

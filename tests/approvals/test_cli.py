@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +198,17 @@ async def test_a_held_call_is_released_by_a_decision_made_from_the_cli(config: A
                 tg.start_soon(waiter)
                 assert await anyio.to_thread.run_sync(lambda: run(*argv)) == 0
     assert outcome is not None and outcome.state is ApprovalState.APPROVED
+
+
+def test_list_refuses_a_database_that_is_not_an_approvals_database_and_leaves_it_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "customers.db"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.commit()
+    before = db.read_bytes()
+    assert run("approvals", "list", "--db", str(db)) == 2
+    assert f"{db} is not an mcp-guard approvals database (tables " in capsys.readouterr().err
+    assert db.read_bytes() == before
+    assert not db.with_name("customers.db-wal").exists()

@@ -147,3 +147,57 @@ def test_prune_deletes_old_entries_up_to_a_checkpoint(logged: AuditConfig) -> No
     assert run("audit", "verify", *common(logged)) == 0
     with sqlite3.connect(logged.path) as db:
         assert db.execute("SELECT MIN(seq) FROM entries").fetchone()[0] == 22
+
+
+def test_report_refuses_to_write_over_the_audit_database(
+    logged: AuditConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = logged.path.read_bytes()
+    assert run("audit", "report", *common(logged), "-o", str(logged.path)) == 2
+    assert "refusing to write over the audit database" in capsys.readouterr().err
+    assert logged.path.read_bytes() == before
+    assert run("audit", "verify", *common(logged)) == 0
+
+
+def test_export_refuses_to_overwrite_any_sqlite_database(
+    logged: AuditConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "customers.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    before = other.read_bytes()
+    assert run("audit", "export", *common(logged), "-o", str(other)) == 2
+    assert f"refusing to overwrite {other}: it is an SQLite database" in capsys.readouterr().err
+    assert other.read_bytes() == before
+
+
+def test_a_failed_export_leaves_the_previous_output_file_as_it_was(
+    logged: AuditConfig, tmp_path: Path
+) -> None:
+    previous = tmp_path / "previous.jsonl"
+    previous.write_text('{"seq": 1}\n')
+    not_a_log = tmp_path / "notes.txt"
+    not_a_log.write_text("not an audit log")
+    assert run("audit", "export", "--db", str(not_a_log), "-o", str(previous)) == 2
+    assert previous.read_text() == '{"seq": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_an_export_replaces_its_output_file_once_written(logged: AuditConfig, tmp_path: Path) -> None:
+    out = tmp_path / "entries.jsonl"
+    out.write_text("stale\n")
+    assert run("audit", "export", *common(logged), "-o", str(out)) == 0
+    assert [json.loads(line)["seq"] for line in out.read_text().splitlines()] == list(range(1, 31))
+
+
+@pytest.mark.parametrize("command", ["report", "prune"])
+def test_a_negative_retention_is_refused(
+    logged: AuditConfig, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["audit", command, *common(logged), "--retention-days", "-1"]
+    if command == "prune":
+        argv += ["--before", "2999-01-01"]
+    with pytest.raises(SystemExit) as exited:
+        run(*argv)
+    assert exited.value.code == 2
+    assert "--retention-days: expected 0 or more days, not -1" in capsys.readouterr().err

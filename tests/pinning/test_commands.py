@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import anyio
 import pytest
 
+from mcp_guard.approvals.store import ApprovalStore
 from mcp_guard.pinning import QuarantineReason
 from tests.pinning.tools import POISONED_DESCRIPTION, adder, names, opened, run_cli, weather
 
@@ -159,3 +162,29 @@ async def test_two_gateways_both_see_an_accept_but_only_one_gets_its_audit_recor
         one, two = await first.refresh(), await second.refresh()
     assert one.upstreams == two.upstreams == frozenset({"wx"})
     assert [e["event"] for e in one.events + two.events] == ["accepted"]
+
+
+@pytest.mark.parametrize("foreign", ["customers", "approvals"])
+async def test_a_database_that_is_not_a_pin_database_is_refused_and_left_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], foreign: str
+) -> None:
+    db = tmp_path / "other.db"
+    if foreign == "approvals":  # a sibling state file: same schema version, other tables
+        async with ApprovalStore.open(db):
+            pass
+    else:
+        with closing(sqlite3.connect(db)) as conn:
+            conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+            conn.commit()
+    before = _tables_and_mode(db)
+    assert await cli("tools", "list", "--db", str(db)) == 2
+    assert f"{db} is not an mcp-guard pin database (tables " in capsys.readouterr().err
+    assert _tables_and_mode(db) == before
+
+
+def _tables_and_mode(db: Path) -> tuple[list[str], str]:
+    with closing(sqlite3.connect(db)) as conn:
+        tables = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
+        return tables, conn.execute("PRAGMA journal_mode").fetchone()[0]

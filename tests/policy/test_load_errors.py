@@ -30,6 +30,8 @@ APPROVAL = "rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n    approval: "
         (RULE + "    colour: red\n", 4, "unknown field 'colour'"),
         (WHEN + "args.a: {bigger: 3}\n", 5, "unknown operator 'bigger'"),
         (WHEN + "args.a: {regex: 'a('}\n", 5, "invalid regex"),
+        (WHEN + "args.a: {regex: '(a)\\1'}\n", 5, "invalid escape sequence: \\1 (policy regexes are RE2"),
+        (WHEN + "args.a: {regex: '(?<=x)y'}\n", 5, "invalid perl operator: (?<= (policy regexes are RE2"),
         (WHEN + "args.a: {gt: ten}\n", 5, "'gt' takes a number"),
         (WHEN + "time: {inside: '25:00-26:00'}\n", 5, "out of range"),
         (WHEN + "time: {inside: '9-5'}\n", 5, "invalid time window"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,17 @@ def _s(seconds: int) -> Any:
     from datetime import timedelta
 
     return timedelta(seconds=seconds)
+
+
+def test_a_backtracking_regex_cannot_stall_evaluation_on_an_agents_argument(tmp_path: Path) -> None:
+    # Python's re takes about 2^40 steps here; RE2 is linear in the text.
+    policies = load(
+        tmp_path, 'rules:\n  - id: r\n    when: {args.reason: {regex: "^(a+)+$"}}\n    decision: BLOCK\n'
+    )
+    hostile = request(args={"reason": "a" * 40 + "!"})
+    benign = request(args={"reason": "a" * 40})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        outcome = pool.submit(
+            lambda: (policies.evaluate(hostile).decision, policies.evaluate(benign).decision)
+        )
+        assert outcome.result(timeout=30) == (Decision.ALLOW, Decision.BLOCK)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mcp_guard.decision import Decision
 from mcp_guard.errors import ConfigError
-from mcp_guard.policy import load_policy_dir
+from mcp_guard.policy import load_policy_dir, rego_check
 
-from .helpers import finding, request, who, write
+from .helpers import MONDAY_NOON, finding, request, who, write
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "policies"
 
 POLICY = """
 package mcpguard
@@ -193,3 +199,61 @@ def test_a_reference_to_an_unbound_name_is_a_warning(tmp_path: Path) -> None:
     line = source.lstrip()[: source.lstrip().index("odd if")].count("\n") + 1
     assert len(policies.warnings) == 1
     assert policies.warnings[0].startswith(f"{tmp_path / 'p.rego'}:{line}: 'inptu' is not defined anywhere")
+
+
+def test_date_builtins_work_in_a_gateway_that_also_uses_re2(tmp_path: Path) -> None:
+    # With google-re2 in the same process, regopy's time.weekday used to abort it.
+    import mcp_guard.inspection  # noqa: F401 - loads google-re2, as the gateway does
+
+    assert "re2" in sys.modules
+    write(tmp_path, "weekend.rego", (EXAMPLES / "extras" / "weekend_transfers.rego").read_text())
+    policies = load_policy_dir(tmp_path)
+    saturday = datetime(2026, 1, 3, 12, 0, tzinfo=UTC)
+    assert policies.evaluate(request("bank__transfer", now=saturday)).decision is Decision.APPROVAL_REQUIRED
+    assert policies.evaluate(request("bank__transfer", now=MONDAY_NOON)).decision is Decision.ALLOW
+
+
+BACKTRACKING = """
+package mcpguard
+
+import rego.v1
+
+default decision := {"decision": "ALLOW", "rules": []}
+
+decision := {"decision": "WARN", "rules": ["aaa"]} if regex.match("^(a+)+$", input.arguments.reason)
+"""
+
+
+def test_an_evaluation_that_runs_away_blocks_the_call_and_the_next_call_gets_a_fresh_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rego_check, "QUERY_TIMEOUT_S", 0.5)
+    write(tmp_path, "p.rego", BACKTRACKING)
+    policies = load_policy_dir(tmp_path)
+    stalled = policies.evaluate(request(args={"reason": "a" * 40 + "!"}))  # regopy's regex backtracks
+    assert (stalled.decision, stalled.verdict.rules) == (Decision.BLOCK, ("rego-error",))
+    assert "did not answer within 0.5s" in stalled.verdict.reason
+    assert policies.evaluate(request(args={"reason": "aaa"})).decision is Decision.WARN
+
+
+def test_a_crashed_engine_blocks_the_call_and_the_next_call_gets_a_fresh_engine(tmp_path: Path) -> None:
+    write(tmp_path, "p.rego", BACKTRACKING)
+    policies = load_policy_dir(tmp_path)
+    assert policies.evaluate(request(args={"reason": "aaa"})).decision is Decision.WARN
+    (engine,) = engine_processes()
+    os.kill(engine, signal.SIGKILL)
+    crashed = policies.evaluate(request(args={"reason": "aaa"}))
+    assert (crashed.decision, crashed.verdict.rules) == (Decision.BLOCK, ("rego-error",))
+    assert "the Rego engine stopped (exit code -9)" in crashed.verdict.reason
+    assert policies.evaluate(request(args={"reason": "aaa"})).decision is Decision.WARN
+    assert engine not in engine_processes()
+
+
+def engine_processes() -> list[int]:
+    """The Rego engines this test process runs (children serving queries)."""
+    found = []
+    for child in Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        if b"mcp_guard.policy.rego_engine" in cmdline and b"serve" in cmdline:
+            found.append(int(child))
+    return found
