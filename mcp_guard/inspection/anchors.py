@@ -207,6 +207,22 @@ for _pattern in FAMILIES.values():
 _SET.Compile()
 _REGEX: dict[str, Any] = {name: re2.compile(pattern, _opts)._regexp for name, pattern in FAMILIES.items()}
 _UNANCHORED: Any = re2._Anchor.UNANCHORED
+_SET_MAX_BYTES = 256
+
+
+def _present(data: bytes) -> list[int]:
+    """Indexes (in :data:`_NAMES`) of the families whose anchor occurs in ``data``.
+
+    Short text takes one pass of the combined automaton. Longer text takes one pass per
+    family, each stopping at its first match: on high-entropy text (base64, hex, random
+    bytes) the combined DFA meets a new state at almost every byte and took ~55 µs a
+    byte (36 s for 1 MB of base64), while each family's own DFA stays small (0.5 s for
+    that MB; ~0.1 s per MB of prose with no anchor at all).
+    """
+    if len(data) <= _SET_MAX_BYTES:
+        return list(_SET.Match(data) or ())
+    end = len(data)
+    return [i for i, name in enumerate(_NAMES) if _REGEX[name].Match(_UNANCHORED, data, 0, end)[0][0] >= 0]
 
 
 def _find_anchors_python(
@@ -256,7 +272,7 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
         parts = [s.encode("utf-8", "surrogatepass") for s in strings]
         data = b"\x00".join(parts)
         lengths = [len(p) for p in parts]
-    present = _SET.Match(data)
+    present = _present(data)
     if not present:
         return found
     wanted = [_NAMES[i] for i in present if _NAMES[i] in families]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections.abc import Callable
 
 from mcp_guard.inspection.hits import Hit, overlaps
@@ -13,14 +15,18 @@ WHOLE_TEXT = 1024
 _MAX_GROW = 65_536
 
 
-def _grow(text: str, lo: int, hi: int) -> tuple[int, int]:
-    """Extend ``[lo, hi)`` to the surrounding whitespace, so that a long token is not cut."""
-    floor = max(0, lo - _MAX_GROW)
-    while lo > floor and not text[lo - 1].isspace():
-        lo -= 1
-    ceil = min(len(text), hi + _MAX_GROW)
-    while hi < ceil and not text[hi].isspace():
-        hi += 1
+_SPACE = re.compile(r"\s")
+
+
+def _grow(text: str, spaces: list[int], lo: int, hi: int) -> tuple[int, int]:
+    """Extend ``[lo, hi)`` to the surrounding whitespace (at most :data:`_MAX_GROW` each
+    way), so that a long token is not cut. ``spaces``: the positions of whitespace in
+    ``text``, ascending; a bisection each way keeps this logarithmic, however long the
+    token (one character at a time, a long unbroken argument cost seconds per window)."""
+    before = bisect.bisect_left(spaces, lo) - 1  # the last whitespace before lo
+    lo = max(spaces[before] + 1 if before >= 0 else 0, lo - _MAX_GROW, 0)
+    after = bisect.bisect_left(spaces, hi)  # the first whitespace at or after hi
+    hi = min(spaces[after] if after < len(spaces) else len(text), hi + _MAX_GROW, len(text))
     return lo, hi
 
 
@@ -30,11 +36,12 @@ def regions(
     """Merged windows of ``radius`` characters around ``spans`` (the whole text when it is short)."""
     if length <= max(WHOLE_TEXT, 2 * radius):
         return [(0, length)]
+    spaces = [m.start() for m in _SPACE.finditer(text)] if grow and text else None
     merged: list[tuple[int, int]] = []
     for s, e in sorted(spans):
         lo, hi = max(0, s - radius), min(length, e + radius)
-        if grow and text:
-            lo, hi = _grow(text, lo, hi)
+        if spaces is not None:
+            lo, hi = _grow(text, spaces, lo, hi)
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
