@@ -18,19 +18,20 @@ from mcp_guard.gateway import Gateway
 from mcp_guard.identity import (
     AuthError,
     BearerAuthMiddleware,
+    StdioIdentity,
     TokenVerifier,
-    principal_from_environment,
+    identity_from_environment,
     protected_resource_routes,
     resource_metadata_url,
 )
-from mcp_guard.principal import Principal
 from mcp_guard.transports import build_http_app, request_principal
 
 logger = logging.getLogger(__name__)
 
 
-async def stdio_principal(settings: GatewaySettings, environ: Mapping[str, str] = os.environ) -> Principal:
-    """Who the stdio client is: a verified ``MCP_GUARD_TOKEN``, or the explicit local principal.
+async def stdio_identity(settings: GatewaySettings, environ: Mapping[str, str] = os.environ) -> StdioIdentity:
+    """Who the stdio client is: a verified ``MCP_GUARD_TOKEN`` (until it expires), or the
+    explicit local principal.
 
     Raises:
         AuthError: a token is required but missing or invalid (the message says what to do).
@@ -40,9 +41,9 @@ async def stdio_principal(settings: GatewaySettings, environ: Mapping[str, str] 
         auth = settings.auth
         if auth.stdio_local_principal is None and settings.local_principal is not None:
             auth = auth.model_copy(update={"stdio_local_principal": settings.local_principal})
-        return await principal_from_environment(auth, environ)
+        return await identity_from_environment(auth, environ)
     if settings.local_principal is not None:
-        return settings.local_principal
+        return StdioIdentity(settings.local_principal)
     raise ConfigError(
         [
             "mcp-guard.yaml: no identity configured: add an 'auth' section (tokens, see docs/identity.md) "
@@ -117,4 +118,4 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-__all__ = ["AuthError", "http_app", "stdio_principal"]
+__all__ = ["AuthError", "http_app", "stdio_identity"]

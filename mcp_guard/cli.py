@@ -18,11 +18,10 @@ from mcp_guard.audit import commands as audit_commands
 from mcp_guard.config.settings import GatewaySettings, ServerSettings, load_settings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
-from mcp_guard.identity import AuthError
+from mcp_guard.identity import AuthError, StdioIdentity
 from mcp_guard.identity import commands as token_commands
 from mcp_guard.pinning import commands as tools_commands
 from mcp_guard.policy import commands as policy_commands
-from mcp_guard.principal import Principal
 from mcp_guard.upstreams.config import load_upstreams
 
 logger = logging.getLogger("mcp_guard")
@@ -113,20 +112,20 @@ def with_server_flags(server: ServerSettings, overrides: dict[str, object]) -> S
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mcp_guard.assemble import stdio_principal
+    from mcp_guard.assemble import stdio_identity
 
     settings = _settings(args)
     upstreams = load_upstreams(args.upstreams)
     policies = args.policies or (DEFAULT_POLICIES if Path(DEFAULT_POLICIES).is_dir() else None)
     gateway = Gateway(upstreams, settings, policy_dir=policies)
     if args.transport == "stdio":
-        principal = anyio.run(stdio_principal, settings)
-        anyio.run(_serve_stdio_until_signal, gateway, principal)
+        identity = anyio.run(stdio_identity, settings)
+        anyio.run(_serve_stdio_until_signal, gateway, identity)
         return 0
     return _serve_http(gateway)
 
 
-async def _serve_stdio_until_signal(gateway: Gateway, principal: Principal) -> None:
+async def _serve_stdio_until_signal(gateway: Gateway, identity: StdioIdentity) -> None:
     from mcp_guard.transports import serve_stdio
 
     async with anyio.create_task_group() as tg:
@@ -139,7 +138,7 @@ async def _serve_stdio_until_signal(gateway: Gateway, principal: Principal) -> N
                     return
 
         tg.start_soon(stop_on_signal)
-        await serve_stdio(gateway, principal)
+        await serve_stdio(gateway, identity)
         tg.cancel_scope.cancel()
 
 

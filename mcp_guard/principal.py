@@ -25,8 +25,29 @@ class Principal(BaseModel):
 
     @property
     def key(self) -> str:
-        """A stable identifier for sessions, counters and audit (user plus agent)."""
-        return f"{self.user}|{self.agent or ''}"
+        """A stable identifier for sessions, approvals, baselines and audit (user plus agent).
+
+        ``user|agent``, each part escaped by :func:`escape_key_part`, so no two principals
+        share a key (user ``kim|x`` is ``kim%7Cx|``, user ``kim`` with agent ``x|`` is
+        ``kim|x%7C``). Names without ``|`` or ``%`` are kept as they are, so keys already
+        stored (approvals, risk baselines) stay valid.
+        """
+        return f"{escape_key_part(self.user)}|{escape_key_part(self.agent or '')}"
+
+
+def escape_key_part(value: str, separators: str = "|") -> str:
+    """``value`` made safe to join with ``separators``: ``%`` and each separator are
+    percent-encoded (``%`` → ``%25``, ``|`` → ``%7C``, ``=`` → ``%3D``).
+
+    Joining escaped parts is injective: no value can forge a separator. A value holding
+    neither ``%`` nor a separator is returned unchanged.
+    """
+    if "%" not in value and not any(sep in value for sep in separators):
+        return value
+    escaped = value.replace("%", "%25")
+    for sep in separators:
+        escaped = escaped.replace(sep, f"%{ord(sep):02X}")
+    return escaped
 
 
 LOCAL_PRINCIPAL = Principal(user="local", agent="local")

@@ -23,7 +23,7 @@ client's token, and a request the client cancels is never answered.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -63,14 +63,16 @@ class StdioCallLane:
     def __init__(
         self,
         gateway: Gateway,
-        principal: Principal,
+        principal: Callable[[], Principal],
         session_id: str,
         out: StdoutPipe,
         calls: TaskGroup,
         *,
         server_info: dict[str, Any],
     ) -> None:
-        """``server_info``: the SDK server's ``server_info_stamp``, for 2026-era results."""
+        """``principal``: asked once per call; raises ``MCPError`` to refuse it (an expired
+        token, :func:`mcp_guard.transports.stdio_principal`).
+        ``server_info``: the SDK server's ``server_info_stamp``, for 2026-era results."""
         self._gateway = gateway
         self._principal = principal
         self._session_id = session_id
@@ -227,9 +229,10 @@ class StdioCallLane:
         except ValidationError:
             raise MCPError(code=types.INVALID_PARAMS, message="Invalid request parameters", data="") from None
         assert isinstance(params, dict)
+        principal = self._principal()  # as the SDK path asks after validating the parameters
         try:
             result = await self._gateway.call_tool(
-                self._principal,
+                principal,
                 self._session_id,
                 params["name"],
                 params.get("arguments"),

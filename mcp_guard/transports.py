@@ -9,11 +9,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 import anyio
+from mcp import types
 from mcp.server.context import ServerRequestContext
 from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +24,7 @@ from starlette.types import ASGIApp
 
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
+from mcp_guard.identity import AuthError, StdioIdentity
 from mcp_guard.principal import Principal
 from mcp_guard.server import build_server
 from mcp_guard.stdio_lane import StdioCallLane
@@ -35,7 +38,7 @@ STDIN_EOF_GRACE_S = 5.0
 """After a stdio client closes stdin, how long its calls in flight may take to answer."""
 
 
-async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
+async def serve_stdio(gateway: Gateway, identity: StdioIdentity) -> None:
     """Serve one client over this process's stdin/stdout until it disconnects.
 
     Nothing but protocol reaches stdout: logs go to stderr, and fd 1 points at stderr
@@ -43,9 +46,13 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
     read and written on the event loop (:mod:`mcp_guard.stdio_wire`), and ``tools/call``
     requests skip the SDK's session (:mod:`mcp_guard.stdio_lane`); anything else (a
     regular file) falls back to the SDK's threaded streams.
+
+    Every request asks ``identity`` for its principal: once the token has expired, each
+    one is refused (:func:`stdio_principal`) and the process keeps serving the refusals.
     """
     session_id = uuid.uuid4().hex
-    server = build_server(gateway, lambda ctx: principal, stdio_session=session_id)
+    principal = stdio_principal(identity)
+    server = build_server(gateway, lambda ctx: principal(), stdio_session=session_id)
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         with contextlib.ExitStack() as fds:
@@ -65,6 +72,30 @@ async def serve_stdio(gateway: Gateway, principal: Principal) -> None:
                 if stdio_lane is not None:
                     await stdio_lane.drain(STDIN_EOF_GRACE_S)
         tg.cancel_scope.cancel()
+
+
+def stdio_principal(identity: StdioIdentity) -> Callable[[], Principal]:
+    """The principal of each stdio request, or the JSON-RPC error refusing it.
+
+    The returned function raises ``MCPError`` (``INVALID_REQUEST``, the reason in the
+    message, ``{"error": "invalid_token"}`` as data) once the token has expired, and
+    logs the first refusal.
+    """
+    warned = False
+
+    def current() -> Principal:
+        nonlocal warned
+        try:
+            return identity.current()
+        except AuthError as exc:
+            if not warned:
+                warned = True
+                logger.warning("refusing every request from now on: %s", exc.description)
+            raise MCPError(
+                code=types.INVALID_REQUEST, message=exc.description, data={"error": exc.code}
+            ) from None
+
+    return current
 
 
 def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:

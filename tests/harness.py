@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
-from mcp_guard.server import build_server
+from mcp_guard.server import PrincipalResolver, build_server
 from mcp_guard.upstreams.config import UpstreamsFile, load_upstreams
 from mcp_guard.upstreams.supervisor import Backoff, Status
 
@@ -104,12 +104,15 @@ async def gateway_client(
     settings: GatewaySettings | None = None,
     *,
     principal: Principal = LOCAL_PRINCIPAL,
+    resolve_principal: PrincipalResolver | None = None,
     message_handler: MessageHandlerFnT | None = None,
     **gateway_kwargs: Any,
 ) -> AsyncIterator[tuple[Gateway, ClientSession]]:
-    """An in-process gateway with real upstreams, and a client connected to it in memory."""
+    """An in-process gateway with real upstreams, and a client connected to it in memory.
+
+    Every request acts as ``principal``, or as whatever ``resolve_principal`` says."""
     gateway = Gateway(upstreams, with_private_state(settings), backoff=FAST_BACKOFF, **gateway_kwargs)
-    server = build_server(gateway, lambda ctx: principal)
+    server = build_server(gateway, resolve_principal or (lambda ctx: principal))
     async with anyio.create_task_group() as tg:
         await tg.start(gateway.run)
         async with create_client_server_memory_streams() as (client_streams, server_streams):

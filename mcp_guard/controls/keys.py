@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import product
 from typing import Literal
 
-from mcp_guard.principal import Principal
+from mcp_guard.principal import Principal, escape_key_part
 
 Dimension = Literal["global", "user", "agent", "role", "team", "tenant", "upstream", "tool"]
 
@@ -45,9 +45,7 @@ def specificity(patterns: Sequence[str]) -> int:
 
 
 def _escape(value: str) -> str:
-    if "|" in value or "=" in value or "%" in value:
-        return value.replace("%", "%25").replace("|", "%7C").replace("=", "%3D")
-    return value
+    return escape_key_part(value, "|=")
 
 
 def _values(dim: Dimension, principal: Principal, upstream: str, tool: str) -> Sequence[str]:

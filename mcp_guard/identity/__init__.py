@@ -6,14 +6,15 @@ The gateway uses exactly this surface::
     principal = await verifier.verify(token)
     app = BearerAuthMiddleware(app, verifier, resource_metadata_url=..., required_scopes=[...])
     routes = protected_resource_routes(config)
-    principal = await principal_from_environment(config, environ=os.environ)
+    identity = await identity_from_environment(config, environ=os.environ)  # stdio
+    principal = identity.current()  # per request: refused once the token has expired
 """
 
 from mcp_guard.identity.config import AuthConfig, ClaimMapping, KeySource
 from mcp_guard.identity.errors import AuthError
 from mcp_guard.identity.metadata import protected_resource_routes, resource_metadata_url
 from mcp_guard.identity.middleware import BearerAuthMiddleware
-from mcp_guard.identity.stdio import principal_from_environment
+from mcp_guard.identity.stdio import StdioIdentity, identity_from_environment
 from mcp_guard.identity.verifier import TokenVerifier, VerifiedToken
 
 __all__ = [
@@ -22,9 +23,10 @@ __all__ = [
     "BearerAuthMiddleware",
     "ClaimMapping",
     "KeySource",
+    "StdioIdentity",
     "TokenVerifier",
     "VerifiedToken",
-    "principal_from_environment",
+    "identity_from_environment",
     "protected_resource_routes",
     "resource_metadata_url",
 ]

@@ -32,6 +32,8 @@ from mcp_guard.principal import Principal
 
 MAX_KEYS_TRIED = 8
 """A token without ``kid`` is tried against at most this many keys."""
+TOKEN_EXPIRED = "token has expired"
+"""Why an expired token is refused, over HTTP and stdio alike."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ def _invalid(description: str) -> AuthError:
 def _explain(exc: jwt.PyJWTError) -> AuthError:
     """A client-safe description of why PyJWT refused a token (never key material)."""
     if isinstance(exc, jwt.ExpiredSignatureError):
-        return _invalid("token has expired")
+        return _invalid(TOKEN_EXPIRED)
     if isinstance(exc, jwt.ImmatureSignatureError):
         return _invalid("token is not valid yet (nbf or iat is in the future)")
     if isinstance(exc, jwt.InvalidAudienceError):
@@ -215,7 +217,7 @@ class TokenVerifier:
         if not candidates:
             if kid is not None:
                 raise _invalid("token key id (kid) is unknown")
-            raise _invalid("no trusted key matches this token (it has no kid)")
+            raise _invalid("token has no key id (kid), and every trusted key for its algorithm needs one")
         payload = self._decode(token, alg, candidates)
         principal = principal_from_claims(payload, self.config.claims)
         nbf = payload.get("nbf")
@@ -249,8 +251,8 @@ class TokenVerifier:
         for remote in self._remote:
             if remote.needs_refresh():
                 await remote.ensure_fresh()
-        if kid is None:
-            return [key for key in self._pool() if alg in key.algorithms]
+        if kid is None:  # a key configured or published with a kid only answers tokens naming it
+            return [key for key in self._pool() if key.kid is None and alg in key.algorithms]
         exact = self._matching(alg, kid)
         if exact:
             return exact

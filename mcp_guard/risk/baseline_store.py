@@ -22,7 +22,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
-from mcp_guard.principal import Principal
+from mcp_guard.principal import Principal, escape_key_part
 from mcp_guard.risk.baseline import AgentBaseline, BaselineConfig
 from mcp_guard.sessions.records import epoch
 from mcp_guard.sessions.shape import argument_shape
@@ -56,7 +56,7 @@ class BaselineStore:
     def key_for(self, principal: Principal) -> str:
         """The baseline key of ``principal`` (see :attr:`BaselineConfig.key`)."""
         if self.config.key == "agent" and principal.agent:
-            return f"{principal.tenant or ''}|agent:{principal.agent}"
+            return f"{escape_key_part(principal.tenant or '')}|agent:{escape_key_part(principal.agent)}"
         return principal.key
 
     def get(self, principal: Principal) -> AgentBaseline | None:

@@ -65,7 +65,7 @@ class SessionStore:
     ) -> None:
         self.config = config or SessionConfig()
         self._clock = clock
-        self._sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, ...], Session] = OrderedDict()
         self.evicted = 0
         """Sessions dropped because the store was full (least recently used first)."""
         self.expired = 0
@@ -81,7 +81,7 @@ class SessionStore:
 
     def workflow(self, workflow: str, principal: Principal) -> Session:
         """The workflow session ``workflow`` of ``principal`` (created when new or expired)."""
-        return self._fetch(("w", f"{principal.key}\x00{workflow}"), workflow, principal)
+        return self._fetch(("w", principal.key, workflow), workflow, principal)
 
     def for_call(
         self, session_id: str, principal: Principal, meta: Mapping[str, Any] | None = None
@@ -125,7 +125,7 @@ class SessionStore:
     def _idle(self, session: Session, now: float) -> bool:
         return now - session.last_used > self.config.idle_ttl_s
 
-    def _fetch(self, key: tuple[str, str], session_id: str, principal: Principal) -> Session:
+    def _fetch(self, key: tuple[str, ...], session_id: str, principal: Principal) -> Session:
         now = self._clock()
         session = self._sessions.get(key)
         if session is not None and self._idle(session, now):

@@ -18,6 +18,7 @@ from mcp_guard.approvals import (
     SelfApprovalError,
     call_digest,
 )
+from mcp_guard.principal import Principal
 from tests.approvals.helpers import ALICE, BOB, CAROL, FakeClock, RecordingAudit, make_config, make_context
 
 pytestmark = pytest.mark.anyio
@@ -141,6 +142,21 @@ async def test_a_deferred_approval_lets_exactly_one_identical_call_through(
         used = await approvals.get(req.id)
         assert used is not None and used.state is ApprovalState.USED
     assert audit.events(req.id) == ["created", "approved", "used"]
+
+
+async def test_an_approval_for_one_principal_does_not_release_a_principal_whose_key_once_collided(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    victim = Principal(user="kim|x", teams=frozenset({"finance"}))
+    impostor = Principal(user="kim", agent="x|")
+    args = {"owner": "acme", "repo": "payments-api"}
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(victim, arguments=args, mode="defer"))
+        await approvals.decide(req.id, BOB, True, "ok once")
+        impostor_digest = call_digest(impostor, "github__delete_repo", args)
+        assert await approvals.consume(impostor, "github__delete_repo", impostor_digest) is None
+        victim_digest = call_digest(victim, "github__delete_repo", args)
+        assert await approvals.consume(victim, "github__delete_repo", victim_digest) == req.id
 
 
 async def test_consuming_many_times_at_once_succeeds_exactly_once(

@@ -94,6 +94,27 @@ async def test_a_jwks_key_is_never_used_with_an_algorithm_it_does_not_name(
         await verifier.verify(sign("ES256", kid="ed-1"))
 
 
+async def test_a_token_without_kid_is_refused_when_every_jwks_key_has_one(
+    tmp_path: Path, key_pairs: dict[str, KeyPair], sign: Sign
+) -> None:
+    jwks = write_jwks(tmp_path / "jwks.json", [key_pairs["EdDSA"].jwk("ed-1")])
+    verifier = TokenVerifier(make_config([{"jwks_file": str(jwks), "algorithms": ["EdDSA"]}]))
+    with pytest.raises(AuthError) as caught:
+        await verifier.verify(sign("EdDSA"))
+    assert caught.value.description == (
+        "token has no key id (kid), and every trusted key for its algorithm needs one"
+    )
+
+
+async def test_a_jwks_key_published_without_kid_answers_a_token_without_kid(
+    tmp_path: Path, key_pairs: dict[str, KeyPair], sign: Sign
+) -> None:
+    kidless = {k: v for k, v in key_pairs["EdDSA"].jwk("unused").items() if k != "kid"}
+    jwks = write_jwks(tmp_path / "jwks.json", [kidless])
+    verifier = TokenVerifier(make_config([{"jwks_file": str(jwks), "algorithms": ["EdDSA"]}]))
+    assert (await verifier.verify(sign("EdDSA"))).user == "alice"
+
+
 async def test_symmetric_and_malformed_jwks_entries_are_skipped(
     tmp_path: Path, key_pairs: dict[str, KeyPair], sign: Sign
 ) -> None:

@@ -27,6 +27,8 @@ from tests.identity.identity_support import (
 
 pytestmark = pytest.mark.anyio
 
+NO_KID = "token has no key id (kid), and every trusted key for its algorithm needs one"
+
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -251,6 +253,32 @@ async def test_a_key_with_a_configured_kid_only_answers_tokens_naming_it(sign: S
     verifier = TokenVerifier(make_config([{"secret": SECRET, "algorithms": ["HS256"], "kid": "local-1"}]))
     assert (await verifier.verify(sign(kid="local-1"))).user == "alice"
     assert (await refusal(verifier, sign(kid="local-2"))).description == "token key id (kid) is unknown"
+    assert (await refusal(verifier, sign())).description == NO_KID
+
+
+async def test_a_public_key_with_a_configured_kid_refuses_a_token_without_kid(
+    pem_files: dict[str, Path], sign: Sign
+) -> None:
+    verifier = TokenVerifier(
+        make_config([{"public_key_file": str(pem_files["RS256"]), "algorithms": ["RS256"], "kid": "rsa-1"}])
+    )
+    assert (await verifier.verify(sign("RS256", kid="rsa-1"))).user == "alice"
+    assert (await refusal(verifier, sign("RS256"))).description == NO_KID
+
+
+async def test_a_token_without_kid_is_verified_by_the_key_configured_without_one(
+    pem_files: dict[str, Path], sign: Sign
+) -> None:
+    verifier = TokenVerifier(
+        make_config(
+            [
+                {"secret": SECRET, "algorithms": ["HS256"], "kid": "local-1"},
+                {"public_key_file": str(pem_files["ES256"]), "algorithms": ["ES256"]},
+            ]
+        )
+    )
+    assert (await verifier.verify(sign("ES256"))).user == "alice"
+    assert (await refusal(verifier, sign())).description == NO_KID
 
 
 # --- claim mapping -------------------------------------------------------------------------

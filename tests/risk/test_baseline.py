@@ -120,6 +120,19 @@ def test_baselines_are_learned_per_principal_by_default_and_per_agent_when_confi
     assert per_agent.get(Principal(user="carol")) is None
 
 
+def test_per_agent_baselines_of_tenants_and_agents_with_bars_stay_apart() -> None:
+    per_agent = BaselineStore(BaselineConfig(key="agent"))
+    warm_up(per_agent, Principal(user="u", tenant="a|agent:b", agent="c"))
+    assert per_agent.get(Principal(user="v", tenant="a", agent="b|agent:c")) is None
+
+
+def test_an_ordinary_per_agent_baseline_keeps_its_stored_key() -> None:
+    per_agent = BaselineStore(BaselineConfig(key="agent"))
+    acme_bot = Principal(user="u", tenant="acme", agent="invoice-bot")
+    assert per_agent.key_for(acme_bot) == "acme|agent:invoice-bot"
+    assert per_agent.key_for(Principal(user="u", agent="invoice-bot")) == "|agent:invoice-bot"
+
+
 def test_baseline_memory_is_bounded_per_agent() -> None:
     baselines = BaselineStore(BaselineConfig(max_tools=3, max_shapes_per_tool=2))
     for n in range(10):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from mcp_guard.principal import Principal
 from mcp_guard.sessions import SessionConfig, SessionMismatch, workflow_id
 from tests.risk.helpers import ALICE, BOB, FakeClock, sessions
 
@@ -117,3 +118,13 @@ def test_session_config_rejects_unknown_keys_and_silly_bounds() -> None:
         SessionConfig.model_validate({"max_session": 3})
     with pytest.raises(ValidationError, match="max_calls"):
         SessionConfig(max_calls=0)
+
+
+def test_a_workflow_id_cannot_reach_into_another_principals_workflow() -> None:
+    store = sessions()
+    first = Principal(user="alice", agent="bot\x00run")
+    second = Principal(user="alice", agent="bot")
+    mine = store.workflow("wf", first)
+    theirs = store.workflow("run\x00wf", second)  # the old "key\x00workflow" string of `mine`
+    assert mine is not theirs
+    assert theirs.principal_key == second.key

@@ -1,0 +1,43 @@
+"""Principal keys: one key per principal, and the keys already stored stay valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_guard.principal import Principal, escape_key_part
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (Principal(user="kim|x"), Principal(user="kim", agent="x|")),
+        (Principal(user="a|b", agent="c"), Principal(user="a", agent="b|c")),
+        (Principal(user="a%7Cb"), Principal(user="a|b")),
+        (Principal(user="a%25"), Principal(user="a%")),
+    ],
+)
+def test_principals_that_differ_only_in_where_a_bar_falls_get_different_keys(
+    one: Principal, other: Principal
+) -> None:
+    assert one.key != other.key
+
+
+@pytest.mark.parametrize(
+    ("principal", "key"),
+    [
+        (Principal(user="alice@example.com", agent="claude-desktop"), "alice@example.com|claude-desktop"),
+        (Principal(user="kim"), "kim|"),
+        (Principal(user="uid=kim,ou=people", agent="svc:bot/1"), "uid=kim,ou=people|svc:bot/1"),
+        (Principal(user="kim|x"), "kim%7Cx|"),
+        (Principal(user="kim", agent="x|"), "kim|x%7C"),
+        (Principal(user="50%"), "50%25|"),
+    ],
+)
+def test_a_key_escapes_only_the_bar_and_the_percent_sign(principal: Principal, key: str) -> None:
+    assert principal.key == key
+
+
+def test_escaping_leaves_a_plain_value_as_it_is_and_encodes_each_separator() -> None:
+    assert escape_key_part("bot-1") == "bot-1"
+    assert escape_key_part("a=b|c%d", "|=") == "a%3Db%7Cc%25d"
+    assert escape_key_part("a=b") == "a=b"
