@@ -58,11 +58,20 @@ class GuardServer(Server[Any]):
         )
 
 
+SSE_MESSAGES_PATH = "/messages/"
+
+
 def session_key(ctx: ServerRequestContext[Any, Any], fallback: str) -> str:
-    """The transport session id (streamable HTTP header / SSE query), else ``fallback``."""
+    """The transport session id, else ``fallback``: the one the transport routed the
+    request by, so a client cannot name another -- the ``session_id`` query of an SSE
+    message post, the ``mcp-session-id`` header on streamable HTTP (never the other way
+    round: an SSE post's header, like a streamable-HTTP query, is whatever the client wrote)."""
     request = ctx.request
     if request is not None:
-        sid = request.headers.get("mcp-session-id") or request.query_params.get("session_id")
+        if request.url.path.startswith(SSE_MESSAGES_PATH):
+            sid = request.query_params.get("session_id")
+        else:
+            sid = request.headers.get("mcp-session-id")
         if sid:
             return str(sid)
     return fallback

@@ -26,7 +26,7 @@ from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.identity import AuthError, StdioIdentity
 from mcp_guard.principal import Principal
-from mcp_guard.server import build_server
+from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
 from mcp_guard.stdio_wire import StdinLines, StdoutPipe, claimed_stdout, pollable
 
@@ -141,7 +141,7 @@ def build_http_app(
         json_response=settings.json_responses,
     )
     sse = SseServerTransport(
-        "/messages/", security_settings=security, max_request_body_size=settings.max_body_bytes
+        SSE_MESSAGES_PATH, security_settings=security, max_request_body_size=settings.max_body_bytes
     )
 
     class SseEndpoint:
@@ -177,7 +177,7 @@ def build_http_app(
     routes: list[BaseRoute] = [
         Route("/mcp", endpoint=wrap_mcp(StreamableHTTPASGIApp(manager))),
         Route("/sse", endpoint=wrap_mcp(SseEndpoint()), methods=["GET"]),
-        Mount("/messages/", app=wrap_mcp(sse.handle_post_message)),
+        Mount(SSE_MESSAGES_PATH, app=wrap_mcp(sse.handle_post_message)),
         Route("/healthz", endpoint=health),
         *(extra_routes or []),
     ]

@@ -4,6 +4,8 @@ as the SDK would answer it. Real gateway processes, a real upstream process."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -200,3 +202,22 @@ async def test_a_call_still_running_when_stdin_closes_is_cancelled_and_answered_
         {"code": -32000, "message": "Connection closed"}
     ]
     assert (tmp_path / "cancelled-eof").read_text() == "1"
+
+
+@pytest.mark.parametrize("settings", [LOCAL_SETTINGS, LANE_OFF], ids=["lane", "sdk"])
+async def test_a_call_with_nan_or_infinity_in_its_arguments_is_blocked_and_audited(
+    tmp_path: Path, settings: str
+) -> None:
+    script: Script = [
+        (30, {"name": "beh__echo", "arguments": {"text": "x", "n": float("nan")}}),
+        (31, {"name": "beh__echo", "arguments": {"text": "x", "deep": [{"n": float("-inf")}]}}),
+    ]
+    messages, _log = await run_script(tmp_path / "gw", settings, script)
+    for answer in messages:
+        result = answer["result"]
+        assert result["isError"] is True
+        assert "arguments hold NaN or Infinity, which JSON cannot carry" in result["content"][0]["text"]
+    with closing(sqlite3.connect(tmp_path / "gw" / "var" / "audit.db")) as db:
+        rows = [json.loads(r[0]) for r in db.execute("SELECT record FROM entries WHERE kind = 'decision'")]
+    assert [(r["decision"], r["rules"]) for r in rows] == [("BLOCK", ["invalid-arguments"])] * 2
+    assert all(len(r["args_digest"]) == 64 for r in rows)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, closing
 from pathlib import Path
 
 import httpx2
@@ -236,3 +238,21 @@ class SdkLikeProvider(trace.TracerProvider):
 
     def get_tracer(self, *args: object, **kwargs: object) -> trace.Tracer:
         return trace.NoOpTracer()
+
+
+async def test_an_sse_client_cannot_name_the_session_its_calls_are_recorded_under(tmp_path: Path) -> None:
+    settings = GatewaySettings(state_dir=tmp_path / "state")
+    forged = {"mcp-session-id": "FORGED-SESSION-1"}
+    async with (
+        http_gateway(tmp_path, settings) as url,
+        sse_client(f"{url}/sse", headers=forged) as (read, write),
+        ClientSession(read, write) as client,
+    ):
+        await client.initialize()
+        await client.call_tool("beh__echo", {"text": "who am I"})
+    (audit,) = (tmp_path / "state").rglob("audit.db")
+    with closing(sqlite3.connect(audit)) as db:
+        rows = db.execute("SELECT record FROM entries WHERE kind = 'decision'").fetchall()
+    (record,) = [json.loads(r[0]) for r in rows]
+    assert record["session"] != "FORGED-SESSION-1"
+    assert len(record["session"]) == 32  # the SSE transport's own session id (a UUID's hex)

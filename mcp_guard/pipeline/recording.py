@@ -11,6 +11,7 @@ always stored.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -107,6 +108,12 @@ class CallRecorder:
 
     def _decision_record(self, call: ToolCall) -> dict[str, Any]:
         verdict = call.verdict
+        arguments = call.arguments
+        try:
+            args_digest = digest(arguments)
+        except ValueError:  # NaN or Infinity: such a call is never forwarded (ValidateStage)
+            arguments = _representable(arguments)
+            args_digest = digest(arguments)
         record: dict[str, Any] = {
             "time": call.received_at.isoformat(),
             "principal": _principal(call),
@@ -115,7 +122,7 @@ class CallRecorder:
             "tool": call.tool,
             "upstream": call.route.upstream if call.route else None,
             "actions": sorted(call.actions),
-            "args_digest": digest(call.arguments),
+            "args_digest": args_digest,
             "findings": [f.model_dump(mode="json") for f in call.findings],
             "risk": call.risk,
             "risk_factors": call.risk_factors,
@@ -126,10 +133,22 @@ class CallRecorder:
             "stage_us": {k: round(v, 1) for k, v in call.timings_us.items()},
         }
         if self.arguments == "full":
-            record["arguments"] = call.arguments
+            record["arguments"] = arguments
         elif self.arguments == "redacted":
-            record["arguments"] = self.redactor(call.arguments, call)
+            record["arguments"] = self.redactor(arguments, call)
         return record
+
+
+def _representable(value: Any) -> Any:
+    """``value`` with each NaN or infinity replaced by its name (``"NaN"``, ``"Infinity"``,
+    ``"-Infinity"``), so that the record of a call carrying one can still be written."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _representable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_representable(v) for v in value]
+    return value
 
 
 def _principal(call: ToolCall) -> dict[str, Any]:

@@ -46,7 +46,11 @@ class ValidateStage:
         self._validators = ValidatorCache()
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
-        size = len(json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":")).encode())
+        try:
+            text = json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # JSON has no NaN or Infinity; no upstream could read them either
+            return blocked("invalid-arguments", "arguments hold NaN or Infinity, which JSON cannot carry")
+        size = len(text.encode())
         if size > self.max_argument_bytes:
             return blocked(
                 "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"
