@@ -341,6 +341,32 @@ class Gateway:
     def visible_tool_names(self, principal: Principal) -> frozenset[str]:
         return frozenset(tool.name for tool in self.visible_tools(principal))
 
+    # -- resources and prompts ----------------------------------------------------------
+
+    def sees_upstream(self, principal: Principal, upstream: str) -> bool:
+        """Whether ``principal`` may list and read ``upstream``'s resources and prompts:
+        when it may see one of the upstream's tools, or, for an upstream serving no tools,
+        its bare namespace ``<prefix>__`` (so a rule hiding the upstream hides them too)."""
+        policy = self.policy
+        infos = [info for route, _, info in self._tools.values() if route.upstream == upstream]
+        if infos:
+            return any(policy.visible(principal, info) for info in infos)
+        bare = ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
+        return policy.visible(principal, bare)
+
+    async def admit_read(
+        self, principal: Principal, session_id: str, method: str, target: str, upstream: str | None
+    ) -> str | None:
+        """Record a ``resources/read`` or ``prompts/get`` of ``target`` and say where to send it:
+        the upstream, or None when there is no such target for this principal (unknown, or
+        hidden: both answer alike) or the read cannot be recorded (fail closed)."""
+        allowed = upstream is not None and self.sees_upstream(principal, upstream)
+        recorder = self.recorder
+        if recorder is None:
+            return None
+        recorded = await recorder.read(principal, session_id, method, target, upstream, allowed=allowed)
+        return upstream if allowed and recorded else None
+
     # -- calls --------------------------------------------------------------------------
 
     async def call_tool(

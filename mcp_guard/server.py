@@ -77,7 +77,7 @@ def session_key(ctx: ServerRequestContext[Any, Any], fallback: str) -> str:
     return fallback
 
 
-def build_server(
+def build_server(  # noqa: PLR0915 - one closure per MCP method
     gateway: Gateway, resolve_principal: PrincipalResolver, *, stdio_session: str | None = None
 ) -> GuardServer:
     """An MCP server whose handlers delegate to ``gateway`` for the resolved principal.
@@ -128,24 +128,28 @@ def build_server(
     async def list_resources(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        principal(ctx)
-        items = [resource for _, resource in gateway.catalog.resources.values()]
+        who = principal(ctx)
+        items = [
+            resource for up, resource in gateway.catalog.resources.values() if gateway.sees_upstream(who, up)
+        ]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListResourcesResult(resources=page, next_cursor=cursor)
 
     async def list_templates(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        principal(ctx)
-        items = [template for _, template in gateway.catalog.templates]
+        who = principal(ctx)
+        items = [template for up, template in gateway.catalog.templates if gateway.sees_upstream(who, up)]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
     async def read_resource(
         ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
-        principal(ctx)
-        upstream = gateway.catalog.resource_upstream(params.uri)
+        who = principal(ctx)
+        found = gateway.catalog.resource_upstream(params.uri)
+        session = session_key(ctx, stdio_session)
+        upstream = await gateway.admit_read(who, session, "resources/read", params.uri, found)
         if upstream is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource: {params.uri}")
         return await _relay(lambda: gateway.upstreams[upstream].read_resource(params.uri))
@@ -153,22 +157,27 @@ def build_server(
     async def list_prompts(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        principal(ctx)
-        items = [prompt for _, prompt in gateway.catalog.prompts.values()]
+        who = principal(ctx)
+        items = [
+            prompt
+            for route, prompt in gateway.catalog.prompts.values()
+            if gateway.sees_upstream(who, route.upstream)
+        ]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
 
     async def get_prompt(
         ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
     ) -> types.GetPromptResult:
-        principal(ctx)
+        who = principal(ctx)
         entry = gateway.catalog.prompts.get(params.name)
-        if entry is None:
+        route = entry[0] if entry is not None else None
+        session = session_key(ctx, stdio_session)
+        found = route.upstream if route is not None else None
+        upstream = await gateway.admit_read(who, session, "prompts/get", params.name, found)
+        if upstream is None or route is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
-        route = entry[0]
-        return await _relay(
-            lambda: gateway.upstreams[route.upstream].get_prompt(route.original, params.arguments)
-        )
+        return await _relay(lambda: gateway.upstreams[upstream].get_prompt(route.original, params.arguments))
 
     async def initialized(
         ctx: ServerRequestContext[Any, Any], params: types.NotificationParams | None

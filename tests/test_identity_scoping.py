@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
 import anyio
@@ -30,6 +32,7 @@ from tests.harness import (
     FAST_BACKOFF,
     INITIALIZE_REQUEST,
     MCP_POST_HEADERS,
+    behaviour_upstream,
     demo_upstreams_yaml,
     gateway_client,
     serve_http,
@@ -255,3 +258,58 @@ async def test_a_session_created_by_one_principal_cannot_be_used_with_another_pr
     assert created.status_code == 200
     assert hijack.status_code == 404
     assert own.status_code == 200 and "bank__refund" in own.text
+
+
+@pytest.mark.parametrize("who", ["sam", "vera"])
+async def test_resources_and_prompts_of_an_upstream_are_seen_only_by_whom_its_tools_are_and_reads_are_audited(
+    tmp_path: Path, who: str
+) -> None:
+    principal = Principal(user=who, roles=frozenset({"support" if who == "sam" else "security"}))
+    settings = GatewaySettings(
+        state_dir=tmp_path / "state",
+        access=AccessSettings(
+            allow_all=False,
+            grants=[
+                Grant(roles=["support"], tools=["mail__*"]),
+                Grant(roles=["security"], tools=["vault__*"]),
+            ],
+        ),
+    )
+    async with gateway_client(behaviour_upstream(tmp_path, "vault"), settings, principal=principal) as (
+        _,
+        client,
+    ):
+        resources = [str(r.uri) for r in (await client.list_resources()).resources]
+        prompts = [p.name for p in (await client.list_prompts()).prompts]
+        answers = []
+        for read in (
+            lambda: client.read_resource("memo://readme"),
+            lambda: client.read_resource("memo://nothing-here"),
+            lambda: client.get_prompt("vault__greet", {"who": "x"}),
+            lambda: client.get_prompt("vault__nothing_here", {"who": "x"}),
+        ):
+            try:
+                answers.append(await read())
+            except MCPError as exc:
+                answers.append(
+                    str(exc).replace("memo://nothing-here", "memo://readme").replace("nothing_here", "greet")
+                )
+    (audit,) = (tmp_path / "state").rglob("audit.db")
+    with closing(sqlite3.connect(audit)) as db:
+        reads = [json.loads(r[0]) for r in db.execute("SELECT record FROM entries WHERE kind = 'read'")]
+    if who == "sam":  # hidden reads answer exactly as reads of nothing
+        assert resources == prompts == []
+        assert answers[0] == answers[1] and answers[2] == answers[3]
+        assert [r["decision"] for r in reads] == ["BLOCK"] * 4
+    else:
+        assert (resources, prompts) == (["memo://readme"], ["vault__greet"])
+        assert isinstance(answers[0], types.ReadResourceResult) and isinstance(
+            answers[2], types.GetPromptResult
+        )
+        assert [r["decision"] for r in reads] == ["ALLOW", "BLOCK", "ALLOW", "BLOCK"]
+    assert [(r["method"], r["principal"]["user"]) for r in reads] == [
+        ("resources/read", who),
+        ("resources/read", who),
+        ("prompts/get", who),
+        ("prompts/get", who),
+    ]

@@ -13,16 +13,18 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from mcp import types
 
 from mcp_guard.audit import AuditLog, AuditUnavailableError, digest
-from mcp_guard.decision import Verdict
+from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import redact
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.outcomes import blocked
 from mcp_guard.policy import PolicySet
+from mcp_guard.principal import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,35 @@ class CallRecorder:
             return call.verdict
         call.audit_id, call.audit_receipt = receipt.id, receipt
         return call.verdict
+
+    async def read(
+        self,
+        principal: Principal,
+        session_id: str,
+        method: str,
+        target: str,
+        upstream: str | None,
+        *,
+        allowed: bool,
+    ) -> bool:
+        """Write ahead the entry of a ``resources/read`` or ``prompts/get``; False if it could
+        not be written (the read is then refused)."""
+        record = {
+            "time": datetime.now(UTC).isoformat(),
+            "principal": principal_record(principal),
+            "session": session_id,
+            "method": method,
+            "target": target,
+            "upstream": upstream,
+            "decision": (Decision.ALLOW if allowed else Decision.BLOCK).value,
+            "reason": "visible to the principal" if allowed else "unknown, or hidden from the principal",
+        }
+        try:
+            await self.log.append("read", record)
+        except AuditUnavailableError as exc:
+            logger.error("could not audit %s %s: %s; refused", method, target, exc.reason)
+            return False
+        return True
 
     async def durable(self, call: ToolCall) -> str | None:
         """Wait until the call's decision entry is on disk (``synchronous: OVERLAPPED``
@@ -152,7 +183,11 @@ def _representable(value: Any) -> Any:
 
 
 def _principal(call: ToolCall) -> dict[str, Any]:
-    p = call.principal
+    return principal_record(call.principal)
+
+
+def principal_record(p: Principal) -> dict[str, Any]:
+    """Who acted, as every audit entry names them."""
     return {
         "user": p.user,
         "agent": p.agent,
