@@ -169,7 +169,10 @@ def _exchange(child: subprocess.Popen[str], line: str, timeout_s: float) -> dict
     except OSError:
         text = ""
     if not text:
-        code = child.poll()
+        try:
+            code: int | None = child.wait(timeout=1.0)  # it closed its stdout: it is ending
+        except subprocess.TimeoutExpired:
+            code = None
         raise RegoQueryError(f"the Rego engine stopped (exit code {code}); a new one starts on the next call")
     try:
         answer = json.loads(text)
