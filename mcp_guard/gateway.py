@@ -495,6 +495,11 @@ class Gateway:
                 f"upstream '{upstream.name}' returned a malformed result "
                 f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})",
             )
+        except Exception as exc:  # fail closed, with the outcome audited: never a bare error
+            logger.exception("calling %s on upstream %s failed unexpectedly", call.tool, upstream.name)
+            return upstream_failure(
+                call, "upstream-error", f"upstream '{upstream.name}' failed: {type(exc).__name__}: {exc}"
+            )
         finally:
             if failed:
                 with anyio.CancelScope(shield=True):

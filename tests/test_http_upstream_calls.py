@@ -9,9 +9,10 @@ streams it may close mid-call for the client to resume (SSE polling).
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +359,40 @@ async def behaviour_upstream_app(
         async with gateway_client(upstreams) as (gateway, client):
             await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
             yield gateway, client
+
+
+async def test_an_answer_whose_encoding_lies_fails_the_call_as_the_upstreams_error_and_is_audited(
+    tmp_path: Path,
+) -> None:
+    async def garbled_tool_calls(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if b'"tools/call"' not in body:
+            replayed = [{"type": "http.request", "body": body, "more_body": False}]
+
+            async def replay() -> Any:
+                return replayed.pop() if replayed else await receive()
+
+            await app(scope, replay, send)
+            return
+        headers = [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"\x00 this is not gzip" * 10})
+
+    async with behaviour_upstream_app(tmp_path, before=garbled_tool_calls) as (gateway, client):
+        with anyio.fail_after(10):
+            result = await client.call_tool("beh__echo", {"text": "hi"})
+        assert gateway.services is not None
+        audit = gateway.services.audit.config.path
+    assert result.is_error
+    assert result.content[0].text.startswith("mcp-guard: upstream 'beh' failed: ")
+    assert "its answer could not be read: DecodingError" in result.content[0].text
+    with closing(sqlite3.connect(audit)) as db:  # the gateway has closed: its outcomes are written
+        kinds = [
+            r[0] for r in db.execute("SELECT kind FROM entries WHERE kind != 'policy_reload' ORDER BY seq")
+        ]
+    assert kinds[-2:] == ["decision", "outcome"]

@@ -152,6 +152,9 @@ class RawHttpCalls:
                 answer = await self._answer(ident, response, on_progress)
         except httpx2.TransportError as exc:
             raise UpstreamUnavailableError(self.upstream, f"cannot reach {self._url}: {exc}") from None
+        except httpx2.RequestError as exc:  # e.g. a body its Content-Encoding does not describe
+            unreadable = f"its answer could not be read: {type(exc).__name__}: {exc}"
+            raise MCPError(code=types.INTERNAL_ERROR, message=unreadable) from None
         except anyio.get_cancelled_exc_class():
             await self._cancel_upstream(ident)
             raise
