@@ -280,21 +280,50 @@ async def test_an_http_answer_over_max_message_bytes_is_refused_and_the_next_cal
     assert small.structured_content == {"echo": "ok"}
 
 
-async def test_an_upstream_that_redirects_its_endpoint_gets_its_calls_through_the_sdk_session(
-    tmp_path: Path,
-) -> None:
-    """The SDK's client follows a same-origin redirect, the raw hop does not: the call still works."""
+async def test_a_call_follows_an_upstream_that_moved_its_endpoint_within_its_origin(tmp_path: Path) -> None:
     from starlette.responses import RedirectResponse
 
+    posts_to_the_old_address = 0
+
     async def moved(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal posts_to_the_old_address
+        posts_to_the_old_address += scope["method"] == "POST"
         await RedirectResponse("/real", status_code=307)(scope, receive, send)
 
     async with behaviour_upstream_app(tmp_path, at="/real", before=moved) as (_, client):
+        before = posts_to_the_old_address
         first = await client.call_tool("beh__echo", {"text": "one"})
         second = await client.call_tool("beh__echo", {"text": "two"})
     assert first.structured_content == {"echo": "one"}
     assert second.structured_content == {"echo": "two"}
-    assert not str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # sent by the SDK
+    assert str(second.meta["upstream/meta"]["request_id"]).startswith(ID_PREFIX)  # the gateway's own POST
+    assert posts_to_the_old_address - before == 1  # then the calls go to the new address
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_a_redirect_that_is_not_followed_fails_the_call_saying_where_it_pointed(
+    tmp_path: Path, status: int
+) -> None:
+    from starlette.responses import RedirectResponse
+
+    target = "/real" if status == 302 else "http://elsewhere.example/mcp"
+
+    async def moved(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await receive()
+        if b'"tools/call"' in body.get("body", b""):
+            await RedirectResponse(target, status_code=status)(scope, receive, send)
+            return
+        replayed = [body]
+
+        async def replay() -> Any:
+            return replayed.pop() if replayed else await receive()
+
+        await app(scope, replay, send)
+
+    async with behaviour_upstream_app(tmp_path, before=moved) as (_, client):
+        result = await client.call_tool("beh__echo", {"text": "one"})
+    assert result.is_error
+    assert f"redirected the call (HTTP {status}) to {target}" in result.content[0].text
 
 
 @asynccontextmanager

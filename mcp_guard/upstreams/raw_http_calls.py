@@ -12,10 +12,10 @@ Anything else the upstream sends on that stream (a ``list_changed`` notification
 request of its own such as sampling) is handed to the SDK session, as if it had come
 through the SDK's transport. A stream that ends or breaks before the answer is resumed
 as the SDK's client resumes it (SSE polling, 2025-11-25): after the server's ``retry``
-interval, a GET with ``Last-Event-ID`` picks up the call's stream where it stopped. What
-the SDK's client does and this does not: follow a redirect within the same origin (a
-redirected call raises :class:`Redirected`; the supervisor then sends this
-connection's calls through the SDK session).
+interval, a GET with ``Last-Event-ID`` picks up the call's stream where it stopped. A
+307/308 redirect within the upstream's origin is followed (as the SDK's client follows
+it), and the connection's calls go to the new address from then on; any other redirect
+fails the call, saying where the upstream pointed.
 """
 
 from __future__ import annotations
@@ -65,8 +65,15 @@ POST_HEADERS = {"accept": "application/json, text/event-stream", "content-type":
 RESUME_HEADERS = {"accept": "text/event-stream"}
 
 
-class Redirected(Exception):
+MAX_REDIRECTS = 5
+
+
+class _Redirected(Exception):
     """The upstream answered a call's POST with a redirect; nothing reached the tool."""
+
+    def __init__(self, status: int, location: str) -> None:
+        super().__init__(status, location)
+        self.status, self.location = status, location
 
 
 class SessionLostError(UpstreamUnavailableError):
@@ -136,7 +143,6 @@ class RawHttpCalls:
 
         Raises:
             UpstreamUnavailableError: the upstream cannot be reached.
-            Redirected: the upstream redirected the request (it was not processed).
             SessionLostError: the upstream no longer knows the session (the call was not processed).
             MCPError: the upstream answered with a JSON-RPC error, an HTTP error, a
                 stream that ended without an answer, or an answer over ``max_message_bytes``.
@@ -146,10 +152,17 @@ class RawHttpCalls:
         ident = f"{ID_PREFIX}{next(self._ids)}"
         body = request_bytes(ident, name, arguments, meta, progress=on_progress is not None)
         try:
-            async with self._client.stream(
-                "POST", self._url, content=body, headers=self._headers()
-            ) as response:
-                answer = await self._answer(ident, response, on_progress)
+            for _ in range(MAX_REDIRECTS + 1):
+                try:
+                    async with self._client.stream(
+                        "POST", self._url, content=body, headers=self._headers()
+                    ) as response:
+                        answer = await self._answer(ident, response, on_progress)
+                    break
+                except _Redirected as moved:
+                    self._url = self._follow(moved)
+            else:
+                raise MCPError(code=types.INVALID_REQUEST, message=f"more than {MAX_REDIRECTS} redirects")
         except httpx2.TransportError as exc:
             raise UpstreamUnavailableError(self.upstream, f"cannot reach {self._url}: {exc}") from None
         except httpx2.RequestError as exc:  # e.g. a body its Content-Encoding does not describe
@@ -159,6 +172,27 @@ class RawHttpCalls:
             await self._cancel_upstream(ident)
             raise
         return call_result(answer)
+
+    def _follow(self, moved: _Redirected) -> str:
+        """Where a redirect leads, if it is one to follow.
+
+        Raises:
+            MCPError: not a 307/308 (which keep the POST as it was), or to another origin.
+        """
+        target = httpx2.URL(self._url).join(moved.location)
+        here = httpx2.URL(self._url)
+        if moved.status in (307, 308) and (target.scheme, target.host, target.port) == (
+            here.scheme,
+            here.host,
+            here.port,
+        ):
+            logger.info("upstream %s moved its endpoint to %s (HTTP %s)", self.upstream, target, moved.status)
+            return str(target)
+        raise MCPError(
+            code=types.INVALID_REQUEST,
+            message=f"redirected the call (HTTP {moved.status}) to {moved.location or 'nowhere'}; only "
+            "307/308 redirects within its origin are followed: point its url there",
+        )
 
     def _check_open(self) -> None:
         """Raises: UpstreamUnavailableError — the connection has ended (its HTTP client is closed)."""
@@ -181,7 +215,7 @@ class RawHttpCalls:
         status = response.status_code
         content_type = response.headers.get("content-type", "").lower()
         if 300 <= status < 400:
-            raise Redirected(f"upstream '{self.upstream}' redirected the call (HTTP {status})")
+            raise _Redirected(status, response.headers.get("location", ""))
         if status == 202:
             raise MCPError(code=types.INVALID_REQUEST, message="server answered a request with 202 Accepted")
         if status == 404 and self.session_id is not None:

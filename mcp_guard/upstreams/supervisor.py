@@ -29,7 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_guard.errors import UpstreamUnavailableError
 from mcp_guard.upstreams.config import UpstreamConfig
 from mcp_guard.upstreams.connect import Connection, connect
-from mcp_guard.upstreams.raw_http_calls import Redirected, SessionLostError
+from mcp_guard.upstreams.raw_http_calls import SessionLostError
 from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
 
@@ -345,11 +345,7 @@ async def _call_on(
     """
     try:
         if conn.link.calls is not None:
-            try:
-                return await conn.link.calls.call_tool(name, arguments, meta, on_progress)
-            except Redirected as exc:
-                logger.warning("upstream %s: %s; calls go through the SDK session", conn.link.upstream, exc)
-                conn.link.calls = None
+            return await conn.link.calls.call_tool(name, arguments, meta, on_progress)
         params = types.CallToolRequestParams(
             name=name, arguments=dict(arguments) if arguments else None, _meta=meta
         )
