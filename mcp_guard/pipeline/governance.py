@@ -192,10 +192,12 @@ def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:
     """The approvals service's view of a rule's ``approval:`` block (defaults when absent)."""
     if rule is None:
         return ApprovalRequestSpec()
-    extra: dict[str, Any] = {"ttl_s": rule.ttl_s} if rule.ttl_s is not None else {}
+    given = {"ttl_s": rule.ttl_s, "valid_for_s": rule.valid_for_s}
+    extra: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     return ApprovalRequestSpec(
         mode=rule.mode,
         allow_self=rule.allow_self,
         approvers=rule.approvers,
+        channels=rule.channels,
         **extra,
     )

@@ -263,17 +263,18 @@ def _match(
 
 def _approval(value: Any, loc: Located, rule_id: str) -> ApprovalSpec | None:
     if not isinstance(value, Mapping):
-        loc.error("'approval' must be a mapping (mode, approvers, allow_self, ttl)")
+        loc.error("'approval' must be a mapping (mode, approvers, allow_self, ttl, valid_for, channels)")
         return None
     data = dict(value)
     ok = True
-    if "ttl" in data:
-        try:
-            data["ttl_s"] = parse_duration(data.pop("ttl"), positive=True)
-        except ValueError as exc:
-            loc.at("ttl").error(str(exc))
-            ok = False
-    for bad in ("ttl_s", "rule_id", "file", "line"):
+    for key in ("ttl", "valid_for"):
+        if key in data:
+            try:
+                data[f"{key}_s"] = parse_duration(data.pop(key), positive=True)
+            except ValueError as exc:
+                loc.at(key).error(str(exc))
+                ok = False
+    for bad in ("ttl_s", "valid_for_s", "rule_id", "file", "line"):
         if bad in value:
             loc.at(bad).error("unknown key")
             return None

@@ -78,8 +78,9 @@ class ApprovalSpec(BaseModel):
     """The ``approval:`` block of an APPROVAL_REQUIRED rule, for the approvals feature.
 
     The policy engine validates its shape and carries it; it does not act on it.
-    ``ttl_s`` is the ``ttl`` duration in seconds (``None`` when not given: the approvals
-    default applies), above 0 and at most 365 days.
+    ``ttl_s`` and ``valid_for_s`` are the ``ttl`` and ``valid_for`` durations in seconds
+    (``None`` when not given: the approvals defaults apply), above 0 and at most 365 days;
+    ``channels`` names the notifiers to use (``None``: every configured one).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -88,6 +89,8 @@ class ApprovalSpec(BaseModel):
     approvers: Approvers = Field(default_factory=Approvers)
     allow_self: bool = False
     ttl_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    valid_for_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    channels: tuple[str, ...] | None = None
     rule_id: str = ""
     file: str = ""
     line: int = 0

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from mcp_guard.errors import ConfigError
+from mcp_guard.pipeline.governance import _request_spec
 from mcp_guard.policy import load_policy_dir
 
-from .helpers import write
+from .helpers import request, write
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:
@@ -202,3 +203,20 @@ def test_a_rule_behind_an_unconditional_rule_with_the_same_match_is_a_warning(tm
     assert "rule 'never' can never decide: rule 'first'" in policies.warnings[0]
     assert policies.warnings[0].startswith(f"{tmp_path / 'p.yaml'}:3: ")
     assert "rule 'dead' can never decide: rule 'catch-all'" in policies.warnings[1]
+
+
+def test_an_approval_block_sets_how_long_an_approval_stays_usable_and_which_channels_hear_of_it(
+    tmp_path: Path,
+) -> None:
+    rule = (
+        "rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n"
+        "    approval: {mode: defer, ttl: 30m, valid_for: 5m, channels: [ops-slack]}\n"
+    )
+    (tmp_path / "p.yaml").write_text(rule)
+    spec = load_policy_dir(tmp_path).evaluate(request()).approval
+    assert spec is not None
+    sent = _request_spec(spec)
+    assert (sent.mode, sent.ttl_s, sent.valid_for_s, sent.channels) == ("defer", 1800, 300, ("ops-slack",))
+    (tmp_path / "p.yaml").write_text(rule.replace("valid_for: 5m", "valid_for: 0"))
+    with pytest.raises(ConfigError, match=r"p\.yaml:4: rules\.0\.approval\.valid_for: invalid duration 0"):
+        load_policy_dir(tmp_path)
