@@ -50,8 +50,10 @@ logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
 
 METHOD = "tools/call"
-_MARKERS = ('"tools/call"', '"initialize"', '"notifications/initialized"', '"notifications/cancelled"')
-"""A line naming none of these is the SDK's without parsing it here."""
+_MARKERS = ("tools", "initialize", "cancelled")
+"""A line naming none of these is the SDK's without parsing it here. Fragments, not whole
+method names: JSON may spell ``notifications/cancelled`` as ``notifications\\/cancelled``,
+and a cancellation the lane misses would leave its call running."""
 
 
 class StdioCallLane:

@@ -132,16 +132,23 @@ async def test_the_lane_answers_2026_era_calls_exactly_as_the_sdk_does(tmp_path:
     assert all("error" in answers[i] for i in (15, 16, 17, 20, 21, 22, 23))
 
 
-async def test_a_call_the_client_cancels_is_never_answered_and_is_cancelled_upstream(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelling", ["plain", "escaped"])
+async def test_a_call_the_client_cancels_is_never_answered_and_is_cancelled_upstream(
+    tmp_path: Path, spelling: str
+) -> None:
     process, peer = await start_gateway(tmp_path)
     try:
         with anyio.fail_after(30):
             hang = {"name": "beh__hang", "arguments": {"tag": "lane"}}
             await peer.send({"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": hang})
             await peer.request(51, "tools/call", {"name": "beh__echo", "arguments": {"text": "in flight"}})
-            await peer.send(
+            cancel = json.dumps(
                 {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 50}}
             )
+            if spelling == "escaped":  # the same JSON string, with its slash escaped
+                cancel = cancel.replace("notifications/cancelled", "notifications\\/cancelled")
+            assert process.stdin is not None
+            await process.stdin.send((cancel + "\n").encode())
             while not (tmp_path / "cancelled-lane").exists():
                 await peer.request(52, "tools/call", {"name": "beh__echo", "arguments": {"text": "ping"}})
             await peer.request(53, "ping", {})
