@@ -76,6 +76,8 @@ class Gateway:
         self.result_chain = ResultChain([])
         self._tools: dict[str, tuple[Route, types.Tool, ToolInfo]] = {}
         self._allowed: dict[str, tuple[types.Tool, ...]] = {}
+        self._reviewing = {name: anyio.Lock() for name in self.upstreams}
+        """One review of an upstream at a time, so the last listing reviewed is the last one exposed."""
         self._tg: TaskGroup | None = None
 
     def _access(self, policies: PolicySet | None) -> AccessPolicy:
@@ -259,6 +261,10 @@ class Gateway:
 
     async def _review_pins(self, name: str) -> None:
         """Only pinned, unchanged, unpoisoned tools are exposed (rug pulls are quarantined)."""
+        async with self._reviewing[name]:
+            await self._review_listing(name)
+
+    async def _review_listing(self, name: str) -> None:
         services = self.services
         tools = self.upstreams[name].listing.tools
         if services is None:

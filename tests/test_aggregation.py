@@ -12,8 +12,9 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from mcp_guard.upstreams.supervisor import Status
+from mcp_guard.upstreams.tooldefs import json_size
 from tests.harness import behaviour_upstream, gateway_client, hostile_upstream, write_upstreams
-from tests.servers import behaviour
+from tests.servers import behaviour, hostile
 
 pytestmark = pytest.mark.anyio
 
@@ -182,3 +183,59 @@ async def test_an_endless_result_is_cut_off_while_reading_and_the_upstream_comes
                 await upstream.changed.wait()
         again = await client.call_tool("bad__good", {})
     assert isinstance(again, types.CallToolResult) and not again.is_error
+
+
+async def test_a_tool_over_the_description_or_definition_limit_is_skipped_naming_the_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bloated = next(t for t in hostile.TOOLS if isinstance(t, dict) and t["name"] == "bloated")
+    async with gateway_client(hostile_upstream(tmp_path)) as (_, client):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {"bad__good", "bad__garbage", "bad__flood"}
+    warnings = {r.getMessage() for r in caplog.records}
+    assert (
+        "upstream bad: skipping tool 'verbose': description is 70000 bytes, "
+        "over max_tool_description_bytes (65536)" in warnings
+    )
+    assert (
+        f"upstream bad: skipping tool 'bloated': definition is {json_size(bloated)} bytes, "
+        "over max_tool_definition_bytes (262144)" in warnings
+    )
+
+
+async def test_the_description_limit_is_set_per_upstream(tmp_path: Path) -> None:
+    upstreams = hostile_upstream(tmp_path, max_tool_description_bytes="5")
+    async with gateway_client(upstreams) as (_, client):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {"bad__good"}  # "Fine." is 5 bytes; the other descriptions are longer
+
+
+async def test_a_listing_past_max_listing_items_stops_paging_and_keeps_the_items_that_fit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first_page = len(hostile.TOOLS)
+    upstreams = hostile_upstream(tmp_path, env='{PAGES: "5"}', max_listing_items=str(first_page + 2))
+    async with gateway_client(upstreams) as (_, client):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {"bad__good", "bad__garbage", "bad__flood", "bad__page_1", "bad__page_2"}
+    assert (
+        f"upstream bad: tools/list returned more than {first_page + 2} items (max_listing_items); "
+        f"kept the first {first_page + 2} item(s)" in {r.getMessage() for r in caplog.records}
+    )
+
+
+async def test_a_listing_past_max_listing_bytes_stops_paging_and_keeps_the_items_that_fit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    page_tool = json_size(hostile.page_tool(1, 5000))
+    budget = sum(json_size(t) for t in hostile.TOOLS) + 2 * page_tool + page_tool // 2
+    upstreams = hostile_upstream(
+        tmp_path, env='{PAGES: "5", PAGE_DESCRIPTION_BYTES: "5000"}', max_listing_bytes=str(budget)
+    )
+    async with gateway_client(upstreams) as (_, client):
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {"bad__good", "bad__garbage", "bad__flood", "bad__page_1", "bad__page_2"}
+    assert (
+        f"upstream bad: tools/list returned more than {budget} bytes (max_listing_bytes); "
+        f"kept the first {len(hostile.TOOLS) + 2} item(s)" in {r.getMessage() for r in caplog.records}
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,8 @@ from mcp_guard.pinning.config import PinMode, PinningConfig
 from mcp_guard.pinning.models import Pin, QuarantineReason
 
 Scanner = Callable[[Mapping[str, Any]], list[Finding]]
+SCAN_CACHE_SIZE = 50_000
+"""Definitions whose findings are remembered (a few upstreams at their ``max_listing_items``)."""
 
 
 @dataclass(frozen=True)
@@ -28,23 +32,19 @@ class Verdict:
 
 
 def judge(
-    view: Mapping[str, Any],
     fingerprint: str,
+    findings: tuple[Finding, ...],
     pin: Pin | None,
     config: PinningConfig,
-    scan: Scanner = scan_tool_definition,
 ) -> Verdict:
-    """Decide on one definition (its pinned ``view`` and ``fingerprint``) given its ``pin``.
+    """Decide on one definition (its ``fingerprint`` and poisoning ``findings``) given its ``pin``.
 
-    Poisoning is checked first and wins over everything except a pin accepted with
-    ``force`` for this very fingerprint: an improved detector can quarantine a
-    definition that was pinned before it learned to see the attack.
+    Poisoning wins over everything except a pin accepted with ``force`` for this very
+    fingerprint: an improved detector can quarantine a definition that was pinned before
+    it learned to see the attack.
     """
     unchanged = pin is not None and pin.fingerprint == fingerprint
-    findings: tuple[Finding, ...] = ()
-    if config.hide_poisoned and not (unchanged and pin is not None and pin.forced):
-        findings = tuple(f for f in scan(view) if f.category == "poisoning")
-    if findings:
+    if findings and not (unchanged and pin is not None and pin.forced):
         return Verdict(QuarantineReason.POISONED, findings)
     if unchanged:
         return Verdict(None)
@@ -53,3 +53,29 @@ def judge(
     if config.mode is PinMode.TRUST_ON_FIRST_USE:
         return Verdict(None, auto_pin=True)
     return Verdict(QuarantineReason.NEW)
+
+
+class ScanCache:
+    """Poisoning findings by fingerprint, so a listing that comes back unchanged is not scanned again.
+
+    Bounded (least recently used first out) and safe to use from several worker threads.
+    """
+
+    def __init__(self, scan: Scanner = scan_tool_definition, size: int = SCAN_CACHE_SIZE) -> None:
+        self._scan = scan
+        self._size = size
+        self._found: OrderedDict[str, tuple[Finding, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def findings(self, fingerprint: str, view: Mapping[str, Any]) -> tuple[Finding, ...]:
+        """The poisoning findings of ``view`` (whose fingerprint is ``fingerprint``)."""
+        with self._lock:
+            if fingerprint in self._found:
+                self._found.move_to_end(fingerprint)
+                return self._found[fingerprint]
+        found = tuple(f for f in self._scan(view) if f.category == "poisoning")
+        with self._lock:
+            self._found[fingerprint] = found
+            while len(self._found) > self._size:
+                self._found.popitem(last=False)
+        return found

@@ -1,19 +1,23 @@
 """Planning a review: from one upstream's listing and its stored pins to what to expose and write.
 
-Pure (no I/O, the time is an input), so the store only has to apply the plan inside
-one transaction.
+Two steps: :func:`sight` does the CPU work (views, fingerprints, the poisoning scan) and
+runs in a worker thread before the store's transaction; :func:`plan_review` is pure and
+cheap (no I/O, the time is an input), so the store applies its plan inside one short
+transaction without stalling the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from mcp import types
 
+from mcp_guard.findings import Finding
 from mcp_guard.pinning.config import PinningConfig
-from mcp_guard.pinning.evaluate import judge
+from mcp_guard.pinning.evaluate import ScanCache, judge
 from mcp_guard.pinning.fingerprint import fingerprint_view, pinned_view
 from mcp_guard.pinning.models import (
     PendingChange,
@@ -39,46 +43,83 @@ class ReviewPlan:
     """Tool names whose pending change is resolved (back to the pin, or pinned on first sight)."""
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """One listed tool as a review sees it."""
+
+    tool: types.Tool
+    view: dict[str, Any]
+    fingerprint: str
+    findings: tuple[Finding, ...]
+    """Its poisoning findings (none when ``hide_poisoned`` is off)."""
+
+
+def sight(
+    tools: Sequence[types.Tool],
+    config: PinningConfig,
+    scans: ScanCache,
+    checkpoint: Callable[[], None] = lambda: None,
+) -> list[Sighting]:
+    """Every tool in ``tools`` (a repeated name keeps the first, as the catalog does), with
+    its pinned view, fingerprint and findings. CPU-bound: meant for a worker thread, with
+    ``checkpoint`` (called between tools) raising once the review is cancelled.
+
+    Raises:
+        ValueError: a definition holds a lone surrogate.
+    """
+    out: list[Sighting] = []
+    seen: set[str] = set()
+    for tool in tools:
+        if tool.name in seen:
+            continue
+        checkpoint()
+        seen.add(tool.name)
+        view = pinned_view(tool)
+        fp = fingerprint_view(view)
+        out.append(Sighting(tool, view, fp, scans.findings(fp, view) if config.hide_poisoned else ()))
+    return out
+
+
 def plan_review(
     upstream: str,
-    tools: Sequence[types.Tool],
+    sightings: Sequence[Sighting],
     *,
     pins: Mapping[str, Pin],
     pending: Mapping[str, PendingChange],
     config: PinningConfig,
     now: datetime,
 ) -> ReviewPlan:
-    """Decide on every tool in ``tools`` (a repeated name keeps the first, as the catalog does).
+    """Decide on every sighted tool (see :func:`sight`).
 
     Events are produced only for transitions, so planning the same listing against the
     state it produced yields no events and no writes.
-
-    Raises:
-        ValueError: a definition holds a lone surrogate.
     """
     plan = ReviewPlan()
-    seen: set[str] = set()
-    for tool in tools:
-        if tool.name not in seen:
-            seen.add(tool.name)
-            pin, waiting = pins.get(tool.name), pending.get(tool.name)
-            _plan_tool(plan, upstream, tool, pin=pin, waiting=waiting, config=config, now=now)
+    for seen in sightings:
+        _plan_tool(
+            plan,
+            upstream,
+            seen,
+            pin=pins.get(seen.tool.name),
+            waiting=pending.get(seen.tool.name),
+            config=config,
+            now=now,
+        )
     return plan
 
 
 def _plan_tool(
     plan: ReviewPlan,
     upstream: str,
-    tool: types.Tool,
+    seen: Sighting,
     *,
     pin: Pin | None,
     waiting: PendingChange | None,
     config: PinningConfig,
     now: datetime,
 ) -> None:
-    view = pinned_view(tool)
-    fp = fingerprint_view(view)
-    verdict = judge(view, fp, pin, config)
+    tool, view, fp = seen.tool, seen.view, seen.fingerprint
+    verdict = judge(fp, seen.findings, pin, config)
     reason = verdict.reason
     if reason is None:
         plan.allowed.append(tool)

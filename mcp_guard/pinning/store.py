@@ -20,10 +20,12 @@ import anyio
 from mcp import types
 
 from mcp_guard.audit.models import format_time
+from mcp_guard.inspection import scan_tool_definition
 from mcp_guard.pinning import schema
 from mcp_guard.pinning.config import PinningConfig
 from mcp_guard.pinning.diff import render_diff
 from mcp_guard.pinning.errors import NothingPendingError, PinStoreError, PoisonedToolError, StalePendingError
+from mcp_guard.pinning.evaluate import ScanCache, Scanner
 from mcp_guard.pinning.models import (
     PendingChange,
     PendingState,
@@ -34,7 +36,7 @@ from mcp_guard.pinning.models import (
     ToolRecord,
     finding_records,
 )
-from mcp_guard.pinning.review import plan_review
+from mcp_guard.pinning.review import plan_review, sight
 
 Clock = Callable[[], datetime]
 
@@ -46,10 +48,17 @@ def _utc_now() -> datetime:
 class PinStore:
     """Pins, pending changes and reviews over one SQLite connection (statements serialised by a lock)."""
 
-    def __init__(self, conn: aiosqlite.Connection, config: PinningConfig, clock: Clock) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        config: PinningConfig,
+        clock: Clock,
+        scan: Scanner = scan_tool_definition,
+    ) -> None:
         self._conn = conn
         self._config = config
         self._clock = clock
+        self._scans = ScanCache(scan)
         self._lock = anyio.Lock()
         self._signatures: dict[str, str] = {}
         self._data_version: int | None = None
@@ -57,9 +66,16 @@ class PinStore:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, config: PinningConfig, *, clock: Clock = _utc_now, create: bool = True
+        cls,
+        config: PinningConfig,
+        *,
+        clock: Clock = _utc_now,
+        create: bool = True,
+        scan: Scanner = scan_tool_definition,
     ) -> AsyncIterator[PinStore]:
         """Open (with ``create``, creating the file and its folder if needed) ``config.path``.
+
+        ``scan`` finds poisoning in a definition (tests replace it).
 
         Raises:
             PinStoreError: the file is missing (``create=False``), unreadable, not SQLite,
@@ -76,7 +92,7 @@ class PinStore:
             raise PinStoreError(f"cannot open pin database {path}: {exc}") from None
         try:
             await schema.initialise(conn, path, config.busy_timeout_ms, create=create)
-            store = cls(conn, config, clock)
+            store = cls(conn, config, clock, scan)
             await store._load_signatures()
             yield store
         finally:
@@ -91,16 +107,21 @@ class PinStore:
         ``tools`` are the ORIGINAL upstream definitions (before namespacing). Idempotent:
         reviewing the same listing again changes nothing and returns no events. Tools
         missing from the listing keep their pins (one that comes back unchanged is allowed).
+        Fingerprinting and the poisoning scan run in a worker thread, outside the
+        transaction; a definition already scanned (same fingerprint) is not scanned again.
 
         Raises:
             PinStoreError: the database cannot be read or written (fail closed: expose nothing).
             ValueError: a definition holds a lone surrogate.
         """
+        sightings = await anyio.to_thread.run_sync(
+            sight, tools, self._config, self._scans, anyio.from_thread.check_cancelled
+        )
         async with self._tx() as conn:
             pins = {p.name: p for p in await self._pins(conn, upstream)}
             pending = {p.name: p for p in await self._pending(conn, upstream)}
             plan = plan_review(
-                upstream, tools, pins=pins, pending=pending, config=self._config, now=self._clock()
+                upstream, sightings, pins=pins, pending=pending, config=self._config, now=self._clock()
             )
             for pin in plan.new_pins:
                 await conn.execute(_UPSERT_PIN, schema.pin_row(pin))

@@ -38,6 +38,14 @@ class _UpstreamBase(BaseModel):
     environment: str = "prod"
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=4096)
     """The largest JSON-RPC message accepted from this upstream; a longer one resets the connection."""
+    max_listing_items: int = Field(default=10_000, ge=1)
+    """The most items one listing (all pages of ``tools/list``, ``resources/list``, ...) may hold."""
+    max_listing_bytes: int = Field(default=32 * 1024 * 1024, ge=4096)
+    """The most JSON one listing's items may add up to; paging stops there, keeping what fits."""
+    max_tool_description_bytes: int = Field(default=64 * 1024, ge=1)
+    """A tool whose description is longer (UTF-8) is skipped as invalid."""
+    max_tool_definition_bytes: int = Field(default=256 * 1024, ge=1024)
+    """A tool whose whole definition is longer (as JSON) is skipped as invalid."""
     disabled: bool = False
 
     @field_validator("prefix")

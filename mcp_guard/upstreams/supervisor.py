@@ -31,7 +31,7 @@ from mcp_guard.upstreams.config import UpstreamConfig
 from mcp_guard.upstreams.connect import Connection, connect
 from mcp_guard.upstreams.raw_http_calls import SessionLostError
 from mcp_guard.upstreams.reaper import Reaper
-from mcp_guard.upstreams.tooldefs import valid_items, valid_tools
+from mcp_guard.upstreams.tooldefs import ToolLimits, json_size, valid_items, valid_tools
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,27 @@ ProgressCallback = ProgressFnT
 T = TypeVar("T")
 MAX_PAGES = 100
 """Upper bound on pagination of one listing: a hostile upstream cannot loop us forever."""
+
+
+class _Budget:
+    """What is left of one listing's ``max_listing_items`` and ``max_listing_bytes``."""
+
+    def __init__(self, config: UpstreamConfig) -> None:
+        self._config = config
+        self._items = config.max_listing_items
+        self._bytes = config.max_listing_bytes
+
+    def take(self, page: list[Any], into: list[Any]) -> str | None:
+        """Move the items of ``page`` that fit into ``into``; at the first that does not, name its limit."""
+        for item in page:
+            if self._items == 0:
+                return f"{self._config.max_listing_items} items (max_listing_items)"
+            self._bytes -= json_size(item)
+            if self._bytes < 0:
+                return f"{self._config.max_listing_bytes} bytes (max_listing_bytes)"
+            self._items -= 1
+            into.append(item)
+        return None
 
 
 class Status(StrEnum):
@@ -186,7 +207,7 @@ class Upstream:
     async def _list(self, conn: Connection) -> Listing:
         """Tools are required to work; resources, templates and prompts are best effort."""
         caps = conn.initialize.capabilities
-        tools = valid_tools(self.name, await self._pages(conn, "tools/list", "tools")) if caps.tools else []
+        tools = await self._valid_tools(await self._pages(conn, "tools/list", "tools")) if caps.tools else []
         resources: list[types.Resource] = []
         templates: list[types.ResourceTemplate] = []
         prompts: list[types.Prompt] = []
@@ -209,6 +230,11 @@ class Upstream:
             )
         return Listing(tuple(tools), tuple(resources), tuple(templates), tuple(prompts))
 
+    async def _valid_tools(self, raw_tools: list[Any]) -> list[types.Tool]:
+        """Validated in a worker thread: compiling thousands of schemas would stall the event loop."""
+        limits = ToolLimits(self.config.max_tool_description_bytes, self.config.max_tool_definition_bytes)
+        return await anyio.to_thread.run_sync(valid_tools, self.name, raw_tools, limits)
+
     async def _optional_pages(self, conn: Connection, method: str, key: str) -> list[Any]:
         try:
             return await self._pages(conn, method, key)
@@ -217,8 +243,13 @@ class Upstream:
             return []
 
     async def _pages(self, conn: Connection, method: str, key: str) -> list[Any]:
-        """Every item of a paginated list, raw, so one invalid item cannot fail the whole page."""
+        """Every item of a paginated list, raw, so one invalid item cannot fail the whole page.
+
+        Paging stops at ``MAX_PAGES`` pages or once the items would pass the upstream's
+        ``max_listing_items`` or ``max_listing_bytes``, keeping the items that fit.
+        """
         items: list[Any] = []
+        budget = _Budget(self.config)
         cursor: str | None = None
         for _ in range(MAX_PAGES):
             params = {"cursor": cursor} if cursor else None
@@ -226,8 +257,15 @@ class Upstream:
                 method, params, {"timeout": self.config.connect_timeout_s}
             )
             page = raw.get(key)
-            if isinstance(page, list):
-                items.extend(page)
+            if isinstance(page, list) and (limit := budget.take(page, items)):
+                logger.warning(
+                    "upstream %s: %s returned more than %s; kept the first %d item(s)",
+                    self.name,
+                    method,
+                    limit,
+                    len(items),
+                )
+                return items
             cursor = raw.get("nextCursor")
             if not isinstance(cursor, str) or not cursor:
                 return items

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mcp import types
@@ -18,13 +20,30 @@ TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 M = TypeVar("M", bound=BaseModel)
 
 
-def valid_tools(upstream: str, raw_tools: Iterable[Any]) -> list[types.Tool]:
-    """Parse each raw tool dict; skip (with a warning naming it) any that is invalid."""
+@dataclass(frozen=True)
+class ToolLimits:
+    """Bounds on one tool definition (an upstream's ``max_tool_*_bytes`` settings)."""
+
+    description_bytes: int = 64 * 1024
+    definition_bytes: int = 256 * 1024
+
+
+def json_size(item: Any) -> int:
+    """The length in bytes of ``item`` as compact UTF-8 JSON (lone surrogates count 3 bytes)."""
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def valid_tools(
+    upstream: str, raw_tools: Iterable[Any], limits: ToolLimits | None = None
+) -> list[types.Tool]:
+    """Parse each raw tool dict; skip (with a warning naming it) any that is invalid or too large."""
+    limits = limits or ToolLimits()
     tools: list[types.Tool] = []
     seen: set[str] = set()
     for raw in raw_tools:
         name = raw.get("name") if isinstance(raw, Mapping) else None
-        problem = _tool_problem(raw)
+        problem = _size_problem(raw, limits) or _tool_problem(raw)
         if problem is None and name in seen:
             problem = "duplicate tool name"
         if problem is not None:
@@ -33,6 +52,23 @@ def valid_tools(upstream: str, raw_tools: Iterable[Any]) -> list[types.Tool]:
         tools.append(types.Tool.model_validate(raw, by_name=False))
         seen.add(str(name))
     return tools
+
+
+def _size_problem(raw: Any, limits: ToolLimits) -> str | None:
+    """Checked first, so an oversized definition is never validated or scanned."""
+    if not isinstance(raw, Mapping):
+        return None
+    description = raw.get("description")
+    if isinstance(description, str):
+        size = len(description.encode("utf-8", "surrogatepass"))
+        if size > limits.description_bytes:
+            return (
+                f"description is {size} bytes, over max_tool_description_bytes ({limits.description_bytes})"
+            )
+    size = json_size(raw)
+    if size > limits.definition_bytes:
+        return f"definition is {size} bytes, over max_tool_definition_bytes ({limits.definition_bytes})"
+    return None
 
 
 def _tool_problem(raw: Any) -> str | None:

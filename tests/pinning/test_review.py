@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mcp_guard.pinning import QuarantineReason, fingerprint
-from tests.pinning.tools import Clock, adder, names, opened, weather, with_city_description
+from mcp_guard.findings import Finding
+from mcp_guard.inspection import scan_tool_definition
+from mcp_guard.pinning import PinningConfig, PinStore, QuarantineReason, fingerprint
+from tests.pinning.tools import (
+    POISONED_DESCRIPTION,
+    Clock,
+    adder,
+    names,
+    opened,
+    weather,
+    with_city_description,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -143,3 +156,18 @@ async def test_accepting_in_process_pins_the_pending_definition(tmp_path: Path) 
         review = await pins.review("wx", [weather("Changed.")])
     assert (pin.pinned_by, pin.pinned_at, pin.forced) == ("alice", clock.now, False)
     assert names(review.allowed) == ["get_weather"]
+
+
+async def test_the_poisoning_scan_runs_off_the_event_loop_and_once_per_definition(tmp_path: Path) -> None:
+    scanned_in: list[int] = []
+
+    def scan(view: Mapping[str, Any]) -> list[Finding]:
+        scanned_in.append(threading.get_ident())
+        return scan_tool_definition(view)
+
+    async with PinStore.open(PinningConfig(path=tmp_path / "pins.db"), scan=scan) as pins:
+        first = await pins.review("wx", [weather(), adder(POISONED_DESCRIPTION)])
+        again = await pins.review("wx", [weather(), adder(POISONED_DESCRIPTION)])
+    assert names(first.allowed) == names(again.allowed) == ["get_weather"]
+    assert [q.name for q in again.quarantined] == ["add"]
+    assert len(scanned_in) == 2 and threading.get_ident() not in scanned_in

@@ -1,13 +1,22 @@
 """A hostile upstream speaking raw JSON-RPC over stdio, bypassing any SDK validation.
 
 It lists broken tool definitions next to a good one and answers calls with garbage.
+
+Env: PAGES (more ``tools/list`` pages after the first, each one tool ``page_<n>``),
+PAGE_DESCRIPTION_BYTES (the length of those tools' descriptions).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
+
+OVERSIZED_SCHEMA = {
+    "type": "object",
+    "properties": {f"p{i}": {"type": "string", "description": "d" * 1000} for i in range(300)},
+}
 
 TOOLS: list[Any] = [
     {"name": "good", "description": "Fine.", "inputSchema": {"type": "object"}},
@@ -18,7 +27,20 @@ TOOLS: list[Any] = [
     {"name": "noschema", "description": "No inputSchema at all."},
     {"name": "invalid_json_schema", "inputSchema": {"type": "object", "properties": {"a": {"type": 5}}}},
     "not even an object",
+    {"name": "verbose", "description": "v" * 70_000, "inputSchema": {"type": "object"}},
+    {"name": "bloated", "description": "A 300 kB schema.", "inputSchema": OVERSIZED_SCHEMA},
 ]
+
+
+def page_tool(page: int, description_bytes: int) -> dict[str, Any]:
+    return {"name": f"page_{page}", "description": "x" * description_bytes, "inputSchema": {"type": "object"}}
+
+
+def tools_page(cursor: str | None) -> dict[str, Any]:
+    page = int(cursor) if cursor else 0
+    tools = TOOLS if page == 0 else [page_tool(page, int(os.environ.get("PAGE_DESCRIPTION_BYTES", "10")))]
+    more = page < int(os.environ.get("PAGES", "0"))
+    return {"tools": tools, **({"nextCursor": str(page + 1)} if more else {})}
 
 
 def reply(msg_id: Any, result: Any) -> None:
@@ -42,7 +64,7 @@ def main() -> None:
                 },
             )
         elif method == "tools/list":
-            reply(msg_id, {"tools": TOOLS})
+            reply(msg_id, tools_page((msg.get("params") or {}).get("cursor")))
         elif method == "tools/call":
             name = msg["params"]["name"]
             if name == "flood":
