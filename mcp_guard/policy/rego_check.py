@@ -190,10 +190,11 @@ def _readable_within(stream: IO[str], timeout_s: float) -> bool:
 
 
 def _stop(child: subprocess.Popen[str] | None) -> None:
-    if child is None or child.poll() is not None:
+    if child is None:
         return
-    child.kill()
-    child.wait()
+    if child.poll() is None:
+        child.kill()
+        child.wait()
     for stream in (child.stdin, child.stdout):
         if stream is not None:
             with suppress(OSError):
