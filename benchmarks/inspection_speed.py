@@ -1,4 +1,4 @@
-"""Latency of Inspector.scan on a 4 KB argument payload and throughput on a 1 MB result.
+"""Latency of Inspector.scan on a 4 KB argument payload, throughput on a 1 MB result, and hostile text.
 
 Usage: .venv/bin/python benchmarks/inspection_speed.py [--runs N]
 
@@ -10,6 +10,7 @@ on a quiet machine; ``cpu`` columns use thread CPU time and are less sensitive t
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import random
 import statistics
@@ -137,6 +138,25 @@ def main() -> None:
         results.scan(text)
         best = min(best, time.perf_counter() - t0)
     print(f"1 MB single text value: {best * 1e3:.0f} ms, {len(text) / best / 1e6:.1f} MB/s")
+
+    # Hostile text: long tokens without whitespace and high-entropy blobs, the shapes that
+    # once made inspection quadratic (window growth) or the combined RE2 set crawl.
+    for label, hostile in hostile_texts(rng):
+        t0 = time.perf_counter()
+        results.scan({"content": hostile})
+        elapsed = time.perf_counter() - t0
+        rate = len(hostile) / elapsed / 1e6
+        print(f"hostile {label} ({len(hostile)} chars): {elapsed * 1e3:.0f} ms, {rate:.1f} MB/s")
+
+
+def hostile_texts(rng: random.Random) -> list[tuple[str, str]]:
+    return [
+        ("one 30 kB token", "v" * 30_000),
+        ("one 900 kB token", "a" * 900_000),
+        ("30 kB random base64", base64.b64encode(rng.randbytes(22_500)).decode()),
+        ("1 MB random base64", base64.b64encode(rng.randbytes(750_000)).decode()),
+        ("1 MB random hex", rng.randbytes(500_000).hex()),
+    ]
 
 
 if __name__ == "__main__":
