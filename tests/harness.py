@@ -140,6 +140,15 @@ async def wait_for_status(gateway: Gateway, upstream: str, status: Status, timeo
             await target.changed.wait()
 
 
+def alive(pid: int) -> bool:
+    """Process ``pid`` exists and is not a zombie (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
+
+
 def free_socket() -> socket.socket:
     """A listening socket on 127.0.0.1 (connections queue until the server accepts)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

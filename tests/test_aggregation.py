@@ -56,6 +56,47 @@ async def test_a_malformed_upstream_result_becomes_a_clear_error_result(tmp_path
     assert "upstream 'bad'" in result.content[0].text  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("invalid_utf8", "invalid unicode code point"), ("deep", "recursion limit exceeded")],
+)
+async def test_an_answer_that_cannot_be_parsed_fails_its_call_at_once_naming_the_problem(
+    tmp_path: Path, kind: str, problem: str
+) -> None:
+    upstreams = hostile_upstream(tmp_path, call_timeout_s="60")
+    async with gateway_client(upstreams) as (gateway, client):
+        with anyio.fail_after(10):  # far below call_timeout_s: the answer came, it is just unreadable
+            result = await client.call_tool("bad__garbage", {"kind": kind})
+        assert isinstance(result, types.CallToolResult) and result.is_error
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert "upstream 'bad'" in text and "cannot be parsed as JSON" in text and problem in text
+        again = await client.call_tool("bad__good", {})  # the connection stays up
+        assert gateway.upstreams["bad"].connections == 1
+    assert isinstance(again, types.CallToolResult) and again.content[0].text == "ok"  # type: ignore[union-attr]
+
+
+async def test_an_unparseable_message_naming_a_calls_id_inside_it_does_not_fail_the_call(
+    tmp_path: Path,
+) -> None:
+    upstreams = hostile_upstream(tmp_path, call_timeout_s="60")
+    async with gateway_client(upstreams) as (_, client):
+        with anyio.fail_after(10):
+            result = await client.call_tool("bad__garbage", {"kind": "decoy"})
+    assert isinstance(result, types.CallToolResult) and not result.is_error
+    assert result.content[0].text == "ok"  # type: ignore[union-attr]
+
+
+async def test_a_lone_surrogate_escape_in_an_answer_reads_as_the_replacement_character(
+    tmp_path: Path,
+) -> None:
+    upstreams = hostile_upstream(tmp_path, call_timeout_s="60")
+    async with gateway_client(upstreams) as (_, client):
+        with anyio.fail_after(10):
+            result = await client.call_tool("bad__garbage", {"kind": "surrogate"})
+    assert isinstance(result, types.CallToolResult) and not result.is_error
+    assert result.content[0].text == "a\ufffdb"  # type: ignore[union-attr]
+
+
 async def test_the_gateway_paginates_its_own_tool_list(tmp_path: Path) -> None:
     settings = GatewaySettings(server=ServerSettings(list_page_size=2))
     async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.harness import INITIALIZE_REQUEST
+from tests.harness import INITIALIZE_REQUEST, alive
 from tests.stdio_peer import LOCAL_SETTINGS, open_gateway, prepare_gateway, start_gateway
 
 pytestmark = pytest.mark.anyio
@@ -32,14 +32,6 @@ def children_of(pid: int) -> set[int]:
                     found.add(child)
                     frontier.append(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status")
-    try:
-        return "\nState:\tZ" not in status.read_text()
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

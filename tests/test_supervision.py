@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from contextlib import suppress
 from pathlib import Path
 
 import anyio
@@ -10,7 +13,7 @@ from mcp import types
 from mcp.client.session import IncomingMessage
 
 from mcp_guard.upstreams.supervisor import Status
-from tests.harness import behaviour_upstream, gateway_client, wait_for_status, write_upstreams
+from tests.harness import alive, behaviour_upstream, gateway_client, wait_for_status, write_upstreams
 
 pytestmark = pytest.mark.anyio
 
@@ -117,3 +120,29 @@ async def test_a_2026_client_listening_for_changes_hears_an_upstream_tool_list_c
             names = {t.name for t in (await client.list_tools()).tools}
             assert "beh__added_0" in names
         tg.cancel_scope.cancel()
+
+
+async def test_an_upstream_exiting_while_its_child_holds_stdout_fails_the_call_fast_and_comes_back(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    upstreams = behaviour_upstream(tmp_path, call_timeout_s="60")
+    try:
+        async with gateway_client(upstreams) as (gateway, client):
+            upstream = gateway.upstreams["beh"]
+            with anyio.fail_after(10):  # far below call_timeout_s: the exit itself ends the call
+                crashed = await client.call_tool("beh__crash", {"pid_file": str(pid_file)})
+            assert isinstance(crashed, types.CallToolResult) and crashed.is_error
+            text = crashed.content[0].text  # type: ignore[union-attr]
+            assert "upstream 'beh'" in text and "exited with status 3 during the call" in text
+            with anyio.fail_after(20):  # the supervisor reconnects
+                while upstream.connections < 2 or upstream.status is not Status.READY:
+                    await upstream.changed.wait()
+            again = await client.call_tool("beh__echo", {"text": "back"})
+            assert isinstance(again, types.CallToolResult) and again.structured_content == {"echo": "back"}
+            child = int(pid_file.read_text())
+            assert not alive(child)  # stopped with the old connection's process group
+    finally:  # should this fail, leave nothing running for 600 s
+        if pid_file.exists():
+            with suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

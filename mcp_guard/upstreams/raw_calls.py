@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
@@ -39,6 +40,14 @@ ID_PREFIX = "mcp-guard-"
 MAX_QUEUED_PROGRESS = 64
 """Progress notifications held for one call while its caller is busy; older ones are dropped."""
 CANCEL_WRITE_TIMEOUT_S = 1.0
+_ANSWER_HEAD = re.compile(
+    rb'\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*"(' + re.escape(ID_PREFIX.encode()) + rb'[0-9]+)"'
+    rb'\s*,\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"(?:result|error)"\s*:'
+)
+"""The opening of an answer to one of the calls made here: its top-level ``id`` (only ours,
+``"mcp-guard-<n>"``) and then its ``result`` or ``error``, at most with ``"jsonrpc":"2.0"``
+around the id. Read from a line that cannot be parsed, it can only be that answer's id,
+never one nested inside it or inside another message."""
 
 Send = Callable[[bytes], Awaitable[None]]
 
@@ -110,6 +119,18 @@ class RawCalls:
             pending.progress.append(params)
             pending.wake.set()
         return True
+
+    def unparseable(self, line: bytes, problem: str) -> None:
+        """The link's reader could not parse ``line`` (``problem``). If it opens like the answer
+        to a call in flight here (:data:`_ANSWER_HEAD`), that call fails at once with a
+        JSON-RPC parse error naming the problem, as it would over streamable HTTP, instead of
+        waiting out its timeout."""
+        head = _ANSWER_HEAD.match(line)
+        pending = self._pending.get(head.group(1).decode()) if head else None
+        if pending is not None:
+            error = {"code": types.PARSE_ERROR, "message": f"the answer cannot be parsed as JSON: {problem}"}
+            pending.answer = {"error": error}
+            pending.wake.set()
 
     def close(self, reason: str) -> None:
         """The link is gone: every call in flight fails with ``reason``, and so does every new one."""

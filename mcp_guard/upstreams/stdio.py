@@ -5,6 +5,9 @@ a hostile or broken upstream could make the gateway hold gigabytes. This transpo
 reads bytes, splits lines itself and refuses any message longer than
 ``max_message_bytes`` *while reading* — the connection is then closed (pending calls
 fail at once; the supervisor reconnects) and the reason recorded for the error message.
+The connection also ends when the process exits, even if a process it started keeps
+stdout open. A line that cannot be parsed fails the call it answers, when it can tell which
+(``RawCalls.unparseable``); lone surrogate escapes are read as U+FFFD (:func:`_parse`).
 
 The process runs in its own session; on exit stdin is closed, then the whole process
 group gets SIGTERM and, after a grace period, SIGKILL, so no upstream outlives the gateway.
@@ -15,10 +18,12 @@ which stops it should the gateway die without getting to do that.
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import anyio
 import pydantic_core
@@ -37,6 +42,13 @@ logger = logging.getLogger(__name__)
 
 GRACE_S = 2.0
 """How long a process may take to exit after its stdin closed, before SIGTERM / SIGKILL."""
+EXIT_DRAIN_S = 0.5
+"""How long stdout is still read after the process exited, for what it wrote before."""
+_LONE_SURROGATE = re.compile(
+    rb"\\\\"  # an escaped backslash, skipped (what follows it is no escape)
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"  # a surrogate pair, kept
+    rb"|(\\u[dD][89a-fA-F][0-9a-fA-F]{2})"  # a lone surrogate
+)
 
 
 @asynccontextmanager
@@ -69,21 +81,19 @@ async def bounded_stdio_client(
     assert process.stdin is not None
     calls = link.calls = RawCalls(name, process.stdin.send)
 
+    stdout_ended = anyio.Event()
+    reading, watching = anyio.CancelScope(), anyio.CancelScope()
+
     async def reader() -> None:
         try:
             async with read_writer:
-                async for line in _lines(process, config.max_message_bytes, link):
-                    try:
-                        parsed = pydantic_core.from_json(line)
-                        if calls.route(parsed):
-                            continue
-                        message = types.jsonrpc_message_adapter.validate_python(parsed, by_name=False)
-                    except ValueError as exc:  # not JSON, or not JSON-RPC (a ValidationError)
-                        why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-                        logger.warning("upstream %s: dropped a message that is not JSON-RPC: %s", name, why)
-                        continue
-                    await read_writer.send(SessionMessage(message))
+                with reading:
+                    async for line in _lines(process, config.max_message_bytes, link):
+                        message = _message(name, line, calls)
+                        if message is not None:
+                            await read_writer.send(SessionMessage(message))
         finally:
+            stdout_ended.set()
             calls.close(link.close_reason or "the upstream closed the connection")
 
     async def writer() -> None:
@@ -99,14 +109,88 @@ async def bounded_stdio_client(
     async with anyio.create_task_group() as tg:
         tg.start_soon(reader)
         tg.start_soon(writer)
+        tg.start_soon(_end_when_the_process_exits, process, link, stdout_ended, reading, watching)
         try:
             yield read_stream, write_stream
         finally:
+            watching.cancel()  # from here on the process is stopped on purpose
             with anyio.CancelScope(shield=True):
                 await _stop(process)
                 if reaper is not None:
                     await reaper.forget(process.pid)
             tg.cancel_scope.cancel()
+
+
+async def _end_when_the_process_exits(
+    process: Process,
+    link: Link,
+    stdout_ended: anyio.Event,
+    reading: anyio.CancelScope,
+    watching: anyio.CancelScope,
+) -> None:
+    """The process's exit ends the connection (``reading``) even while its stdout stays open
+    (a process it started holds it), once what it wrote before exiting has been read. The
+    leftover processes are stopped with the process group when the connection is torn down."""
+    with watching:
+        returncode = await process.wait()
+        with anyio.move_on_after(EXIT_DRAIN_S):
+            await stdout_ended.wait()
+        if not stdout_ended.is_set():
+            link.close_reason = _exit_reason(returncode)
+            logger.warning(
+                "upstream %s: %s, but its stdout is still open (a process it started holds it); "
+                "ending the connection",
+                link.upstream,
+                link.close_reason,
+            )
+            reading.cancel()
+
+
+def _message(name: str, line: bytes, calls: RawCalls) -> types.JSONRPCMessage | None:
+    """The message on ``line`` for the SDK session; None when ``calls`` took it or it is dropped
+    (not JSON: it fails the call it answers, if it can tell which; not JSON-RPC)."""
+    try:
+        parsed = _parse(line)
+    except ValueError as exc:
+        logger.warning("upstream %s: a message that cannot be parsed as JSON: %s", name, exc)
+        calls.unparseable(line, str(exc))
+        return None
+    if calls.route(parsed):
+        return None
+    try:
+        return types.jsonrpc_message_adapter.validate_python(parsed, by_name=False)
+    except ValidationError as exc:
+        logger.warning(
+            "upstream %s: dropped a message that is not JSON-RPC: %s", name, exc.errors()[0]["msg"]
+        )
+        return None
+
+
+def _parse(line: bytes) -> Any:
+    """``line`` as JSON. A lone surrogate escape (``"\\ud800"``: valid JSON, what Python's
+    ``json.dumps`` writes for a file name that is not UTF-8) cannot become UTF-8 text, which
+    the parser refuses; it is read as U+FFFD, the Unicode replacement character, instead.
+
+    Raises:
+        ValueError: not JSON (invalid UTF-8 included), or nested too deeply.
+    """
+    try:
+        return pydantic_core.from_json(line)
+    except ValueError:
+        replaced = _LONE_SURROGATE.sub(_replace_lone_surrogate, line) if b"\\u" in line else line
+        if replaced == line:
+            raise
+        return pydantic_core.from_json(replaced)
+
+
+def _replace_lone_surrogate(match: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if match.group(1) else match.group()
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"the upstream process was killed by signal {-returncode}"
+    return f"the upstream process exited with status {returncode}"
 
 
 async def _lines(process: Process, limit: int, link: Link) -> AsyncIterator[bytes]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,11 @@ TOOLS: list[dict[str, Any]] = [
     {"name": "progress", "description": "Report three progress steps.", "inputSchema": {"type": "object"}},
     {"name": "hang", "description": "Never answer; record cancellation.", "inputSchema": {"type": "object"}},
     {"name": "add_tool", "description": "Add a tool and notify.", "inputSchema": {"type": "object"}},
-    {"name": "crash", "description": "Exit the process.", "inputSchema": {"type": "object"}},
+    {
+        "name": "crash",
+        "description": "Exit the process; with pid_file, first start a child that keeps stdout open.",
+        "inputSchema": {"type": "object", "properties": {"pid_file": {"type": "string"}}},
+    },
     {
         "name": "mutate",
         "description": "Change the echo tool's description (a rug pull) and notify.",
@@ -149,10 +154,21 @@ async def call_tool(
         return types.CallToolResult(content=[types.TextContent(type="text", text="recorded")])
     if params.name == "crash":
         sys.stdout.flush()
+        if "pid_file" in args:
+            leave_a_child_holding_stdout(Path(args["pid_file"]))
         os._exit(3)
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=f"no tool {params.name}")], is_error=True
     )
+
+
+def leave_a_child_holding_stdout(pid_file: Path) -> None:
+    """Fork a child that inherits stdout and sleeps; its pid goes to ``pid_file``."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(600)
+        os._exit(0)
+    pid_file.write_text(str(child))
 
 
 async def list_resources(

@@ -17,10 +17,24 @@ OVERSIZED_SCHEMA = {
     "type": "object",
     "properties": {f"p{i}": {"type": "string", "description": "d" * 1000} for i in range(300)},
 }
+GARBAGE = {
+    "surrogate": b'{"content": [{"type": "text", "text": "a\\ud800b"}]}',  # valid JSON, as json.dumps writes
+    "invalid_utf8": b'{"content": [{"type": "text", "text": "a\xff\xfeb"}]}',
+    "deep": b'{"content": [], "structuredContent": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+}
+"""Results (raw bytes) the gateway's JSON parser cannot take as they are."""
+DECOY = (
+    b'{"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": {"id": %s, "result": "\xff"}}}'
+)
+"""Not the answer, but unparseable and naming the call's id (nested) before the real answer."""
 
 TOOLS: list[Any] = [
     {"name": "good", "description": "Fine.", "inputSchema": {"type": "object"}},
-    {"name": "garbage", "description": "Answers with a malformed result.", "inputSchema": {"type": "object"}},
+    {
+        "name": "garbage",
+        "description": "Answers with a malformed result; with kind, with a line that is hard to parse.",
+        "inputSchema": {"type": "object", "properties": {"kind": {"enum": [*GARBAGE, "decoy"]}}},
+    },
     {"name": "flood", "description": "Answers with an endless result.", "inputSchema": {"type": "object"}},
     {"name": "broken", "description": "Schema is a string.", "inputSchema": {"type": "string"}},
     {"name": "bad schema", "description": "Space in the name.", "inputSchema": {"type": "object"}},
@@ -74,7 +88,15 @@ def main() -> None:
                 while True:  # never ends: the gateway must cut it off while reading
                     sys.stdout.write(chunk)
                     sys.stdout.flush()
-            if name == "good":
+            kind = (msg["params"].get("arguments") or {}).get("kind")
+            if name == "garbage" and kind in GARBAGE:
+                head = json.dumps({"jsonrpc": "2.0", "id": msg_id})[:-1].encode()
+                sys.stdout.buffer.write(head + b', "result": ' + GARBAGE[kind] + b"}\n")
+                sys.stdout.buffer.flush()
+            elif name == "garbage" and kind == "decoy":
+                sys.stdout.buffer.write(DECOY % json.dumps(msg_id).encode() + b"\n")
+                reply(msg_id, {"content": [{"type": "text", "text": "ok"}]})
+            elif name == "good":
                 reply(msg_id, {"content": [{"type": "text", "text": "ok"}]})
             else:
                 reply(msg_id, {"content": "garbage, not a list"})
