@@ -6,10 +6,12 @@ on the way through: tool definitions, results, content and ``_meta`` pass unchan
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import anyio
 from mcp import types
 from mcp.server._otel import OpenTelemetryMiddleware  # the SDK exports no public name for it
 from mcp.server.context import ServerRequestContext
@@ -19,11 +21,14 @@ from mcp.server.subscriptions import ListenHandler
 from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from opentelemetry import trace
+from starlette.requests import Request
 
 from mcp_guard import __version__
 from mcp_guard.errors import UnknownToolError, UpstreamUnavailableError
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 PrincipalResolver = Callable[[ServerRequestContext[Any, Any]], Principal | None]
@@ -112,7 +117,7 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             await ctx.session.report_progress(progress, total, message)
 
-        try:
+        async def call() -> types.CallToolResult:
             return await gateway.call_tool(
                 principal(ctx),
                 session_key(ctx, stdio_session),
@@ -122,6 +127,9 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
                 client_info=client_info,
                 on_progress=on_progress if progress_token_from_params(wire) is not None else None,
             )
+
+        try:
+            return await _until_the_client_leaves(ctx.request, call)
         except UnknownToolError as exc:
             raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
 
@@ -207,6 +215,36 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
 def tracing_configured() -> bool:
     """Whether an OpenTelemetry SDK tracer provider is installed (e.g. by ``opentelemetry-instrument``)."""
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+async def _until_the_client_leaves(
+    request: Request | None, call: Callable[[], Awaitable[types.CallToolResult]]
+) -> types.CallToolResult:
+    """Run ``call``, cancelled if the client drops the streamable-HTTP POST that carries it.
+
+    The SDK keeps serving a request whose POST has gone; a call held for approval would
+    then run on a later approval with nobody to answer. Cancelled, a held call's approval
+    request becomes ``abandoned`` and a forwarded call is cancelled upstream, as when the
+    client cancels it. (An SSE message post is answered at once with 202 and its answer
+    travels on the GET stream, so its end says nothing; stdio has no request here.)
+    """
+    if request is None or request.url.path.startswith(SSE_MESSAGES_PATH):
+        return await call()
+    answer: types.CallToolResult | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            logger.info("the client dropped its request; cancelling the call")
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        answer = await call()
+        tg.cancel_scope.cancel()
+    if answer is None:
+        raise MCPError(code=types.CONNECTION_CLOSED, message="the client went away; the call was cancelled")
+    return answer
 
 
 async def _relay(request: Callable[[], Awaitable[T]]) -> T:

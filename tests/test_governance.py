@@ -25,6 +25,8 @@ from mcp_guard.pinning import commands as tools_commands
 from mcp_guard.principal import Principal
 from tests.harness import (
     FAST_BACKOFF,
+    INITIALIZE_REQUEST,
+    MCP_POST_HEADERS,
     ROOT,
     behaviour_upstream,
     demo_upstreams_yaml,
@@ -392,3 +394,54 @@ async def test_a_rule_whose_tool_pattern_matches_no_listed_tool_is_reported(tmp_
     ):
         warnings = gateway.report_policy_warnings()
     assert any("rules.yaml:2" in w and "'bnak__*' matches no known tool" in w for w in warnings)
+
+
+async def test_a_held_call_whose_client_drops_its_request_is_abandoned_and_cannot_be_approved_later(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "mcp-guard.yaml").write_text(
+        f"""
+auth:
+  issuer: https://idp.test
+  audience: {AUDIENCE}
+  keys: [{{secret: "{SECRET}", algorithms: [HS256]}}]
+state_dir: {tmp_path / "state"}
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(tmp_path / "mcp-guard.yaml")
+    gateway = Gateway(write_upstreams(tmp_path, DEMO), settings, policy_dir=POLICIES, backoff=FAST_BACKOFF)
+    headers = {**MCP_POST_HEADERS, **bearer(FIONA)}
+    refund = {"payment_id": "p-9", "amount": 2500, "reason": "duplicate charge"}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "bank__refund", "arguments": refund},
+    }
+    async with (
+        serve_http(http_app(gateway)) as url,
+        httpx2.AsyncClient(base_url=url, headers=headers) as fiona,
+        httpx2.AsyncClient(base_url=url, headers=bearer(ALEX)) as alex,
+    ):
+        opened = await fiona.post("/mcp", json=INITIALIZE_REQUEST)
+        session = {"mcp-session-id": opened.headers["mcp-session-id"]}
+        await fiona.post(
+            "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+        )
+        with anyio.fail_after(20):
+            async with fiona.stream("POST", "/mcp", json=call, headers=session) as held:
+                assert held.status_code == 200
+                pending: Any = []
+                while not pending:  # the request appears once the policy decided
+                    pending = (await alex.get("/admin/approvals", params={"state": "pending"})).json()[
+                        "approvals"
+                    ]
+            # leaving the block closed the held POST's connection
+            request_id = str(pending[0]["id"])
+            state = "pending"
+            while state == "pending":
+                state = (await alex.get(f"/admin/approvals/{request_id}")).json()["state"]
+        late = await alex.post(f"/admin/approvals/{request_id}/approve", json={"reason": "verified"})
+    assert state == "abandoned"
+    assert late.status_code == 409
