@@ -22,6 +22,7 @@ from mcp_guard.assemble import http_app
 from mcp_guard.config.settings import GatewaySettings, load_settings
 from mcp_guard.gateway import Gateway
 from mcp_guard.pinning import commands as tools_commands
+from mcp_guard.policy import rego_check
 from mcp_guard.principal import Principal
 from tests.harness import (
     FAST_BACKOFF,
@@ -445,3 +446,39 @@ state_dir: {tmp_path / "state"}
         late = await alex.post(f"/admin/approvals/{request_id}/approve", json={"reason": "verified"})
     assert state == "abandoned"
     assert late.status_code == 409
+
+
+RUNAWAY_REGO = """
+package mcpguard
+
+import rego.v1
+
+default decision := {"decision": "ALLOW", "rules": []}
+
+decision := {"decision": "WARN", "rules": ["aaa"]} if regex.match("^(a+)+$", input.arguments.text)
+"""
+
+
+async def test_a_rego_decision_that_runs_away_never_holds_up_other_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rego_check, "QUERY_TIMEOUT_S", 3.0)
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "runaway.rego").write_text(RUNAWAY_REGO, encoding="utf-8")
+    async with gateway_client(behaviour_upstream(tmp_path), policy_dir=policies) as (_, client):
+        outcome: dict[str, object] = {}
+
+        async def hostile() -> None:  # regopy's regex backtracks for minutes on this
+            outcome["result"] = await client.call_tool("beh__echo", {"text": "a" * 40 + "!"})
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hostile)
+            await anyio.lowlevel.checkpoint()
+            with anyio.fail_after(2):  # well before the runaway decision is given up
+                listed = await client.list_tools()
+            assert "result" not in outcome
+    assert "beh__echo" in {t.name for t in listed.tools}
+    result = outcome["result"]
+    assert decision(result)["decision"] == "BLOCK" and decision(result)["rules"] == ["rego-error"]
+    assert "did not answer within 3s" in text(result)

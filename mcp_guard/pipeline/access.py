@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Protocol
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_guard.decision import ALLOWED, Decision, Verdict
@@ -22,7 +23,7 @@ from mcp_guard.principal import Principal
 class AccessPolicy(Protocol):
     def visible(self, principal: Principal, tool: ToolInfo) -> bool: ...
 
-    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict: ...
+    async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict: ...
 
 
 class AllowAll:
@@ -31,7 +32,7 @@ class AllowAll:
     def visible(self, principal: Principal, tool: ToolInfo) -> bool:
         return True
 
-    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
+    async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
         return ALLOWED
 
 
@@ -69,7 +70,7 @@ class AllowlistPolicy:
     def visible(self, principal: Principal, tool: ToolInfo) -> bool:
         return any(g.applies_to(principal) and g.covers(tool.name) for g in self.grants)
 
-    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
+    async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
         if self.visible(call.principal, tool):
             return ALLOWED
         return Verdict(decision=Decision.BLOCK, rules=("allowlist",), reason="not granted")
@@ -85,24 +86,28 @@ class PolicyAccess:
     def visible(self, principal: Principal, tool: ToolInfo) -> bool:
         return self.policies.visible(principal, tool, self.clock())
 
-    def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
+    async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
         """The enforced verdict; the full result (shadow, matched rules, approval spec) goes on ``call``.
+
+        External engines (Rego) are asked in a worker thread: each waits on a child
+        process, and must not hold the event loop while it does.
 
         Raises:
             UnknownToolError: a rule hides the tool from this principal.
         """
-        result = self.policies.evaluate(
-            PolicyRequest(
-                principal=call.principal,
-                tool=tool,
-                now=call.received_at,
-                arguments=call.arguments,
-                findings=tuple(call.findings),
-                risk=call.risk,
-                risk_factors=call.risk_factors,
-                **({"history": call.session} if call.session is not None else {}),
-            )
+        policies = self.policies
+        req = PolicyRequest(
+            principal=call.principal,
+            tool=tool,
+            now=call.received_at,
+            arguments=call.arguments,
+            findings=tuple(call.findings),
+            risk=call.risk,
+            risk_factors=call.risk_factors,
+            **({"history": call.session} if call.session is not None else {}),
         )
+        outcomes = await anyio.to_thread.run_sync(policies.ask_engines, req) if policies.engines else None
+        result = policies.evaluate(req, outcomes)
         call.policy = result
         if result.hidden:
             raise UnknownToolError(call.tool)

@@ -80,5 +80,5 @@ class DecideStage:
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         assert call.info is not None
-        call.verdict = self._policy().decide(call, call.info)
+        call.verdict = await self._policy().decide(call, call.info)
         return call.verdict if call.verdict.decision is Decision.BLOCK else None

@@ -105,10 +105,14 @@ class PolicySet:
         req = PolicyRequest(principal=principal, tool=tool, now=now)
         return not any(r.applies(req) and r.cond(req) for r in hiders)
 
-    def evaluate(self, req: PolicyRequest) -> PolicyResult:
-        """Decide ``req``. Never raises: an internal error yields BLOCK (fail closed)."""
+    def evaluate(self, req: PolicyRequest, outcomes: Sequence[EngineOutcome] | None = None) -> PolicyResult:
+        """Decide ``req``. Never raises: an internal error yields BLOCK (fail closed).
+
+        ``outcomes``: what the external engines decided for ``req``, when the caller asked
+        them already (:meth:`ask_engines`, e.g. off the event loop); else they are asked here.
+        """
         try:
-            return self._evaluate(req)
+            return self._evaluate(req, outcomes)
         except Exception as exc:  # top-level boundary of the policy engine: fail closed
             reason = f"internal error while evaluating policies: {type(exc).__name__}: {exc}"
             return PolicyResult(
@@ -127,14 +131,19 @@ class PolicySet:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def _evaluate(self, req: PolicyRequest) -> PolicyResult:
+    def ask_engines(self, req: PolicyRequest) -> list[EngineOutcome]:
+        """What each external engine (Rego) decides for ``req``; they may block for a while."""
+        return [engine.decide(req) for engine in self.engines]
+
+    def _evaluate(self, req: PolicyRequest, outcomes: Sequence[EngineOutcome] | None) -> PolicyResult:
         matched = [
             r
             for r in self._index.candidates(req.tool, req.principal)
             if (r.scope_check is None or r.scope_check(req.principal)) and r.cond(req)
         ]
         risk_decision, risk_reason = self._risk(req.risk)
-        outcomes = [engine.decide(req) for engine in self.engines]
+        if outcomes is None:
+            outcomes = self.ask_engines(req)
         live = [r for r in matched if not r.shadow]
         risk = (risk_decision, risk_reason)
         result = self._combine(req, rules=live, matched=matched, risk=risk, outcomes=outcomes)
@@ -167,7 +176,7 @@ class PolicySet:
         rules: list[CompiledRule],
         matched: list[CompiledRule],
         risk: tuple[Decision | None, str],
-        outcomes: list[EngineOutcome],
+        outcomes: Sequence[EngineOutcome],
     ) -> PolicyResult:
         risk_decision, risk_reason = risk
         score = None if req.risk is None else float(req.risk)
