@@ -107,6 +107,8 @@ class StdioCallLane:
         if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
             return False
         method, params = message.get("method"), message.get("params")
+        if "error" in message or not isinstance(params, dict | None):
+            return False  # the SDK reads the first as an error response and refuses the second
         if "id" in message:
             if self._era is None:
                 self._decide_era(message)

@@ -228,3 +228,35 @@ async def test_a_call_with_nan_or_infinity_in_its_arguments_is_blocked_and_audit
         rows = [json.loads(r[0]) for r in db.execute("SELECT record FROM entries WHERE kind = 'decision'")]
     assert [(r["decision"], r["rules"]) for r in rows] == [("BLOCK", ["invalid-arguments"])] * 2
     assert all(len(r["args_digest"]) == 64 for r in rows)
+
+
+async def test_messages_the_sdk_does_not_read_as_calls_are_left_to_it(tmp_path: Path) -> None:
+    """A ``tools/call`` carrying an ``error`` member (the SDK reads an error response) and
+    one whose params are a list (the SDK refuses it) are neither run nor answered."""
+    strange = [
+        {
+            "jsonrpc": "2.0",
+            "id": 60,
+            "method": "tools/call",
+            "params": {"name": "beh__echo", "arguments": {"text": "x"}},
+            "error": {"code": 1, "message": "m"},
+        },
+        {"jsonrpc": "2.0", "id": 61, "method": "tools/call", "params": [1]},
+    ]
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for name, settings in (("lane", LOCAL_SETTINGS), ("sdk", LANE_OFF)):
+        folder = tmp_path / name
+        await anyio.Path(folder).mkdir()
+        process, peer = await start_gateway(folder, settings)
+        try:
+            with anyio.fail_after(30):
+                for message in strange:
+                    await peer.send(message)
+                await peer.send({"jsonrpc": "2.0", "id": 62, "method": "ping"})
+                seen[name] = [await peer.receive()]
+                while seen[name][-1].get("id") != 62:
+                    seen[name].append(await peer.receive())
+        finally:
+            process.terminate()
+            await process.wait()
+    assert seen["lane"] == seen["sdk"] == [{"jsonrpc": "2.0", "id": 62, "result": {}}]
