@@ -349,16 +349,18 @@ class Gateway:
 
     # -- resources and prompts ----------------------------------------------------------
 
-    def sees_upstream(self, principal: Principal, upstream: str) -> bool:
-        """Whether ``principal`` may list and read ``upstream``'s resources and prompts:
-        when it may see one of the upstream's tools, or, for an upstream serving no tools,
-        its bare namespace ``<prefix>__`` (so a rule hiding the upstream hides them too)."""
+    def seen_upstreams(self, principal: Principal) -> frozenset[str]:
+        """The upstreams whose resources and prompts ``principal`` may list and read: those
+        with a tool it may see, and those serving no tools whose bare namespace
+        ``<prefix>__`` it may see (so a rule hiding the upstream hides them too)."""
         policy = self.policy
-        infos = [info for route, _, info in self._tools.values() if route.upstream == upstream]
-        if infos:
-            return any(policy.visible(principal, info) for info in infos)
-        bare = ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
-        return policy.visible(principal, bare)
+        with_tools = {route.upstream for route, _, _ in self._tools.values()}
+        seen = {route.upstream for route, _, info in self._tools.values() if policy.visible(principal, info)}
+        for upstream in self.upstreams.keys() - with_tools:
+            bare = ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
+            if policy.visible(principal, bare):
+                seen.add(upstream)
+        return frozenset(seen)
 
     async def admit_read(
         self, principal: Principal, session_id: str, method: str, target: str, upstream: str | None
@@ -366,7 +368,7 @@ class Gateway:
         """Record a ``resources/read`` or ``prompts/get`` of ``target`` and say where to send it:
         the upstream, or None when there is no such target for this principal (unknown, or
         hidden: both answer alike) or the read cannot be recorded (fail closed)."""
-        allowed = upstream is not None and self.sees_upstream(principal, upstream)
+        allowed = upstream is not None and upstream in self.seen_upstreams(principal)
         recorder = self.recorder
         if recorder is None:
             return None

@@ -136,18 +136,16 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
     async def list_resources(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
-        who = principal(ctx)
-        items = [
-            resource for up, resource in gateway.catalog.resources.values() if gateway.sees_upstream(who, up)
-        ]
+        seen = gateway.seen_upstreams(principal(ctx))
+        items = [resource for up, resource in gateway.catalog.resources.values() if up in seen]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListResourcesResult(resources=page, next_cursor=cursor)
 
     async def list_templates(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        who = principal(ctx)
-        items = [template for up, template in gateway.catalog.templates if gateway.sees_upstream(who, up)]
+        seen = gateway.seen_upstreams(principal(ctx))
+        items = [template for up, template in gateway.catalog.templates if up in seen]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
@@ -165,12 +163,8 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
     async def list_prompts(
         ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListPromptsResult:
-        who = principal(ctx)
-        items = [
-            prompt
-            for route, prompt in gateway.catalog.prompts.values()
-            if gateway.sees_upstream(who, route.upstream)
-        ]
+        seen = gateway.seen_upstreams(principal(ctx))
+        items = [prompt for route, prompt in gateway.catalog.prompts.values() if route.upstream in seen]
         page, cursor = _page(items, params.cursor if params else None, page_size)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
 

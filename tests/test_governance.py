@@ -109,9 +109,8 @@ def bearer(principal: Principal) -> dict[str, str]:
     return {"Authorization": "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")}
 
 
-async def test_a_held_refund_runs_when_a_finance_admin_approves_it_through_the_admin_api(
-    tmp_path: Path,
-) -> None:
+def demo_gateway_with_tokens(tmp_path: Path, extra_settings: str = "") -> Gateway:
+    """The demo upstreams under the bundled policies, callers known by :func:`bearer` tokens."""
     (tmp_path / "mcp-guard.yaml").write_text(
         f"""
 auth:
@@ -119,12 +118,17 @@ auth:
   audience: {AUDIENCE}
   keys: [{{secret: "{SECRET}", algorithms: [HS256]}}]
 state_dir: {tmp_path / "state"}
-approvals: {{progress_interval_s: 0.05}}
-""",
+{extra_settings}""",
         encoding="utf-8",
     )
     settings = load_settings(tmp_path / "mcp-guard.yaml")
-    gateway = Gateway(write_upstreams(tmp_path, DEMO), settings, policy_dir=POLICIES, backoff=FAST_BACKOFF)
+    return Gateway(write_upstreams(tmp_path, DEMO), settings, policy_dir=POLICIES, backoff=FAST_BACKOFF)
+
+
+async def test_a_held_refund_runs_when_a_finance_admin_approves_it_through_the_admin_api(
+    tmp_path: Path,
+) -> None:
+    gateway = demo_gateway_with_tokens(tmp_path, "approvals: {progress_interval_s: 0.05}\n")
     progress: list[str | None] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
@@ -400,18 +404,7 @@ async def test_a_rule_whose_tool_pattern_matches_no_listed_tool_is_reported(tmp_
 async def test_a_held_call_whose_client_drops_its_request_is_abandoned_and_cannot_be_approved_later(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "mcp-guard.yaml").write_text(
-        f"""
-auth:
-  issuer: https://idp.test
-  audience: {AUDIENCE}
-  keys: [{{secret: "{SECRET}", algorithms: [HS256]}}]
-state_dir: {tmp_path / "state"}
-""",
-        encoding="utf-8",
-    )
-    settings = load_settings(tmp_path / "mcp-guard.yaml")
-    gateway = Gateway(write_upstreams(tmp_path, DEMO), settings, policy_dir=POLICIES, backoff=FAST_BACKOFF)
+    gateway = demo_gateway_with_tokens(tmp_path)
     headers = {**MCP_POST_HEADERS, **bearer(FIONA)}
     refund = {"payment_id": "p-9", "amount": 2500, "reason": "duplicate charge"}
     call = {

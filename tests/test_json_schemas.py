@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mcp_guard.json_schemas import InvalidSchemaError, compile_schema, first_error
-from mcp_guard.upstreams.tooldefs import valid_tools
+from mcp_guard.upstreams.tooldefs import ToolLimits, valid_tools
 from tests.harness import serve_http
 
 DRAFT_04 = "http://json-schema.org/draft-04/schema#"
@@ -35,6 +35,7 @@ async def test_a_remote_ref_is_never_fetched_and_its_tool_is_skipped(
         tools = valid_tools(
             "up",
             [{"name": "fetchy", "inputSchema": remote}, {"name": "fine", "inputSchema": {"type": "object"}}],
+            ToolLimits(description_bytes=65_536, definition_bytes=262_144),
         )
     assert [t.name for t in tools] == ["fine"]
     assert "skipping tool 'fetchy': inputSchema is not a valid JSON Schema" in caplog.text

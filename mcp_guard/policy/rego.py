@@ -143,6 +143,11 @@ def suspicious_references(modules: Sequence[RegoModule]) -> list[str]:
     return out
 
 
+def declares_entrypoint_package(modules: Sequence[RegoModule]) -> bool:
+    """Whether some module declares ``package mcpguard`` (where the entrypoint lives)."""
+    return any("mcpguard" in _PACKAGE.findall(m.source) for m in modules)
+
+
 def test_rules(module: RegoModule) -> list[tuple[str, str, int]]:
     """(package, rule, line) for each ``test_`` rule in ``module``."""
     pkg = _PACKAGE.search(module.source)

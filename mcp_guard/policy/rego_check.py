@@ -11,23 +11,22 @@ reason and the next call starts a fresh child.
 from __future__ import annotations
 
 import json
-import re
 import selectors
 import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from mcp_guard.decision import Decision
 from mcp_guard.policy.engine import EngineOutcome
 from mcp_guard.policy.rego import (
-    EMPTY_REQUEST,
     RegoModule,
     RegoQueryError,
+    declares_entrypoint_package,
     parse_outcome,
     rego_input,
     suspicious_references,
@@ -38,8 +37,8 @@ CHILD_TIMEOUT_S = 60.0
 """How long the load-time checks, or the start of the engine, may take."""
 QUERY_TIMEOUT_S = 2.0
 """How long one decision may take before the child is killed and the call BLOCKed."""
+T = TypeVar("T")
 _ENGINE = [sys.executable, "-m", "mcp_guard.policy.rego_engine"]
-_PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
 
 
 def load_rego(
@@ -51,7 +50,7 @@ def load_rego(
     """
     if warnings is not None:
         warnings.extend(suspicious_references(modules))
-    if not any("mcpguard" in _PACKAGE.findall(m.source) for m in modules):
+    if not declares_entrypoint_package(modules):
         errors.append(f"{modules[0].file}:1: no module declares 'package mcpguard' (with a 'decision' rule)")
         return None
     problems = _check_in_child(modules)
@@ -60,10 +59,9 @@ def load_rego(
         return None
     policy = RegoProcess(modules)
     try:
-        policy.query(EMPTY_REQUEST)  # start the engine now, not on the first call
+        policy.start()  # now, not on the first call (the engine answers an empty request as it starts)
     except RegoQueryError as exc:
         errors.append(f"{modules[0].file}:1: Rego policy failed after its self-check: {exc}")
-        policy.close()
         return None
     return policy
 
@@ -100,7 +98,7 @@ class RegoProcess:
         self.name = ", ".join(Path(m.file).name for m in modules)
         self._lock = threading.Lock()
         self._child: subprocess.Popen[str] | None = None
-        self._stop_child = weakref.finalize(self, _stop, None)
+        self._stop_child: weakref.finalize[[subprocess.Popen[str]], RegoProcess] | None = None
 
     def decide(self, req: PolicyRequest) -> EngineOutcome:
         try:
@@ -118,22 +116,38 @@ class RegoProcess:
         """
         line = json.dumps(document, default=str) + "\n"
         with self._lock:
-            try:
-                child = self._child or self._start()
-                answer = _exchange(child, line, QUERY_TIMEOUT_S)
-            except RegoQueryError:
-                self.close()
-                raise
+            answer = self._locked(lambda: _exchange(self._running(), line, QUERY_TIMEOUT_S))
         if "error" in answer:
             raise RegoQueryError(str(answer["error"]))
         return answer.get("value")
 
+    def start(self) -> None:
+        """Start the child now if it is not running.
+
+        Raises:
+            RegoQueryError: it cannot be started, or refuses the modules.
+        """
+        with self._lock:
+            self._locked(self._running)
+
     def close(self) -> None:
         """Stop the child (the next query starts another)."""
-        self._stop_child()
-        self._child = None
+        if self._stop_child is not None:
+            self._stop_child()
+        self._child = self._stop_child = None
 
-    def _start(self) -> subprocess.Popen[str]:
+    def _locked(self, work: Callable[[], T]) -> T:
+        """``work`` (the caller holds the lock); any failure stops the child."""
+        try:
+            return work()
+        except RegoQueryError:
+            self.close()
+            raise
+
+    def _running(self) -> subprocess.Popen[str]:
+        """The child, started (and handed the modules) if it is not running."""
+        if self._child is not None:
+            return self._child
         try:
             child = subprocess.Popen(
                 [*_ENGINE, "serve"],
@@ -145,7 +159,6 @@ class RegoProcess:
         except OSError as exc:
             raise RegoQueryError(f"cannot start the Rego engine: {exc}") from None
         self._child = child
-        self._stop_child.detach()
         self._stop_child = weakref.finalize(self, _stop, child)
         modules = [{"file": m.file, "source": m.source} for m in self.modules]
         _exchange(child, json.dumps(modules) + "\n", CHILD_TIMEOUT_S)  # its imports take a while
@@ -189,9 +202,7 @@ def _readable_within(stream: IO[str], timeout_s: float) -> bool:
         return bool(sel.select(timeout_s))
 
 
-def _stop(child: subprocess.Popen[str] | None) -> None:
-    if child is None:
-        return
+def _stop(child: subprocess.Popen[str]) -> None:
     if child.poll() is None:
         child.kill()
         child.wait()

@@ -179,13 +179,10 @@ class RawHttpCalls:
         Raises:
             MCPError: not a 307/308 (which keep the POST as it was), or to another origin.
         """
-        target = httpx2.URL(self._url).join(moved.location)
         here = httpx2.URL(self._url)
-        if moved.status in (307, 308) and (target.scheme, target.host, target.port) == (
-            here.scheme,
-            here.host,
-            here.port,
-        ):
+        target = here.join(moved.location)
+        same_origin = (target.scheme, target.host, target.port) == (here.scheme, here.host, here.port)
+        if moved.status in (307, 308) and same_origin:
             logger.info("upstream %s moved its endpoint to %s (HTTP %s)", self.upstream, target, moved.status)
             return str(target)
         raise MCPError(

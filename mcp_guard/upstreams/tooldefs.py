@@ -24,8 +24,8 @@ M = TypeVar("M", bound=BaseModel)
 class ToolLimits:
     """Bounds on one tool definition (an upstream's ``max_tool_*_bytes`` settings)."""
 
-    description_bytes: int = 64 * 1024
-    definition_bytes: int = 256 * 1024
+    description_bytes: int
+    definition_bytes: int
 
 
 def json_size(item: Any) -> int:
@@ -34,11 +34,8 @@ def json_size(item: Any) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def valid_tools(
-    upstream: str, raw_tools: Iterable[Any], limits: ToolLimits | None = None
-) -> list[types.Tool]:
+def valid_tools(upstream: str, raw_tools: Iterable[Any], limits: ToolLimits) -> list[types.Tool]:
     """Parse each raw tool dict; skip (with a warning naming it) any that is invalid or too large."""
-    limits = limits or ToolLimits()
     tools: list[types.Tool] = []
     seen: set[str] = set()
     for raw in raw_tools:

@@ -229,9 +229,7 @@ def test_test_with_no_cases_in_the_folder_says_so(tmp_path: Path) -> None:
 def test_explain_refuses_a_bad_flag_value_in_one_line_naming_the_flag(
     tmp_path: Path, flags: list[str], message: str
 ) -> None:
-    principal = write(tmp_path, "p.yaml", "user: a\n")
-    base = ["--policies", str(EXAMPLES), "--tool", "bank__refund", "--principal-file", str(principal)]
-    code, out = run("policy", "explain", *base, *flags)
+    code, out = explain(write(tmp_path, "p.yaml", "user: a\n"), *flags)
     assert code == 2
     assert out == f"error: {message}\n"
 
@@ -240,9 +238,7 @@ def test_explain_refuses_a_bad_flag_value_in_one_line_naming_the_flag(
 def test_explain_refuses_a_principal_file_that_is_not_a_mapping(tmp_path: Path, text: str, kind: str) -> None:
     principal = tmp_path / "p.yaml"
     principal.write_text(text, encoding="utf-8")
-    code, out = run(
-        "policy", "explain", "--policies", str(EXAMPLES), "--tool", "x__y", "--principal-file", str(principal)
-    )
+    code, out = explain(principal)
     assert code == 2
     assert (
         out == f"error: --principal-file: {principal}: expected a mapping such as 'user: alice', not {kind}\n"
@@ -251,29 +247,21 @@ def test_explain_refuses_a_principal_file_that_is_not_a_mapping(tmp_path: Path, 
 
 def test_explain_names_the_principal_file_and_key_of_a_bad_principal(tmp_path: Path) -> None:
     principal = write(tmp_path, "p.yaml", "user: a\ncolour: blue\n")
-    code, out = run(
-        "policy", "explain", "--policies", str(EXAMPLES), "--tool", "x__y", "--principal-file", str(principal)
-    )
+    code, out = explain(principal)
     assert code == 2
     assert out == f"error: --principal-file: {principal}:2: colour: unknown key\n"
 
 
 def test_explain_takes_findings_as_types_or_objects(tmp_path: Path) -> None:
-    principal = write(tmp_path, "p.yaml", "user: a\n")
-    code, out = run(
-        "policy",
-        "explain",
-        "--policies",
-        str(EXAMPLES),
-        "--tool",
-        "bank__refund",
-        "--principal-file",
-        str(principal),
-        "--findings",
-        '["EMAIL", {"type": "US_SSN", "severity": "low"}]',
-        "--risk",
-        "0",
-        "--json",
+    findings = '["EMAIL", {"type": "US_SSN", "severity": "low"}]'
+    code, out = explain(
+        write(tmp_path, "p.yaml", "user: a\n"), "--findings", findings, "--risk", "0", "--json"
     )
     assert code == 0, out
     assert json.loads(out)["rules"] == ["block-ssn"]
+
+
+def explain(principal: Path, *flags: str) -> tuple[int, str]:
+    """``policy explain`` of a ``bank__refund`` call by ``principal`` under the bundled policies."""
+    base = ["--policies", str(EXAMPLES), "--tool", "bank__refund", "--principal-file", str(principal)]
+    return run("policy", "explain", *base, *flags)
