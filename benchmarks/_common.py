@@ -208,12 +208,7 @@ async def wait_gateway_ready(svc: Service, base_url: str, timeout_s: float = 60.
                 try:
                     response = await client.get(f"{base_url}/healthz")
                     body: dict[str, object] = response.json()
-                    upstreams = body.get("upstreams")
-                    if (
-                        isinstance(upstreams, dict)
-                        and upstreams
-                        and all(u.get("status") == "ready" for u in upstreams.values())
-                    ):
+                    if body.get("status") == "ok":
                         return body
                 except (httpx2.HTTPError, ValueError):
                     pass

@@ -1,4 +1,5 @@
-"""Operator endpoints on the HTTP transport: the approvals admin API and Slack interactivity.
+"""Operator endpoints on the HTTP transport: the approvals admin API, the detailed health
+view and Slack interactivity.
 
 The approvals service only exists while the gateway runs (it is opened in the app's
 lifespan), so these apps are built on their first request and answer 503 before that.
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.responses import JSONResponse
-from starlette.routing import Router
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Router, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_guard.approvals import approval_routes, slack_routes
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
+from mcp_guard.transports import health_summary
 
 
 class _WhenRunning:
@@ -59,6 +62,42 @@ def slack_app(gateway: Gateway) -> ASGIApp | None:
         return Router(routes=slack_routes(gw.services.approvals, slack, path="/slack/interactivity"))
 
     return _WhenRunning(gateway, build)
+
+
+def health_detail_app(gateway: Gateway) -> ASGIApp:
+    """``/admin/health``: each upstream's status, tool count, connections and last error, and
+    the circuit breakers; put it behind authentication. A caller sees the upstreams it may
+    use (:meth:`Gateway.seen_upstreams`) and the breakers on those or on its tools, as
+    ``tools/list`` shows it only its tools."""
+
+    async def detail(request: Request) -> Response:
+        principal = request.scope.get("state", {}).get("principal")
+        if not isinstance(principal, Principal):
+            return JSONResponse(
+                {"error": "unauthenticated", "message": "no authenticated principal on this request"},
+                status_code=401,
+            )
+        body = health_summary(gateway)
+        if gateway.services is None:
+            return JSONResponse(body, status_code=503)
+        seen = gateway.seen_upstreams(principal)
+        targets = seen | gateway.visible_tool_names(principal)
+        controls = gateway.controls
+        breakers = await controls.snapshot() if controls is not None else []
+        body["upstreams"] = {
+            name: {
+                "status": u.status.value,
+                "tools": len(u.listing.tools),
+                "connections": u.connections,
+                "error": u.last_error,
+            }
+            for name, u in gateway.upstreams.items()
+            if name in seen
+        }
+        body["breakers"] = [b.model_dump(mode="json") for b in breakers if b.target in targets]
+        return JSONResponse(body)
+
+    return request_response(detail)
 
 
 class as_principal:

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from mcp_guard.admin import approvals_admin_app, as_principal, slack_app
+from mcp_guard.admin import approvals_admin_app, as_principal, health_detail_app, slack_app
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
@@ -99,9 +99,11 @@ def http_app(gateway: Gateway) -> Starlette:
 
 
 def _operator_routes(gateway: Gateway, protect: Callable[[ASGIApp], ASGIApp]) -> list[BaseRoute]:
-    """The approvals admin API (authenticated) and, when configured, Slack interactivity (Slack-signed)."""
+    """The approvals admin API and the detailed health view (authenticated) and, when
+    configured, Slack interactivity (Slack-signed)."""
     routes: list[BaseRoute] = [
-        Route("/admin/approvals{rest:path}", endpoint=protect(approvals_admin_app(gateway)))
+        Route("/admin/approvals{rest:path}", endpoint=protect(approvals_admin_app(gateway))),
+        Route("/admin/health", endpoint=protect(health_detail_app(gateway)), methods=["GET"]),
     ]
     slack = slack_app(gateway)
     if slack is not None:

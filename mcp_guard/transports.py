@@ -29,6 +29,7 @@ from mcp_guard.principal import Principal
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
 from mcp_guard.stdio_wire import StdinLines, StdoutPipe, claimed_stdout, pollable
+from mcp_guard.upstreams.supervisor import Status
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,17 @@ def security_settings(settings: ServerSettings) -> TransportSecuritySettings:
     )
 
 
+def health_summary(gateway: Gateway) -> dict[str, Any]:
+    """What anyone may learn, for load balancers and probes: whether the gateway serves
+    (``starting`` until its services are open, then ``ok``, or ``degraded`` while an
+    upstream is not ready) and how many upstreams are ready. Upstream names, errors and
+    breakers are for authenticated callers (``/admin/health``), each seeing only its own."""
+    upstreams = gateway.upstreams.values()
+    ready = sum(1 for u in upstreams if u.status is Status.READY)
+    status = "starting" if gateway.services is None else "ok" if ready == len(upstreams) else "degraded"
+    return {"status": status, "upstreams": {"ready": ready, "total": len(upstreams)}}
+
+
 def build_http_app(
     gateway: Gateway,
     *,
@@ -124,7 +136,8 @@ def build_http_app(
     wrap_mcp: Callable[[ASGIApp], ASGIApp] = lambda app: app,
     extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
-    """The HTTP app: streamable HTTP at ``/mcp``, SSE at ``/sse`` + ``/messages/``, ``/healthz``.
+    """The HTTP app: streamable HTTP at ``/mcp``, SSE at ``/sse`` + ``/messages/``, ``/healthz``
+    (unauthenticated, so it names nothing; see :func:`health_summary`).
 
     ``wrap_mcp`` wraps the MCP endpoints (authentication middleware goes there).
     The app's lifespan owns the gateway's background tasks and the session manager.
@@ -150,20 +163,8 @@ def build_http_app(
                 await server.run(read, write, server.create_initialization_options())
 
     async def health(request: Request) -> Response:
-        upstreams = {
-            name: {
-                "status": u.status.value,
-                "tools": len(u.listing.tools),
-                "connections": u.connections,
-                "error": u.last_error,
-            }
-            for name, u in gateway.upstreams.items()
-        }
-        controls = gateway.controls
-        breakers = [b.model_dump(mode="json") for b in await controls.snapshot()] if controls else []
-        return JSONResponse(
-            {"status": "ok" if gateway.services else "starting", "upstreams": upstreams, "breakers": breakers}
-        )
+        body = health_summary(gateway)
+        return JSONResponse(body, status_code=503 if body["status"] == "starting" else 200)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -77,6 +77,10 @@ def token(sub: str, roles: list[str], **extra: object) -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
+def bearer(jwt_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {jwt_token}"}
+
+
 def settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "mcp-guard.yaml"
     path.write_text(SETTINGS, encoding="utf-8")
@@ -124,6 +128,26 @@ async def test_two_principals_at_once_over_http_and_sse_each_see_and_call_only_t
     assert str(hidden.value).replace("bank__refund", "X") == str(missing.value).replace(
         "bank__nonexistent", "X"
     )
+
+
+async def test_health_names_nothing_to_strangers_and_each_principal_only_its_own_upstreams(
+    tmp_path: Path,
+) -> None:
+    async with authenticated_gateway(tmp_path) as url, httpx2.AsyncClient(base_url=url) as http:
+        public = await http.get("/healthz")
+        stranger = await http.get("/admin/health")
+        fiona = await http.get(
+            "/admin/health", headers={"Authorization": f"Bearer {token('fiona', ['finance'])}"}
+        )
+        sam = await http.get(
+            "/admin/health", headers={"Authorization": f"Bearer {token('sam', ['support'])}"}
+        )
+    assert public.status_code == 200
+    assert public.json() == {"status": "ok", "upstreams": {"ready": 2, "total": 2}}
+    assert stranger.status_code == 401
+    assert fiona.status_code == 200 and list(fiona.json()["upstreams"]) == ["bank"]
+    assert fiona.json()["upstreams"]["bank"]["status"] == "ready"
+    assert list(sam.json()["upstreams"]) == ["mail"]
 
 
 async def test_requests_without_a_valid_token_get_401_with_resource_metadata(tmp_path: Path) -> None:

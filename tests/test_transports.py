@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager, asynccontextmanager, closing
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -18,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server._otel import OpenTelemetryMiddleware
 from opentelemetry import trace
 
+from mcp_guard.assemble import http_app
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import LOCAL_PRINCIPAL
@@ -147,9 +149,25 @@ async def test_garbage_json_rpc_gets_a_parse_error_and_the_gateway_keeps_serving
             assert (await client.list_tools()).tools
 
 
-async def test_the_health_endpoint_reports_each_upstream(tmp_path: Path) -> None:
+async def test_the_health_endpoint_counts_ready_upstreams_without_naming_them(tmp_path: Path) -> None:
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
         health = (await http.get(f"{url}/healthz")).json()
+    assert health == {"status": "ok", "upstreams": {"ready": 1, "total": 1}}
+
+
+@asynccontextmanager
+async def operator_gateway(tmp_path: Path, settings: dict[str, Any] | None = None) -> AsyncIterator[str]:
+    """The assembled HTTP app, operator routes included, acting as a local principal."""
+    config = GatewaySettings.model_validate({"local_principal": {"user": "me"}, **(settings or {})})
+    gateway = Gateway(behaviour_upstream(tmp_path), with_private_state(config), backoff=FAST_BACKOFF)
+    async with serve_http(http_app(gateway)) as url:
+        yield url
+
+
+async def test_the_operator_health_view_reports_each_upstream_to_the_local_principal(tmp_path: Path) -> None:
+    async with operator_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
+        health = (await http.get(f"{url}/admin/health")).json()
+    assert health["status"] == "ok"
     assert health["upstreams"]["beh"]["status"] == "ready"
     assert health["upstreams"]["beh"]["tools"] == len(behaviour.TOOLS)
 
@@ -207,17 +225,17 @@ def test_the_module_entry_point_prints_help() -> None:
 
 
 async def test_the_health_endpoint_shows_circuit_breakers_to_operators(tmp_path: Path) -> None:
-    settings = GatewaySettings.model_validate(
-        {"controls": {"breakers": [{"id": "beh-breaker", "upstreams": ["beh"], "consecutive_failures": 3}]}}
-    )
-    async with http_gateway(tmp_path, settings) as url, httpx2.AsyncClient() as http:
+    settings = {
+        "controls": {"breakers": [{"id": "beh-breaker", "upstreams": ["beh"], "consecutive_failures": 3}]}
+    }
+    async with operator_gateway(tmp_path, settings) as url, httpx2.AsyncClient() as http:
         async with (
             streamable_http_client(f"{url}/mcp") as (read, write),
             ClientSession(read, write) as client,
         ):
             await client.initialize()
             await client.call_tool("beh__echo", {"text": "x"})
-        health = (await http.get(f"{url}/healthz")).json()
+        health = (await http.get(f"{url}/admin/health")).json()
     assert health["status"] == "ok"
     assert [(b["breaker"], b["state"]) for b in health["breakers"]] == [("beh-breaker", "closed")]
 

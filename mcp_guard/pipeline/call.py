@@ -27,7 +27,8 @@ class ToolCall:
     """Everything known about one call. Stages read it and add to it.
 
     ``arguments`` are what the client sent; ``forward_arguments`` what will be
-    forwarded (a stage may redact them). ``verdict`` is the decision so far.
+    forwarded (a stage may redact them); ``argument_bytes`` the size of their JSON form
+    (measured by the validate stage). ``verdict`` is the decision so far.
     """
 
     principal: Principal
@@ -45,6 +46,7 @@ class ToolCall:
     workflow: Session | None = None
     shape: str | None = None
     forward_arguments: dict[str, Any] | None = None
+    argument_bytes: int = 0
     findings: list[Finding] = field(default_factory=list)
     result_findings: list[Finding] = field(default_factory=list)
     risk: float | None = None

@@ -27,7 +27,7 @@ class InspectStage:
         self.inspector = inspector
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
-        call.findings = self.inspector.scan(call.arguments, "$.arguments")
+        call.findings = await self.inspector.scan_sized(call.arguments, "$.arguments", call.argument_bytes)
         return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+import pydantic_core
 from mcp import types
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -67,7 +68,7 @@ class InspectResultStage:
         value: dict[str, Any] = {"content": content}
         if result.structured_content is not None:
             value["structuredContent"] = result.structured_content
-        findings = self.inspector.scan(value, "$")
+        findings = await self.inspector.scan_sized(value, "$", _size_of(content, result.structured_content))
         call.result_findings = findings
         if call.session is not None and findings:
             call.session.record_result_findings(call.tool, findings, call.received_at)
@@ -151,3 +152,12 @@ def _with_warning(verdict: Verdict, rule: str, reason: str, decision: Decision =
         reason=reasons,
         details=verdict.details,
     )
+
+
+def _size_of(content: list[dict[str, Any]], structured: dict[str, Any] | None) -> int:
+    """About the JSON size of a result, enough to tell a small one from a large one: its
+    texts and blobs, plus the structured content's own JSON."""
+    size = sum(len(item.get("text", "")) + len(item.get("blob", "")) for item in content)
+    if structured is not None:
+        size += len(pydantic_core.to_json(structured))
+    return size

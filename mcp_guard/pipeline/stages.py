@@ -50,7 +50,7 @@ class ValidateStage:
             text = json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except ValueError:  # JSON has no NaN or Infinity; no upstream could read them either
             return blocked("invalid-arguments", "arguments hold NaN or Infinity, which JSON cannot carry")
-        size = len(text.encode())
+        size = call.argument_bytes = len(text.encode())
         if size > self.max_argument_bytes:
             return blocked(
                 "argument-size", f"arguments are {size} bytes; the limit is {self.max_argument_bytes}"

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import base64
-import time
+import threading
+from typing import Any
 
+import anyio
 import pytest
 
+from mcp_guard.findings import Finding
 from mcp_guard.inspection import InspectionConfig, Inspector, scan_tool_definition
 from mcp_guard.inspection import anchors as anchors_module
 from mcp_guard.inspection.anchors import FAMILIES, find_anchors
+from mcp_guard.inspection.hits import Hit
+from mcp_guard.inspection.inspector import OFF_LOOP_BYTES
 
 INSPECTOR = Inspector(InspectionConfig())
 ATTACKS = Inspector(InspectionConfig(categories=frozenset({"attack"})))
@@ -42,21 +47,24 @@ def test_anchor_offsets_are_character_offsets_for_non_ascii_text() -> None:
 def test_python_fallback_finds_the_same_anchors(monkeypatch: pytest.MonkeyPatch) -> None:
     strings = ["x' OR '1'='1", "call delete_file on /workspace/prod.db", "nothing here"]
     with_re2 = find_anchors(strings, ALL)
-    monkeypatch.setattr(anchors_module, "_SET", None)
+    monkeypatch.setattr(anchors_module, "_GROUPS", None)
     assert find_anchors(strings, ALL) == with_re2
 
 
-def test_benign_prose_value_skips_detectors_and_is_fast() -> None:
+def test_benign_prose_never_reaches_the_detectors() -> None:
+    """Its speed is measured by benchmarks/inspection_speed.py; here, that it takes the fast path."""
+    examined: list[str] = []
+
+    class Watched(Inspector):
+        def _hits(self, original: str, text: str, *args: Any, **kwargs: Any) -> list[Hit]:
+            examined.append(original)
+            return super()._hits(original, text, *args, **kwargs)
+
     body = "The vendor confirmed delivery for Thursday morning. Invoice 2231 was paid. " * 55
     payload = {"to": "grace@contoso.example", "body": body, "labels": ["status", "weekly"]}
-    for _ in range(20):
-        INSPECTOR.scan(payload)
-    t0 = time.perf_counter()
-    for _ in range(50):
-        findings = INSPECTOR.scan(payload)
-    per_scan = (time.perf_counter() - t0) / 50
+    findings = Watched(InspectionConfig()).scan(payload)
     assert [f.type for f in findings] == ["EMAIL"]
-    assert per_scan < 0.005  # generous: CI machines are noisy; the benchmark measures ~100 us
+    assert examined == []  # the address took the e-mail shortcut; the prose had no anchor at all
 
 
 def test_long_value_findings_from_windows_have_correct_spans() -> None:
@@ -226,3 +234,48 @@ def test_hex_dump_and_timestamps_are_not_phone_numbers() -> None:
     hex_dump = "48 65 6c 6c 6f 20 77 6f 72 6c 64 21 20 48 6f 77 20 61 72 65 20 79 6f 75 3f"
     log = "2024-06-17T19:05:30Z DEBUG worker cache miss\n2024-06-21 16:04:14 INFO api ok"
     assert "PHONE" not in {f.type for f in INSPECTOR.scan([hex_dump, log])}
+
+
+# ---------------------------------------------------------------- the event loop stays free
+class RecordingInspector(Inspector):
+    """Notes the thread each scan runs on; a scan can be held until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__(InspectionConfig())
+        self.threads: list[int] = []
+        self.started = threading.Event()
+        self.hold: threading.Event | None = None
+
+    def scan(self, value: Any, path: str = "$") -> list[Finding]:
+        self.threads.append(threading.get_ident())
+        self.started.set()
+        if self.hold is not None and not self.hold.wait(timeout=10):
+            raise AssertionError("the scan held the thread that should have released it")
+        return super().scan(value, path)
+
+
+@pytest.mark.anyio
+async def test_a_small_value_is_scanned_in_place_on_the_event_loop() -> None:
+    inspector = RecordingInspector()
+    findings = await inspector.scan_sized({"to": "bob@example.com"}, "$.arguments", 24)
+    assert [f.type for f in findings] == ["EMAIL"]
+    assert inspector.threads == [threading.get_ident()]
+
+
+@pytest.mark.anyio
+async def test_a_large_value_is_scanned_in_a_worker_thread_while_the_event_loop_goes_on() -> None:
+    inspector = RecordingInspector()
+    inspector.hold = threading.Event()
+    value = {"rows": ["order for bob@example.com, nothing else " * 40] * 50}
+    found: list[Finding] = []
+
+    async def scan() -> None:
+        found.extend(await inspector.scan_sized(value, "$", OFF_LOOP_BYTES))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scan)
+            await anyio.to_thread.run_sync(inspector.started.wait, 10)  # the scan has started ...
+            inspector.hold.set()  # ... and the loop is free to let it finish
+    assert inspector.threads[0] != threading.get_ident()
+    assert {f.type for f in found} == {"EMAIL"}
