@@ -13,7 +13,9 @@ import argparse
 import base64
 import json
 import random
+import resource
 import statistics
+import string
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -139,14 +141,34 @@ def main() -> None:
         best = min(best, time.perf_counter() - t0)
     print(f"1 MB single text value: {best * 1e3:.0f} ms, {len(text) / best / 1e6:.1f} MB/s")
 
-    # Hostile text: long tokens without whitespace and high-entropy blobs, the shapes that
-    # once made inspection quadratic (window growth) or the combined RE2 set crawl.
+    hostile(inspector, results, rng)
+
+
+def hostile(inspector: Inspector, results: Inspector, rng: random.Random) -> None:
+    """Hostile text: long tokens without whitespace and high-entropy blobs, the shapes that
+    once made inspection quadratic (window growth) or the combined RE2 set crawl."""
     for label, hostile in hostile_texts(rng):
         t0 = time.perf_counter()
         results.scan({"content": hostile})
         elapsed = time.perf_counter() - t0
         rate = len(hostile) / elapsed / 1e6
         print(f"hostile {label} ({len(hostile)} chars): {elapsed * 1e3:.0f} ms, {rate:.1f} MB/s")
+
+    # A stream of small arguments the anchor automata have never seen (random printable
+    # characters): each used to build DFA states in the combined automaton, ~50 ms a call.
+    printable = string.ascii_letters + string.digits + " .,;:-_/@#$%&*()[]{}<>!?'\"=+"
+    stream = []
+    for _ in range(200):
+        value = {"note": "".join(rng.choice(printable) for _ in range(4000))}
+        t0 = time.perf_counter()
+        inspector.scan(value, "$.arguments")
+        stream.append(time.perf_counter() - t0)
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"hostile stream of 200 random 4 kB arguments: first {stream[0] * 1e3:.1f} ms, "
+        f"p50 {statistics.median(stream) * 1e3:.1f} ms, p99 {sorted(stream)[197] * 1e3:.1f} ms, "
+        f"total {sum(stream):.2f} s; peak RSS {rss_mib:.0f} MiB"
+    )
 
 
 def hostile_texts(rng: random.Random) -> list[tuple[str, str]]:
