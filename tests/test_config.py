@@ -374,20 +374,23 @@ def test_a_dollar_without_a_brace_stays_and_a_double_dollar_is_one_dollar(tmp_pa
     assert a.args == ["$VAR", "cost: 5$", "${X}", "a$b", "", "${Z}"]
 
 
-@pytest.mark.parametrize("port", ["70000", "-1"])
+@pytest.mark.parametrize(
+    ("flag", "value"), [("port", "70000"), ("port", "-1"), ("host", ""), ("host", "127.0.0.1 ::1")]
+)
 def test_a_serve_flag_is_refused_as_the_same_value_in_the_settings_file_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], port: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], flag: str, value: str
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no mcp-guard.yaml here: the flag alone is at fault
     write(tmp_path, "upstreams.yaml", "upstreams: {}\n")
-    settings = write(tmp_path, "s.yaml", f"server:\n  port: {port}\n")
+    settings = write(tmp_path, "s.yaml", f"server:\n  {flag}: {json.dumps(value)}\n")
     with pytest.raises(ConfigError) as exc:
         load_settings(settings, environ={})
     (in_file,) = problems(exc)
-    reason = in_file.split("server.port: ", 1)[1]
-    code = main(["serve", "--transport", "http", "--port", port, "--upstreams", "upstreams.yaml"])
+    reason = in_file.split(f"server.{flag}: ", 1)[1]
+    code = main(["serve", "--transport", "http", f"--{flag}", value, "--upstreams", "upstreams.yaml"])
     assert code == 2
-    assert capsys.readouterr().err == f"mcp-guard: configuration error:\n  --port {port}: {reason}\n"
+    shown = value if flag == "port" else repr(value)  # as parsed: --port is a number
+    assert capsys.readouterr().err == f"mcp-guard: configuration error:\n  --{flag} {shown}: {reason}\n"
 
 
 def test_serve_flags_override_the_settings_file() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from mcp_guard.approvals import ApprovalConfig
 from mcp_guard.audit import AuditConfig
@@ -29,6 +29,8 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = "127.0.0.1"
+    """The address to listen on. ``0.0.0.0`` or ``::`` listens on every interface (an
+    empty value would too, silently, so it is refused)."""
     port: int = Field(default=8765, ge=0, le=65535)
     allowed_hosts: list[str] = Field(default_factory=list)
     """Extra ``Host`` values accepted (DNS-rebinding protection); loopback names are always allowed."""
@@ -44,6 +46,15 @@ class ServerSettings(BaseModel):
     json_responses: bool = False
     """Answer each streamable-HTTP request with one JSON body instead of an SSE stream: faster
     (docs/benchmarks.md), but a client then gets no progress notifications during a call."""
+
+    @field_validator("host")
+    @classmethod
+    def _one_address(cls, host: str) -> str:
+        if not host or host != host.strip() or any(c.isspace() for c in host):
+            raise ValueError(
+                "must be one address or host name without spaces (0.0.0.0 or :: for every interface)"
+            )
+        return host
 
 
 class AccessSettings(BaseModel):
