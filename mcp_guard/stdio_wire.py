@@ -102,6 +102,10 @@ def claimed_stdout() -> Iterator[int]:
         os.close(wire)
 
 
+class StdoutClosed(anyio.BrokenResourceError):
+    """The client closed its end of our stdout: the session is over."""
+
+
 class StdoutPipe:
     """The ``write``/``flush`` pair the SDK's stdio transport writes messages with, plus
     :meth:`send` for writers beside it, on a pollable, non-blocking file descriptor
@@ -129,7 +133,7 @@ class StdoutPipe:
         """Write everything queued; waits (without blocking the loop) while the pipe is full.
 
         Raises:
-            anyio.BrokenResourceError: the client closed its end.
+            StdoutClosed: the client closed its end.
         """
         if self._flushing:
             return
@@ -143,7 +147,7 @@ class StdoutPipe:
                     continue
                 except (BrokenPipeError, ConnectionResetError) as exc:
                     self._pending.clear()
-                    raise anyio.BrokenResourceError(f"the client closed stdout: {exc}") from None
+                    raise StdoutClosed(f"the client closed stdout: {exc}") from None
                 del self._pending[:written]
         finally:
             self._flushing = False

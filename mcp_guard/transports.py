@@ -28,7 +28,7 @@ from mcp_guard.identity import AuthError, StdioIdentity
 from mcp_guard.principal import Principal
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
-from mcp_guard.stdio_wire import StdinLines, StdoutPipe, claimed_stdout, pollable
+from mcp_guard.stdio_wire import StdinLines, StdoutClosed, StdoutPipe, claimed_stdout, pollable
 from mcp_guard.upstreams.supervisor import Status
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ async def serve_stdio(gateway: Gateway, identity: StdioIdentity) -> None:
     requests skip the SDK's session (:mod:`mcp_guard.stdio_lane`); anything else (a
     regular file) falls back to the SDK's threaded streams.
 
+    A client that closes stdout ends the session as closing stdin does, without a traceback;
+    calls still in flight are cancelled (their decisions are already in the audit log).
+
     Every request asks ``identity`` for its principal: once the token has expired, each
     one is refused (:func:`stdio_principal`) and the process keeps serving the refusals.
     """
@@ -61,17 +64,26 @@ async def serve_stdio(gateway: Gateway, identity: StdioIdentity) -> None:
             stdout = StdoutPipe(fds.enter_context(claimed_stdout())) if pollable(1) else None
             # The lane bypasses the SDK's middleware, so it stays off when any is installed (tracing).
             lane = gateway.settings.server.fast_stdio_calls and not server.middleware
-            async with anyio.create_task_group() as calls:
-                stdio_lane = None
-                if lane and stdin is not None and stdout is not None:
-                    stdio_lane = StdioCallLane(
-                        gateway, principal, session_id, stdout, calls, server_info=server.server_info_stamp
-                    )
-                    stdin = stdio_lane.lines(stdin)
-                async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
-                    await server.run(read, write, server.create_initialization_options())
-                if stdio_lane is not None:
-                    await stdio_lane.drain(STDIN_EOF_GRACE_S)
+            info = server.server_info_stamp
+            try:
+                async with anyio.create_task_group() as calls:
+                    stdio_lane = None
+                    if lane and stdin is not None and stdout is not None:
+                        stdio_lane = StdioCallLane(
+                            gateway,
+                            principal,
+                            session_id,
+                            stdout,
+                            calls,
+                            server_info=info,
+                        )
+                        stdin = stdio_lane.lines(stdin)
+                    async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
+                        await server.run(read, write, server.create_initialization_options())
+                    if stdio_lane is not None:
+                        await stdio_lane.drain(STDIN_EOF_GRACE_S)
+            except* StdoutClosed:
+                logger.info("the client closed stdout; shutting down")
         tg.cancel_scope.cancel()
 
 

@@ -56,6 +56,35 @@ async def test_the_client_closing_stdin_stops_the_gateway_and_its_upstreams(tmp_
     assert not [pid for pid in children if alive(pid)]
 
 
+def test_the_client_closing_stdout_ends_the_session_without_a_traceback(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*prepare_gateway(tmp_path), "--transport", "stdio"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            cwd=tmp_path,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write((json.dumps(INITIALIZE_REQUEST) + "\n").encode())
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == INITIALIZE_REQUEST["id"]
+        children = children_of(process.pid)
+        process.stdout.close()  # the client stops reading ...
+        process.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        process.stdin.write(b'{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}\n')  # ... and asks
+        process.stdin.flush()
+        try:
+            assert process.wait(timeout=20) == 0
+        finally:
+            process.kill()
+            process.stdin.close()
+    assert "the client closed stdout; shutting down" in log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert not [pid for pid in children if alive(pid)]
+
+
 STUBBORN_UPSTREAM = """
 import os, signal, subprocess, sys, time
 from mcp_guard.demo.servers import SERVERS
