@@ -150,6 +150,9 @@ def keygen(alg: str, out_dir: Path, *, force: bool = False) -> dict[str, Path | 
     kid = thumbprint(public_key)
     jwk = {**public_jwk(public_key), "kid": kid, "alg": alg, "use": "sig"}
     paths = {name: out_dir / name for name in ("private.pem", "public.pem", "jwks.json")}
+    existing = [str(path) for path in paths.values() if path.exists()]
+    if existing and not force:  # before writing any: a new private key must not sit beside an old public one
+        raise CommandError(f"{', '.join(existing)}: already exists (use --force to overwrite)")
     private_pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -62,6 +62,16 @@ def test_keygen_refuses_to_overwrite_a_key(tmp_path: Path, capsys: pytest.Captur
     assert run(["token", "keygen", "--out-dir", str(tmp_path), "--force"]) == 0
 
 
+def test_keygen_writes_nothing_when_any_of_its_files_exists(tmp_path: Path) -> None:
+    """A new private key beside the old public key and JWKS would issue tokens nothing verifies."""
+    assert run(["token", "keygen", "--out-dir", str(tmp_path)]) == 0
+    (tmp_path / "private.pem").unlink()
+    public_before = (tmp_path / "public.pem").read_bytes()
+    assert run(["token", "keygen", "--out-dir", str(tmp_path)]) == 1
+    assert not (tmp_path / "private.pem").exists()
+    assert (tmp_path / "public.pem").read_bytes() == public_before
+
+
 async def test_issue_signs_with_an_hmac_secret_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
