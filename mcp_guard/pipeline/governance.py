@@ -11,6 +11,7 @@ from mcp_guard.controls import ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.recording import ArgumentPolicy, redact_findings
 from mcp_guard.policy import ApprovalSpec
 from mcp_guard.risk import RiskInput, RiskScorer
 from mcp_guard.sessions import argument_shape
@@ -93,13 +94,24 @@ class LimitsStage:
 
 
 class ApprovalStage:
-    """APPROVAL_REQUIRED: hold the call for a human, or refuse it until an approval exists (defer)."""
+    """APPROVAL_REQUIRED: hold the call for a human, or refuse it until an approval exists (defer).
+
+    ``arguments`` is the audit log's argument policy: the request an approver sees (and
+    that is stored and sent to chat channels) carries the arguments as that policy
+    would record them, never more.
+    """
 
     name = "approval"
 
-    def __init__(self, approvals: ApprovalService | None, hold_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        approvals: ApprovalService | None,
+        hold_timeout_s: float | None = None,
+        arguments: ArgumentPolicy = "redacted",
+    ) -> None:
         self.approvals = approvals
         self.hold_timeout_s = hold_timeout_s
+        self.arguments = arguments
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         verdict = call.verdict
@@ -176,7 +188,7 @@ class ApprovalStage:
             session_id=call.session_id,
             tool=call.tool,
             upstream=call.route.upstream if call.route else None,
-            arguments=call.arguments,
+            arguments=approver_arguments(call, self.arguments),
             call_digest=digest,
             findings=[f.model_dump(mode="json") for f in call.findings],
             risk=call.risk,
@@ -186,6 +198,22 @@ class ApprovalStage:
             history=history,
             spec=spec,
         )
+
+
+def approver_arguments(call: ToolCall, policy: ArgumentPolicy) -> dict[str, Any]:
+    """The arguments an approver is shown, as the audit ``policy`` would store them.
+
+    The approval request is kept in the approvals database and posted to webhooks and
+    chat channels, so a secret found in the arguments must not travel with it: it is
+    redacted (``redacted``), dropped with everything else (``digest``), or kept only
+    when the operator asked for ``full`` arguments.
+    """
+    if policy == "full":
+        return call.arguments
+    if policy == "digest":
+        return {}
+    redacted: dict[str, Any] = redact_findings(call.arguments, call)
+    return redacted
 
 
 def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:

@@ -1,0 +1,96 @@
+"""The pipeline's ApprovalStage over a real approvals service: what it stores and sends, when it forwards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mcp_guard.approvals import ApprovalConfig, ApprovalService, ApprovalState
+from mcp_guard.decision import Decision, Verdict
+from mcp_guard.inspection import Inspector
+from mcp_guard.inspection.config import InspectionConfig
+from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.governance import ApprovalStage, InspectStage
+from mcp_guard.policy import ApprovalSpec, PolicyResult
+from tests.approvals.helpers import ALICE, APPROVERS, BOB, FakeClock
+
+pytestmark = pytest.mark.anyio
+
+AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+NEEDS_APPROVAL = Verdict(decision=Decision.APPROVAL_REQUIRED, rules=("needs-approval",), reason="risky")
+
+
+def tool_call(arguments: dict[str, Any], mode: str = "defer") -> ToolCall:
+    spec = ApprovalSpec(mode=mode, approvers=APPROVERS)  # type: ignore[arg-type]
+    return ToolCall(
+        principal=ALICE,
+        session_id="s-1",
+        tool="cloud__rotate_key",
+        arguments=arguments,
+        received_at=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+        policy=PolicyResult(verdict=NEEDS_APPROVAL, approval=spec),
+        verdict=NEEDS_APPROVAL,
+    )
+
+
+async def inspected(arguments: dict[str, Any], mode: str = "defer") -> ToolCall:
+    call = tool_call(arguments, mode)
+    await InspectStage(Inspector(InspectionConfig()))(call)
+    assert call.findings, "the inspector should have found the AWS key"
+    return call
+
+
+async def test_a_secret_in_the_arguments_never_reaches_the_approvals_database_or_approvers(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        call = await inspected({"user": "svc-deploy", "key": AWS_KEY})
+        await ApprovalStage(approvals)(call)
+        assert call.approval_id is not None
+        stored = await approvals.get(call.approval_id)
+        assert stored is not None
+        assert AWS_KEY not in stored.model_dump_json()
+        assert stored.context.arguments["user"] == "svc-deploy"
+        assert stored.context.arguments["key"].startswith("[REDACTED:")
+    assert AWS_KEY.encode() not in config.path.read_bytes()
+
+
+async def test_full_argument_policy_shows_approvers_the_arguments_as_sent(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        call = await inspected({"key": AWS_KEY})
+        await ApprovalStage(approvals, arguments="full")(call)
+        assert call.approval_id is not None
+        stored = await approvals.get(call.approval_id)
+        assert stored is not None and stored.context.arguments == {"key": AWS_KEY}
+
+
+async def test_digest_argument_policy_stores_no_arguments_for_approvers(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        call = await inspected({"user": "svc-deploy", "key": AWS_KEY})
+        await ApprovalStage(approvals, arguments="digest")(call)
+        assert call.approval_id is not None
+        stored = await approvals.get(call.approval_id)
+        assert stored is not None and stored.context.arguments == {}
+
+
+async def test_a_redacted_approval_still_releases_exactly_the_original_call(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        stage = ApprovalStage(approvals)
+        first = await inspected({"key": AWS_KEY})
+        refused = await stage(first)
+        assert refused is not None and refused.decision is Decision.APPROVAL_REQUIRED
+        assert first.approval_id is not None
+        await approvals.decide(first.approval_id, BOB, True, "ok")
+        retried = await inspected({"key": AWS_KEY})
+        assert await stage(retried) is None
+        assert retried.approval_id == first.approval_id
+        used = await approvals.get(first.approval_id)
+        assert used is not None and used.state is ApprovalState.USED
