@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mcp_guard.approvals.authz import can_view
+from mcp_guard.approvals.bodies import read_bounded_body
 from mcp_guard.approvals.errors import ApprovalError, ApprovalNotFoundError
 from mcp_guard.approvals.models import ApprovalRequest, ApprovalState
 from mcp_guard.approvals.notifiers.base import links
@@ -101,8 +102,8 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         viewer = principal_of(request)
         if viewer is None:
             return _error(401, "unauthenticated", "no authenticated principal on this request")
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await read_bounded_body(request, MAX_BODY)
+        if body is None:
             return _error(413, "payload_too_large", f"the body exceeds {MAX_BODY} bytes")
         try:
             parsed = DecisionBody.model_validate_json(body or b"{}")

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mcp_guard.approvals.bodies import read_bounded_body
 from mcp_guard.approvals.config import SlackInteractivity
 from mcp_guard.approvals.errors import ApprovalError
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
@@ -86,9 +87,12 @@ def slack_routes(
     """The Slack interactivity route (POST ``path``); ``clock`` gives Unix time."""
 
     async def interact(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "payload_too_large"}, status_code=413)
+        body = await read_bounded_body(request, MAX_BODY)
+        if body is None:
+            return JSONResponse(
+                {"error": "payload_too_large", "message": f"the body exceeds {MAX_BODY} bytes"},
+                status_code=413,
+            )
         try:
             verify_slack_signature(
                 config.signing_secret,

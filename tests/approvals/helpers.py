@@ -104,6 +104,18 @@ def make_context(
     )
 
 
+class CountingBody:
+    """A request body streamed in chunks, counting how much of it the server pulled."""
+
+    def __init__(self, total: int, chunk: int = 4096) -> None:
+        self.total, self.chunk, self.sent = total, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.sent < self.total:
+            self.sent += self.chunk
+            yield b"x" * self.chunk
+
+
 class _Server(uvicorn.Server):
     """uvicorn with a "listening" event instead of a polled flag."""
 

@@ -16,8 +16,9 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from mcp_guard.approvals import ApprovalConfig, ApprovalService, ApprovalState, approval_routes
+from mcp_guard.approvals.routes import MAX_BODY
 from mcp_guard.identity import AuthConfig, BearerAuthMiddleware, TokenVerifier
-from tests.approvals.helpers import BOB, FakeClock, RecordingAudit, make_context, serve
+from tests.approvals.helpers import BOB, CountingBody, FakeClock, RecordingAudit, make_context, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +177,19 @@ async def test_the_routes_also_work_under_a_mount(config: ApprovalConfig, clock:
         async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/admin/approvals/")).json()["approvals"][0]["id"] == req.id
             assert (await client.get(f"/admin/approvals/{req.id}")).status_code == 200
+
+
+async def test_a_huge_decision_body_is_refused_without_being_read_into_memory(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        body = CountingBody(total=256 * 1024 * 1024)
+        with anyio.fail_after(10):
+            r = await client.post(f"/admin/approvals/{req.id}/approve", content=body, headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
+        assert body.sent <= MAX_BODY + 2 * body.chunk
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+import anyio
 import httpx2
 import pytest
 from starlette.applications import Starlette
@@ -19,8 +20,8 @@ from mcp_guard.approvals import (
     verify_slack_signature,
 )
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
-from mcp_guard.approvals.slack import slack_signature
-from tests.approvals.helpers import FakeClock, make_context
+from mcp_guard.approvals.slack import MAX_BODY, slack_signature
+from tests.approvals.helpers import CountingBody, FakeClock, make_context
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +137,25 @@ async def test_forged_and_replayed_slack_requests_change_nothing(
 def test_slack_interactivity_refuses_unknown_config_keys() -> None:
     with pytest.raises(ValueError, match="extra"):
         SlackInteractivity.model_validate({"signing_secret": SECRET, "user": {}})
+
+
+async def test_an_unsigned_huge_body_is_refused_without_being_read_into_memory(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        body = CountingBody(total=256 * 1024 * 1024)
+        with anyio.fail_after(10):
+            r = await client.post("/slack/interactivity", content=body, headers=signed(b""))
+        assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
+        assert body.sent <= MAX_BODY + 2 * body.chunk
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        body = CountingBody(total=MAX_BODY + 4096)
+        headers = {**signed(b""), "Content-Length": str(body.total)}
+        r = await client.post("/slack/interactivity", content=body, headers=headers)
+        assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
+        assert body.sent <= body.chunk
