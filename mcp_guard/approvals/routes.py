@@ -9,11 +9,15 @@ admin role (``ApprovalConfig.admin_roles``); other requests answer 404 as if abs
 - ``POST /{id}/approve``     ``{"reason": "..."}`` (reason optional)
 - ``POST /{id}/reject``      ``{"reason": "..."}`` (reason required)
 
-Errors are JSON ``{"error": code, "message": ...}`` with 400, 401, 403, 404 or 409.
+Errors are JSON ``{"error": code, "message": ...}`` with 400, 401, 403, 404, 409, 413, or
+503 when the approvals database or the audit log is unavailable.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,9 +31,17 @@ from mcp_guard.approvals.errors import ApprovalError, ApprovalNotFoundError
 from mcp_guard.approvals.models import ApprovalRequest, ApprovalState
 from mcp_guard.approvals.notifiers.base import links
 from mcp_guard.approvals.service import ApprovalService
+from mcp_guard.audit.models import AuditError
 from mcp_guard.principal import Principal
 
+logger = logging.getLogger(__name__)
+
 MAX_BODY = 16 * 1024
+
+Endpoint = Callable[[Request], Awaitable[JSONResponse]]
+
+UNAVAILABLE = (AuditError, sqlite3.Error)
+"""What the approvals database or the audit log raise when they cannot serve a request."""
 
 
 class DecisionBody(BaseModel):
@@ -42,6 +54,27 @@ class DecisionBody(BaseModel):
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def unavailable_as_503(endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, answering 503 JSON naming the cause when the approvals database or
+    the audit log is unavailable, instead of a bare 500. A decision is stored only in
+    one transaction, so a locked database changes nothing; when the audit log fails
+    after the decision was stored, the message says to read the request again."""
+
+    async def guarded(request: Request) -> JSONResponse:
+        try:
+            return await endpoint(request)
+        except UNAVAILABLE as exc:
+            logger.error("approvals admin API: %s %s failed: %s", request.method, request.url.path, exc)
+            return _error(
+                503,
+                "unavailable",
+                f"approvals are unavailable right now ({type(exc).__name__}: {exc}); "
+                "nothing was forwarded; read the request again before retrying",
+            )
+
+    return guarded
 
 
 def request_view(service: ApprovalService, request: ApprovalRequest) -> dict[str, Any]:
@@ -129,8 +162,8 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
 
     base = prefix.rstrip("/")
     return [
-        Route(base or "/", list_requests, methods=["GET"]),
-        Route(f"{base}/{{id}}", show, methods=["GET"]),
-        Route(f"{base}/{{id}}/approve", approve, methods=["POST"]),
-        Route(f"{base}/{{id}}/reject", reject, methods=["POST"]),
+        Route(base or "/", unavailable_as_503(list_requests), methods=["GET"]),
+        Route(f"{base}/{{id}}", unavailable_as_503(show), methods=["GET"]),
+        Route(f"{base}/{{id}}/approve", unavailable_as_503(approve), methods=["POST"]),
+        Route(f"{base}/{{id}}/reject", unavailable_as_503(reject), methods=["POST"]),
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,8 +19,17 @@ from starlette.routing import Mount
 
 from mcp_guard.approvals import ApprovalConfig, ApprovalService, ApprovalState, approval_routes
 from mcp_guard.approvals.routes import MAX_BODY
+from mcp_guard.audit.models import AuditReceipt, AuditUnavailableError
 from mcp_guard.identity import AuthConfig, BearerAuthMiddleware, TokenVerifier
-from tests.approvals.helpers import BOB, CountingBody, FakeClock, RecordingAudit, make_context, serve
+from tests.approvals.helpers import (
+    BOB,
+    CountingBody,
+    FakeClock,
+    RecordingAudit,
+    make_config,
+    make_context,
+    serve,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -193,3 +204,54 @@ async def test_a_huge_decision_body_is_refused_without_being_read_into_memory(
         assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
         assert body.sent <= MAX_BODY + 2 * body.chunk
         assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+class UnavailableAudit(RecordingAudit):
+    """An audit log that refuses every entry after the first ``working`` ones."""
+
+    def __init__(self, working: int) -> None:
+        super().__init__()
+        self.working = working
+
+    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
+        if len(self.entries) >= self.working:
+            raise AuditUnavailableError("disk full")
+        return await super().append(kind, record, write_ahead=write_ahead)
+
+
+async def test_a_locked_approvals_database_answers_503_json_and_changes_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path, busy_timeout_ms=0)
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        other = sqlite3.connect(config.path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            r = await client.post(f"/admin/approvals/{req.id}/approve", json={}, headers=BOB_H)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "unavailable" and "locked" in r.json()["message"]
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_an_unavailable_audit_log_answers_503_json_not_a_bare_500(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, UnavailableAudit(working=2), clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        first = await approvals.create(make_context())
+        await approvals.create(make_context(tool="github__force_push"))
+        clock.advance(3600)  # the next read expires them, and that cannot be audited
+        r = await client.get(f"/admin/approvals/{first.id}", headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable")
+        assert "audit log unavailable: disk full" in r.json()["message"]
+        r = await client.get("/admin/approvals", headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable")

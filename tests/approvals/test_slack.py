@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from urllib.parse import urlencode
 
 import anyio
@@ -21,7 +23,7 @@ from mcp_guard.approvals import (
 )
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
 from mcp_guard.approvals.slack import MAX_BODY, slack_signature
-from tests.approvals.helpers import CountingBody, FakeClock, make_context
+from tests.approvals.helpers import CountingBody, FakeClock, make_config, make_context
 
 pytestmark = pytest.mark.anyio
 
@@ -159,3 +161,21 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(
         r = await client.post("/slack/interactivity", content=body, headers=headers)
         assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
         assert body.sent <= body.chunk
+
+
+async def test_a_click_while_the_approvals_database_is_locked_answers_503_and_changes_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path, busy_timeout_ms=0)
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        req = await approvals.create(make_context())
+        body = click(req.id, "U0BOB", APPROVE_ACTION)
+        other = sqlite3.connect(config.path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            r = await client.post("/slack/interactivity", content=body, headers=signed(body))
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable"), r.text
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
