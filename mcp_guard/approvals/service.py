@@ -209,7 +209,7 @@ class ApprovalService:
         Raises:
             ApprovalNotFoundError, ApprovalExpiredError, ApprovalNotPendingError,
             NotAnApproverError, SelfApprovalError: see :mod:`mcp_guard.approvals.errors`.
-            mcp_guard.audit.AuditUnavailableError: stored, but not audited.
+            mcp_guard.audit.AuditUnavailableError: not audited, so not stored (still pending).
         """
         return await self._decide(request_id, approver, approve, reason, via, self_confirmation=False)
 

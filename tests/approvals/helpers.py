@@ -15,7 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from mcp_guard.approvals import ApprovalConfig, ApprovalContext, ApprovalSpec, Approvers, call_digest
-from mcp_guard.audit.models import AuditReceipt
+from mcp_guard.audit.models import AuditReceipt, AuditUnavailableError
 from mcp_guard.principal import Principal
 
 ALICE = Principal(
@@ -65,6 +65,19 @@ class RecordingAudit:
             for kind, r in self.entries
             if kind == "approval" and (approval_id is None or r["approval_id"] == approval_id)
         ]
+
+
+class UnavailableAudit(RecordingAudit):
+    """An audit log that refuses every entry after the first ``working`` ones (until ``working`` grows)."""
+
+    def __init__(self, working: int) -> None:
+        super().__init__()
+        self.working = working
+
+    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
+        if len(self.entries) >= self.working:
+            raise AuditUnavailableError("disk full")
+        return await super().append(kind, record, write_ahead=write_ahead)
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> ApprovalConfig:

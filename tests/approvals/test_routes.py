@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,13 @@ from starlette.routing import Mount
 
 from mcp_guard.approvals import ApprovalConfig, ApprovalService, ApprovalState, approval_routes
 from mcp_guard.approvals.routes import MAX_BODY
-from mcp_guard.audit.models import AuditReceipt, AuditUnavailableError
 from mcp_guard.identity import AuthConfig, BearerAuthMiddleware, TokenVerifier
 from tests.approvals.helpers import (
     BOB,
     CountingBody,
     FakeClock,
     RecordingAudit,
+    UnavailableAudit,
     make_config,
     make_context,
     serve,
@@ -204,19 +204,6 @@ async def test_a_huge_decision_body_is_refused_without_being_read_into_memory(
         assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
         assert body.sent <= MAX_BODY + 2 * body.chunk
         assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
-
-
-class UnavailableAudit(RecordingAudit):
-    """An audit log that refuses every entry after the first ``working`` ones."""
-
-    def __init__(self, working: int) -> None:
-        super().__init__()
-        self.working = working
-
-    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
-        if len(self.entries) >= self.working:
-            raise AuditUnavailableError("disk full")
-        return await super().append(kind, record, write_ahead=write_ahead)
 
 
 async def test_a_locked_approvals_database_answers_503_json_and_changes_nothing(
