@@ -174,7 +174,9 @@ class ApprovalService:
     async def consume(self, principal: Principal, tool: str, digest: str) -> str | None:
         """Use an approved, unexpired, unused deferred approval of exactly this call, once.
 
-        Returns its id, or ``None`` when there is none.
+        Returns its id, or ``None`` when there is none. An approval whose decision does
+        not verify with this gateway's key (written into the database by something
+        other than this service or the CLI) is used up but releases nothing.
 
         Raises:
             mcp_guard.audit.AuditUnavailableError: the use could not be audited.
@@ -183,6 +185,14 @@ class ApprovalService:
         if used is None:
             return None
         await emit(self._audit, "used", used)
+        if not self.verify(used):
+            logger.error(
+                "approval %s is approved but its decision does not verify with the approvals key "
+                "(key id %s); the call is not released",
+                used.id,
+                self.key_id,
+            )
+            return None
         return used.id
 
     async def get(self, request_id: str) -> ApprovalRequest | None:

@@ -155,10 +155,17 @@ class ApprovalStage:
 
         timeout = min(spec.ttl_s, self.hold_timeout_s) if self.hold_timeout_s else spec.ttl_s
         outcome = await self.approvals.wait(request_id, timeout, on_tick=tick)
-        if outcome.state is ApprovalState.APPROVED and outcome.decision is not None:
+        approved = outcome.state is ApprovalState.APPROVED
+        if approved and outcome.decision is not None and self.approvals.verify(outcome):
             self._approve(call, f"approved by {outcome.decision.approver_user}")
             return None
-        if outcome.state is ApprovalState.REJECTED and outcome.decision is not None:
+        if approved:  # not signed by this gateway's key: the database was written around it
+            logger.error("approval %s: its decision does not verify; the held call is refused", request_id)
+            why = (
+                f"approval request {request_id} is approved, but its decision does not verify "
+                "with the gateway's approvals key; the call was not forwarded"
+            )
+        elif outcome.state is ApprovalState.REJECTED and outcome.decision is not None:
             why = f"rejected by {outcome.decision.approver_user}: {outcome.decision.reason}"
         else:
             why = f"approval request {request_id} {outcome.state.value}" + (

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mcp_guard.approvals import ApprovalConfig, ApprovalService, ApprovalState
+from mcp_guard.approvals import (
+    ApprovalConfig,
+    ApprovalContext,
+    ApprovalRequest,
+    ApprovalService,
+    ApprovalState,
+    sign_decision,
+)
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
 from mcp_guard.inspection.config import InspectionConfig
@@ -94,3 +104,66 @@ async def test_a_redacted_approval_still_releases_exactly_the_original_call(
         assert retried.approval_id == first.approval_id
         used = await approvals.get(first.approval_id)
         assert used is not None and used.state is ApprovalState.USED
+
+
+def forge_approval(config: ApprovalConfig, request_id: str, valid_until: str | None) -> None:
+    """Write an approval into the database as someone with the file but not the signing key would."""
+    with sqlite3.connect(config.path) as db:
+        (context,) = db.execute("SELECT context FROM requests WHERE id = ?", (request_id,)).fetchone()
+        request = ApprovalRequest(
+            id=request_id,
+            state=ApprovalState.PENDING,
+            created_at=datetime(2026, 3, 1, 9, 0, tzinfo=UTC),
+            expires_at=datetime(2026, 3, 1, 9, 15, tzinfo=UTC),
+            context=ApprovalContext.model_validate_json(context),
+        )
+        forged = sign_decision(
+            Ed25519PrivateKey.generate(),
+            request,
+            BOB,
+            approve=True,
+            reason="forged",
+            decided_at=datetime(2026, 3, 1, 9, 1, tzinfo=UTC),
+            via="api",
+        )
+        db.execute(
+            "UPDATE requests SET state = 'approved', decision = ?, valid_until = ? WHERE id = ?",
+            (forged.model_dump_json(), valid_until, request_id),
+        )
+
+
+async def test_a_held_call_is_not_forwarded_on_an_approval_the_gateway_did_not_sign(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        call = await inspected({"key": AWS_KEY}, mode="hold")
+        stage = ApprovalStage(approvals)
+        verdict: Verdict | None = None
+
+        async def hold() -> None:
+            nonlocal verdict
+            verdict = await stage(call)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hold)
+                while call.approval_id is None:
+                    await anyio.wait_all_tasks_blocked()
+                forge_approval(config, call.approval_id, None)
+        assert verdict is not None and verdict.decision is Decision.BLOCK
+        assert "does not verify" in verdict.reason
+
+
+async def test_a_deferred_call_is_not_released_by_an_approval_the_gateway_did_not_sign(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        stage = ApprovalStage(approvals)
+        first = await inspected({"key": AWS_KEY})
+        await stage(first)
+        assert first.approval_id is not None
+        forge_approval(config, first.approval_id, "2026-03-01T09:30:00.000000Z")
+        retried = await inspected({"key": AWS_KEY})
+        verdict = await stage(retried)
+        assert verdict is not None and verdict.decision is Decision.APPROVAL_REQUIRED
+        assert retried.approval_id != first.approval_id
