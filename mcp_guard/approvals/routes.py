@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -44,12 +45,53 @@ UNAVAILABLE = (AuditError, sqlite3.Error)
 """What the approvals database or the audit log raise when they cannot serve a request."""
 
 
+BIDI_CONTROLS = frozenset("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Characters that reorder the text around them (``Trojan Source``): a reason shown to a
+human must read as it is stored."""
+
+
+def unsafe_character(text: str) -> str | None:
+    """The first control character (other than newline and tab) or bidi control in ``text``.
+
+    A reason is printed by the CLI, shown in the admin API and returned to the agent;
+    terminal escapes, NULs and bidi overrides would let an approver's text pass for
+    something else.
+    """
+    for char in text:
+        if char in "\n\t":
+            continue
+        if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS:
+            return char
+    return None
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` holds something a reader can see (not only spaces or zero-width characters)."""
+    return any(not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf") for char in text)
+
+
 class DecisionBody(BaseModel):
     """The JSON body of ``approve`` and ``reject``."""
 
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(default="", max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, reason: str) -> str:
+        char = unsafe_character(reason)
+        if char is not None:
+            raise ValueError(f"the reason holds the control character U+{ord(char):04X}; send plain text")
+        return reason
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` header value names JSON (``application/json``, ``...+json``)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -138,13 +180,16 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         body = await read_bounded_body(request, MAX_BODY)
         if body is None:
             return _error(413, "payload_too_large", f"the body exceeds {MAX_BODY} bytes")
+        if body and not is_json_media_type(request.headers.get("content-type", "")):
+            # also keeps a cross-site form post (no preflight) from deciding as a local principal
+            return _error(415, "unsupported_media_type", "send the body as Content-Type: application/json")
         try:
             parsed = DecisionBody.model_validate_json(body or b"{}")
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             return _error(400, "invalid_request", f"{where}: {first['msg']}")
-        if not approve and not parsed.reason.strip():
+        if not approve and not has_visible_text(parsed.reason):
             return _error(400, "invalid_request", "reason: a rejection needs a reason")
         request_id = request.path_params["id"]
         try:

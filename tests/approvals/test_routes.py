@@ -242,3 +242,68 @@ async def test_an_unavailable_audit_log_answers_503_json_not_a_bare_500(
         assert "audit log unavailable: disk full" in r.json()["message"]
         r = await client.get("/admin/approvals", headers=BOB_H)
         assert (r.status_code, r.json()["error"]) == (503, "unavailable")
+
+
+@pytest.mark.parametrize(
+    ("reason", "named"),
+    [
+        ("ok\x1b[2J\x1b[31mAPPROVED BY SECURITY", "U+001B"),
+        ("fine \u202eevil\u202c", "U+202E"),
+        ("nul\x00byte", "U+0000"),
+    ],
+)
+async def test_a_reason_with_control_or_bidi_characters_is_refused_naming_the_character(
+    config: ApprovalConfig, clock: FakeClock, reason: str, named: str
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        r = await client.post(f"/admin/approvals/{req.id}/approve", json={"reason": reason}, headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
+        assert named in r.json()["message"]
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_rejection_whose_reason_is_only_invisible_characters_is_refused(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        r = await client.post(
+            f"/admin/approvals/{req.id}/reject", json={"reason": "\u200b\u2060 "}, headers=BOB_H
+        )
+        assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
+        r = await client.post(
+            f"/admin/approvals/{req.id}/reject",
+            json={"reason": "no:\n see CHG-42\t(fraud) 🙅‍♀️"},
+            headers=BOB_H,
+        )
+        assert (r.status_code, r.json()["state"]) == (200, "rejected")
+
+
+async def test_a_decision_body_that_is_not_json_is_refused_with_415(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = {**BOB_H, **({"Content-Type": content_type} if content_type else {})}
+            r = await client.post(
+                f"/admin/approvals/{req.id}/approve", content=b'{"reason": "x"}', headers=headers
+            )
+            assert (r.status_code, r.json()["error"]) == (415, "unsupported_media_type"), content_type
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+        r = await client.post(
+            f"/admin/approvals/{req.id}/approve",
+            content=b'{"reason": "x"}',
+            headers={**BOB_H, "Content-Type": "application/json; charset=utf-8"},
+        )
+        assert r.status_code == 200, r.text
