@@ -195,6 +195,14 @@ class ApprovalService:
             return None
         return used.id
 
+    async def pending_deferral(self, principal: Principal, tool: str, digest: str) -> ApprovalRequest | None:
+        """The request still waiting for a decision on exactly this deferred call, if any.
+
+        An agent retrying a deferred call before anyone decided should point at the same
+        request, not file a new one (and notify every approver again) on each retry.
+        """
+        return await self._store.pending_deferral(principal.key, tool, digest, self._clock())
+
     async def get(self, request_id: str) -> ApprovalRequest | None:
         """The request (expired first if overdue), or ``None`` when there is no such id."""
         request = await self._store.get(request_id)

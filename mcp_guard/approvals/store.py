@@ -202,6 +202,17 @@ class ApprovalStore:
             (t, principal_key, tool, digest, t),
         )
 
+    async def pending_deferral(
+        self, principal_key: str, tool: str, digest: str, now: datetime
+    ) -> ApprovalRequest | None:
+        """The newest unexpired pending deferred request for exactly this call, if any."""
+        rows = await self._query(
+            f"SELECT {_COLUMNS} FROM requests WHERE principal_key = ? AND tool = ? AND call_digest = ?"
+            " AND state = 'pending' AND mode = 'defer' AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+            (principal_key, tool, digest, format_time(now)),
+        )
+        return _request(rows[0]) if rows else None
+
     async def overdue(self, now: datetime) -> list[ApprovalRequest]:
         """Pending requests past their ttl, and deferred approvals past their validity."""
         t = format_time(now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mcp_guard.approvals import ApprovalContext, ApprovalService, ApprovalState, call_digest
+from mcp_guard.approvals import ApprovalContext, ApprovalRequest, ApprovalService, ApprovalState, call_digest
 from mcp_guard.approvals.models import ApprovalSpec as ApprovalRequestSpec
 from mcp_guard.controls import ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
@@ -132,7 +132,11 @@ class ApprovalStage:
                 call.approval_id = approved
                 self._approve(call, "an approved request for exactly this call was used")
                 return None
-        request = await self.approvals.create(self._context(call, spec, digest))
+        request = None
+        if spec.mode == "defer":
+            request = await self._pending_deferral(call, spec, digest)
+        if request is None:
+            request = await self.approvals.create(self._context(call, spec, digest))
         call.approval_id = request.id
         if spec.mode == "defer":
             return Verdict(
@@ -140,10 +144,18 @@ class ApprovalStage:
                 rules=verdict.rules,
                 risk=verdict.risk,
                 reason=f"{verdict.reason}. A human must approve this call: approval request "
-                f"{request.id} was created. Retry the same call with the same arguments "
+                f"{request.id} is waiting for a decision. Retry the same call with the same arguments "
                 "once it is approved.",
             )
         return await self._hold(call, request.id, spec)
+
+    async def _pending_deferral(
+        self, call: ToolCall, spec: ApprovalRequestSpec, digest: str
+    ) -> ApprovalRequest | None:
+        """The pending request of an earlier identical deferred call under the same rule, if any."""
+        assert self.approvals is not None
+        pending = await self.approvals.pending_deferral(call.principal, call.tool, digest)
+        return pending if pending is not None and pending.spec == spec else None
 
     async def _hold(self, call: ToolCall, request_id: str, spec: ApprovalRequestSpec) -> Verdict | None:
         assert self.approvals is not None

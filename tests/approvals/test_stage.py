@@ -24,7 +24,7 @@ from mcp_guard.inspection.config import InspectionConfig
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.governance import ApprovalStage, InspectStage
 from mcp_guard.policy import ApprovalSpec, PolicyResult
-from tests.approvals.helpers import ALICE, APPROVERS, BOB, FakeClock
+from tests.approvals.helpers import ALICE, APPROVERS, BOB, FakeClock, RecordingAudit
 
 pytestmark = pytest.mark.anyio
 
@@ -167,3 +167,26 @@ async def test_a_deferred_call_is_not_released_by_an_approval_the_gateway_did_no
         verdict = await stage(retried)
         assert verdict is not None and verdict.decision is Decision.APPROVAL_REQUIRED
         assert retried.approval_id != first.approval_id
+
+
+async def test_retrying_a_deferred_call_before_it_is_decided_reuses_its_pending_request(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        stage = ApprovalStage(approvals)
+        ids = []
+        for _ in range(3):
+            call = await inspected({"key": AWS_KEY})
+            verdict = await stage(call)
+            assert verdict is not None and verdict.decision is Decision.APPROVAL_REQUIRED
+            ids.append(call.approval_id)
+        assert len(set(ids)) == 1 and ids[0] is not None
+        assert [r.id for r in await approvals.list()] == [ids[0]]
+        assert audit.events() == ["created"]
+        other = await inspected({"key": AWS_KEY, "region": "eu-west-1"})
+        await stage(other)
+        assert other.approval_id not in (None, ids[0])  # other arguments: another request
+        clock.advance(3600)  # once the first has expired, a retry asks again
+        late = await inspected({"key": AWS_KEY})
+        await stage(late)
+        assert late.approval_id not in (None, ids[0])
