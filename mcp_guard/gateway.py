@@ -148,7 +148,7 @@ class Gateway:
                 ScoreStage(services.scorer),
                 DecideStage(lambda: self.policy),
                 LimitsStage(controls),
-                ApprovalStage(services.approvals),
+                ApprovalStage(services.approvals, arguments=self.settings.audit.arguments),
             ]
         )
         self.result_chain = ResultChain(

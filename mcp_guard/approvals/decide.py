@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mcp_guard.approvals.authz import authorise_decision, authorise_self_confirmation
 from mcp_guard.approvals.decisions import sign_decision
 from mcp_guard.approvals.errors import ApprovalExpiredError, ApprovalNotFoundError, ApprovalNotPendingError
-from mcp_guard.approvals.events import emit
+from mcp_guard.approvals.events import ApprovalEvent, emit
 from mcp_guard.approvals.models import ApprovalRequest, ApprovalState, Approvers
 from mcp_guard.approvals.store import ApprovalStore
 from mcp_guard.audit.protocol import AuditLog
@@ -39,7 +39,11 @@ async def record_decision(
     default_approvers: Approvers,
     self_confirmation: bool = False,
 ) -> ApprovalRequest:
-    """Decide ``request_id`` as ``approver``; the signed decision is stored, then audited.
+    """Decide ``request_id`` as ``approver``; the signed decision is audited and stored together.
+
+    The audit entry is written inside the approvals transaction, before it commits: a
+    decision that cannot be audited never takes effect (no held call is released, no
+    deferred call can use it).
 
     Raises:
         ApprovalNotFoundError: no such request.
@@ -47,8 +51,8 @@ async def record_decision(
         ApprovalNotPendingError: it was already decided, abandoned or used (also
             when another decider won a race).
         NotAnApproverError, SelfApprovalError: ``approver`` may not decide it.
-        mcp_guard.audit.AuditUnavailableError: the decision is stored but its audit
-            entry could not be committed.
+        mcp_guard.audit.AuditUnavailableError: the decision could not be audited, so
+            it was not stored (the request stays pending).
     """
     request = await store.get(request_id)
     if request is None:
@@ -65,9 +69,13 @@ async def record_decision(
     valid_until = None
     if approve and request.spec.mode == "defer":
         valid_until = now + timedelta(seconds=request.spec.valid_for_s)
-    decided = await store.record_decision(request_id, signed, valid_until)
+    event: ApprovalEvent = "approved" if approve else "rejected"
+
+    async def audit_before_commit(decided: ApprovalRequest) -> None:
+        await emit(audit, event, decided)
+
+    decided = await store.record_decision(request_id, signed, valid_until, before_commit=audit_before_commit)
     if decided is None:
         current = await store.get(request_id)
         raise ApprovalNotPendingError(request_id, "gone" if current is None else current.state.value)
-    await emit(audit, "approved" if approve else "rejected", decided)
     return decided

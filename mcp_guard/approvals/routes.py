@@ -9,26 +9,65 @@ admin role (``ApprovalConfig.admin_roles``); other requests answer 404 as if abs
 - ``POST /{id}/approve``     ``{"reason": "..."}`` (reason optional)
 - ``POST /{id}/reject``      ``{"reason": "..."}`` (reason required)
 
-Errors are JSON ``{"error": code, "message": ...}`` with 400, 401, 403, 404 or 409.
+Errors are JSON ``{"error": code, "message": ...}`` with 400, 401, 403, 404, 409, 413, or
+503 when the approvals database or the audit log is unavailable.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import unicodedata
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mcp_guard.approvals.authz import can_view
+from mcp_guard.approvals.bodies import read_bounded_body
 from mcp_guard.approvals.errors import ApprovalError, ApprovalNotFoundError
 from mcp_guard.approvals.models import ApprovalRequest, ApprovalState
 from mcp_guard.approvals.notifiers.base import links
 from mcp_guard.approvals.service import ApprovalService
+from mcp_guard.audit.models import AuditError
 from mcp_guard.principal import Principal
 
+logger = logging.getLogger(__name__)
+
 MAX_BODY = 16 * 1024
+
+Endpoint = Callable[[Request], Awaitable[JSONResponse]]
+
+UNAVAILABLE = (AuditError, sqlite3.Error)
+"""What the approvals database or the audit log raise when they cannot serve a request."""
+
+
+BIDI_CONTROLS = frozenset("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Characters that reorder the text around them (``Trojan Source``): a reason shown to a
+human must read as it is stored."""
+
+
+def unsafe_character(text: str) -> str | None:
+    """The first control character (other than newline and tab) or bidi control in ``text``.
+
+    A reason is printed by the CLI, shown in the admin API and returned to the agent;
+    terminal escapes, NULs and bidi overrides would let an approver's text pass for
+    something else.
+    """
+    for char in text:
+        if char in "\n\t":
+            continue
+        if unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS:
+            return char
+    return None
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` holds something a reader can see (not only spaces or zero-width characters)."""
+    return any(not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf") for char in text)
 
 
 class DecisionBody(BaseModel):
@@ -38,9 +77,46 @@ class DecisionBody(BaseModel):
 
     reason: str = Field(default="", max_length=2000)
 
+    @field_validator("reason")
+    @classmethod
+    def _printable(cls, reason: str) -> str:
+        char = unsafe_character(reason)
+        if char is not None:
+            raise ValueError(f"the reason holds the control character U+{ord(char):04X}; send plain text")
+        return reason
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` header value names JSON (``application/json``, ``...+json``)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def unavailable_as_503(endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, answering 503 JSON naming the cause when the approvals database or
+    the audit log is unavailable, instead of a bare 500. A decision is stored only in
+    one transaction, so a locked database changes nothing; when the audit log fails
+    after the decision was stored, the message says to read the request again."""
+
+    async def guarded(request: Request) -> JSONResponse:
+        try:
+            return await endpoint(request)
+        except UNAVAILABLE as exc:
+            logger.error("approvals admin API: %s %s failed: %s", request.method, request.url.path, exc)
+            return _error(
+                503,
+                "unavailable",
+                f"approvals are unavailable right now ({type(exc).__name__}: {exc}); "
+                "nothing was forwarded; read the request again before retrying",
+            )
+
+    return guarded
 
 
 def request_view(service: ApprovalService, request: ApprovalRequest) -> dict[str, Any]:
@@ -101,16 +177,19 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         viewer = principal_of(request)
         if viewer is None:
             return _error(401, "unauthenticated", "no authenticated principal on this request")
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        body = await read_bounded_body(request, MAX_BODY)
+        if body is None:
             return _error(413, "payload_too_large", f"the body exceeds {MAX_BODY} bytes")
+        if body and not is_json_media_type(request.headers.get("content-type", "")):
+            # also keeps a cross-site form post (no preflight) from deciding as a local principal
+            return _error(415, "unsupported_media_type", "send the body as Content-Type: application/json")
         try:
             parsed = DecisionBody.model_validate_json(body or b"{}")
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"
             return _error(400, "invalid_request", f"{where}: {first['msg']}")
-        if not approve and not parsed.reason.strip():
+        if not approve and not has_visible_text(parsed.reason):
             return _error(400, "invalid_request", "reason: a rejection needs a reason")
         request_id = request.path_params["id"]
         try:
@@ -128,8 +207,8 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
 
     base = prefix.rstrip("/")
     return [
-        Route(base or "/", list_requests, methods=["GET"]),
-        Route(f"{base}/{{id}}", show, methods=["GET"]),
-        Route(f"{base}/{{id}}/approve", approve, methods=["POST"]),
-        Route(f"{base}/{{id}}/reject", reject, methods=["POST"]),
+        Route(base or "/", unavailable_as_503(list_requests), methods=["GET"]),
+        Route(f"{base}/{{id}}", unavailable_as_503(show), methods=["GET"]),
+        Route(f"{base}/{{id}}/approve", unavailable_as_503(approve), methods=["POST"]),
+        Route(f"{base}/{{id}}/reject", unavailable_as_503(reject), methods=["POST"]),
     ]

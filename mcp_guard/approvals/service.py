@@ -174,7 +174,9 @@ class ApprovalService:
     async def consume(self, principal: Principal, tool: str, digest: str) -> str | None:
         """Use an approved, unexpired, unused deferred approval of exactly this call, once.
 
-        Returns its id, or ``None`` when there is none.
+        Returns its id, or ``None`` when there is none. An approval whose decision does
+        not verify with this gateway's key (written into the database by something
+        other than this service or the CLI) is used up but releases nothing.
 
         Raises:
             mcp_guard.audit.AuditUnavailableError: the use could not be audited.
@@ -183,7 +185,23 @@ class ApprovalService:
         if used is None:
             return None
         await emit(self._audit, "used", used)
+        if not self.verify(used):
+            logger.error(
+                "approval %s is approved but its decision does not verify with the approvals key "
+                "(key id %s); the call is not released",
+                used.id,
+                self.key_id,
+            )
+            return None
         return used.id
+
+    async def pending_deferral(self, principal: Principal, tool: str, digest: str) -> ApprovalRequest | None:
+        """The request still waiting for a decision on exactly this deferred call, if any.
+
+        An agent retrying a deferred call before anyone decided should point at the same
+        request, not file a new one (and notify every approver again) on each retry.
+        """
+        return await self._store.pending_deferral(principal.key, tool, digest, self._clock())
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
         """The request (expired first if overdue), or ``None`` when there is no such id."""
@@ -209,7 +227,7 @@ class ApprovalService:
         Raises:
             ApprovalNotFoundError, ApprovalExpiredError, ApprovalNotPendingError,
             NotAnApproverError, SelfApprovalError: see :mod:`mcp_guard.approvals.errors`.
-            mcp_guard.audit.AuditUnavailableError: stored, but not audited.
+            mcp_guard.audit.AuditUnavailableError: not audited, so not stored (still pending).
         """
         return await self._decide(request_id, approver, approve, reason, via, self_confirmation=False)
 

@@ -26,9 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from mcp_guard.approvals.bodies import read_bounded_body
 from mcp_guard.approvals.config import SlackInteractivity
 from mcp_guard.approvals.errors import ApprovalError
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
+from mcp_guard.approvals.routes import UNAVAILABLE
 from mcp_guard.approvals.service import ApprovalService
 from mcp_guard.errors import GuardError
 from mcp_guard.principal import Principal
@@ -86,9 +88,12 @@ def slack_routes(
     """The Slack interactivity route (POST ``path``); ``clock`` gives Unix time."""
 
     async def interact(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return JSONResponse({"error": "payload_too_large"}, status_code=413)
+        body = await read_bounded_body(request, MAX_BODY)
+        if body is None:
+            return JSONResponse(
+                {"error": "payload_too_large", "message": f"the body exceeds {MAX_BODY} bytes"},
+                status_code=413,
+            )
         try:
             verify_slack_signature(
                 config.signing_secret,
@@ -101,7 +106,14 @@ def slack_routes(
         except SlackSignatureError as exc:
             logger.warning("refused Slack interactivity request: %s", exc)
             return JSONResponse({"error": "invalid_signature", "message": str(exc)}, status_code=401)
-        return await _handle(service, config, body)
+        try:
+            return await _handle(service, config, body)
+        except UNAVAILABLE as exc:
+            logger.error("Slack interactivity: the decision could not be made: %s", exc)
+            return JSONResponse(
+                {"error": "unavailable", "message": f"approvals are unavailable right now: {exc}"},
+                status_code=503,
+            )
 
     return [Route(path, interact, methods=["POST"])]
 

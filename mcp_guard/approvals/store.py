@@ -8,7 +8,7 @@ a deferred approval is an atomic ``UPDATE ... RETURNING``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (request_id, channel)
 );
 """
+BeforeCommit = Callable[[ApprovalRequest], Awaitable[None]]
+"""Runs inside a state change's transaction, before it commits; raising rolls it back."""
+
 _COLUMNS = "id, state, created_at, expires_at, context, decision, valid_until, closed_at, state_reason"
 
 
@@ -145,9 +148,19 @@ class ApprovalStore:
         return [_request(r) for r in rows]
 
     async def record_decision(
-        self, request_id: str, decision: SignedDecision, valid_until: datetime | None
+        self,
+        request_id: str,
+        decision: SignedDecision,
+        valid_until: datetime | None,
+        *,
+        before_commit: BeforeCommit | None = None,
     ) -> ApprovalRequest | None:
-        """Store a decision on a pending, unexpired request; ``None`` if it was not pending any more."""
+        """Store a decision on a pending, unexpired request; ``None`` if it was not pending any more.
+
+        ``before_commit`` sees the decided request inside the transaction: when it raises
+        (the audit log cannot record the decision), nothing is stored and the error
+        propagates, so a decision never takes effect unaudited.
+        """
         state = ApprovalState.APPROVED if decision.approve else ApprovalState.REJECTED
         at = format_time(decision.decided_at)
         closed = None if decision.approve else at
@@ -156,6 +169,7 @@ class ApprovalStore:
             "UPDATE requests SET state = ?, decision = ?, valid_until = ?, closed_at = ?"
             " WHERE id = ? AND state = 'pending' AND expires_at > ?",
             (state.value, decision.model_dump_json(), until, closed, request_id, at),
+            before_commit=before_commit,
         )
 
     async def close_request(
@@ -187,6 +201,17 @@ class ApprovalStore:
             ") AND state = 'approved'",
             (t, principal_key, tool, digest, t),
         )
+
+    async def pending_deferral(
+        self, principal_key: str, tool: str, digest: str, now: datetime
+    ) -> ApprovalRequest | None:
+        """The newest unexpired pending deferred request for exactly this call, if any."""
+        rows = await self._query(
+            f"SELECT {_COLUMNS} FROM requests WHERE principal_key = ? AND tool = ? AND call_digest = ?"
+            " AND state = 'pending' AND mode = 'defer' AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+            (principal_key, tool, digest, format_time(now)),
+        )
+        return _request(rows[0]) if rows else None
 
     async def overdue(self, now: datetime) -> list[ApprovalRequest]:
         """Pending requests past their ttl, and deferred approvals past their validity."""
@@ -250,10 +275,16 @@ class ApprovalStore:
         async with self._lock, self._conn.execute(sql, params) as cur:
             return list(await cur.fetchall())
 
-    async def _update_returning(self, sql: str, params: Sequence[Any]) -> ApprovalRequest | None:
-        async with self._tx() as conn, conn.execute(sql + f" RETURNING {_COLUMNS}", params) as cur:
-            rows = list(await cur.fetchall())
-        return _request(rows[0]) if rows else None
+    async def _update_returning(
+        self, sql: str, params: Sequence[Any], *, before_commit: BeforeCommit | None = None
+    ) -> ApprovalRequest | None:
+        async with self._tx() as conn:
+            async with conn.execute(sql + f" RETURNING {_COLUMNS}", params) as cur:
+                rows = list(await cur.fetchall())
+            changed = _request(rows[0]) if rows else None
+            if changed is not None and before_commit is not None:
+                await before_commit(changed)
+        return changed
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mcp_guard.approvals import ApprovalContext, ApprovalService, ApprovalState, call_digest
+from mcp_guard.approvals import ApprovalContext, ApprovalRequest, ApprovalService, ApprovalState, call_digest
 from mcp_guard.approvals.models import ApprovalSpec as ApprovalRequestSpec
 from mcp_guard.controls import ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.recording import ArgumentPolicy, redact_findings
 from mcp_guard.policy import ApprovalSpec
 from mcp_guard.risk import RiskInput, RiskScorer
 from mcp_guard.sessions import argument_shape
@@ -93,13 +94,24 @@ class LimitsStage:
 
 
 class ApprovalStage:
-    """APPROVAL_REQUIRED: hold the call for a human, or refuse it until an approval exists (defer)."""
+    """APPROVAL_REQUIRED: hold the call for a human, or refuse it until an approval exists (defer).
+
+    ``arguments`` is the audit log's argument policy: the request an approver sees (and
+    that is stored and sent to chat channels) carries the arguments as that policy
+    would record them, never more.
+    """
 
     name = "approval"
 
-    def __init__(self, approvals: ApprovalService | None, hold_timeout_s: float | None = None) -> None:
+    def __init__(
+        self,
+        approvals: ApprovalService | None,
+        hold_timeout_s: float | None = None,
+        arguments: ArgumentPolicy = "redacted",
+    ) -> None:
         self.approvals = approvals
         self.hold_timeout_s = hold_timeout_s
+        self.arguments = arguments
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         verdict = call.verdict
@@ -120,7 +132,11 @@ class ApprovalStage:
                 call.approval_id = approved
                 self._approve(call, "an approved request for exactly this call was used")
                 return None
-        request = await self.approvals.create(self._context(call, spec, digest))
+        request = None
+        if spec.mode == "defer":
+            request = await self._pending_deferral(call, spec, digest)
+        if request is None:
+            request = await self.approvals.create(self._context(call, spec, digest))
         call.approval_id = request.id
         if spec.mode == "defer":
             return Verdict(
@@ -128,10 +144,18 @@ class ApprovalStage:
                 rules=verdict.rules,
                 risk=verdict.risk,
                 reason=f"{verdict.reason}. A human must approve this call: approval request "
-                f"{request.id} was created. Retry the same call with the same arguments "
+                f"{request.id} is waiting for a decision. Retry the same call with the same arguments "
                 "once it is approved.",
             )
         return await self._hold(call, request.id, spec)
+
+    async def _pending_deferral(
+        self, call: ToolCall, spec: ApprovalRequestSpec, digest: str
+    ) -> ApprovalRequest | None:
+        """The pending request of an earlier identical deferred call under the same rule, if any."""
+        assert self.approvals is not None
+        pending = await self.approvals.pending_deferral(call.principal, call.tool, digest)
+        return pending if pending is not None and pending.spec == spec else None
 
     async def _hold(self, call: ToolCall, request_id: str, spec: ApprovalRequestSpec) -> Verdict | None:
         assert self.approvals is not None
@@ -143,10 +167,17 @@ class ApprovalStage:
 
         timeout = min(spec.ttl_s, self.hold_timeout_s) if self.hold_timeout_s else spec.ttl_s
         outcome = await self.approvals.wait(request_id, timeout, on_tick=tick)
-        if outcome.state is ApprovalState.APPROVED and outcome.decision is not None:
+        approved = outcome.state is ApprovalState.APPROVED
+        if approved and outcome.decision is not None and self.approvals.verify(outcome):
             self._approve(call, f"approved by {outcome.decision.approver_user}")
             return None
-        if outcome.state is ApprovalState.REJECTED and outcome.decision is not None:
+        if approved:  # not signed by this gateway's key: the database was written around it
+            logger.error("approval %s: its decision does not verify; the held call is refused", request_id)
+            why = (
+                f"approval request {request_id} is approved, but its decision does not verify "
+                "with the gateway's approvals key; the call was not forwarded"
+            )
+        elif outcome.state is ApprovalState.REJECTED and outcome.decision is not None:
             why = f"rejected by {outcome.decision.approver_user}: {outcome.decision.reason}"
         else:
             why = f"approval request {request_id} {outcome.state.value}" + (
@@ -176,7 +207,7 @@ class ApprovalStage:
             session_id=call.session_id,
             tool=call.tool,
             upstream=call.route.upstream if call.route else None,
-            arguments=call.arguments,
+            arguments=approver_arguments(call, self.arguments),
             call_digest=digest,
             findings=[f.model_dump(mode="json") for f in call.findings],
             risk=call.risk,
@@ -186,6 +217,22 @@ class ApprovalStage:
             history=history,
             spec=spec,
         )
+
+
+def approver_arguments(call: ToolCall, policy: ArgumentPolicy) -> dict[str, Any]:
+    """The arguments an approver is shown, as the audit ``policy`` would store them.
+
+    The approval request is kept in the approvals database and posted to webhooks and
+    chat channels, so a secret found in the arguments must not travel with it: it is
+    redacted (``redacted``), dropped with everything else (``digest``), or kept only
+    when the operator asked for ``full`` arguments.
+    """
+    if policy == "full":
+        return call.arguments
+    if policy == "digest":
+        return {}
+    redacted: dict[str, Any] = redact_findings(call.arguments, call)
+    return redacted
 
 
 def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:

@@ -15,7 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from mcp_guard.approvals import ApprovalConfig, ApprovalContext, ApprovalSpec, Approvers, call_digest
-from mcp_guard.audit.models import AuditReceipt
+from mcp_guard.audit.models import AuditReceipt, AuditUnavailableError
 from mcp_guard.principal import Principal
 
 ALICE = Principal(
@@ -67,6 +67,19 @@ class RecordingAudit:
         ]
 
 
+class UnavailableAudit(RecordingAudit):
+    """An audit log that refuses every entry after the first ``working`` ones (until ``working`` grows)."""
+
+    def __init__(self, working: int) -> None:
+        super().__init__()
+        self.working = working
+
+    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
+        if len(self.entries) >= self.working:
+            raise AuditUnavailableError("disk full")
+        return await super().append(kind, record, write_ahead=write_ahead)
+
+
 def make_config(tmp_path: Path, **overrides: Any) -> ApprovalConfig:
     base: dict[str, Any] = {
         "path": tmp_path / "approvals.db",
@@ -102,6 +115,18 @@ def make_context(
         history=[{"tool": "github__list_repos", "decision": "ALLOW"}],
         spec=ApprovalSpec(**spec),
     )
+
+
+class CountingBody:
+    """A request body streamed in chunks, counting how much of it the server pulled."""
+
+    def __init__(self, total: int, chunk: int = 4096) -> None:
+        self.total, self.chunk, self.sent = total, chunk, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while self.sent < self.total:
+            self.sent += self.chunk
+            yield b"x" * self.chunk
 
 
 class _Server(uvicorn.Server):

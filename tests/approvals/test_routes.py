@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -16,8 +18,18 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from mcp_guard.approvals import ApprovalConfig, ApprovalService, ApprovalState, approval_routes
+from mcp_guard.approvals.routes import MAX_BODY
 from mcp_guard.identity import AuthConfig, BearerAuthMiddleware, TokenVerifier
-from tests.approvals.helpers import BOB, FakeClock, RecordingAudit, make_context, serve
+from tests.approvals.helpers import (
+    BOB,
+    CountingBody,
+    FakeClock,
+    RecordingAudit,
+    UnavailableAudit,
+    make_config,
+    make_context,
+    serve,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +188,122 @@ async def test_the_routes_also_work_under_a_mount(config: ApprovalConfig, clock:
         async with httpx2.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/admin/approvals/")).json()["approvals"][0]["id"] == req.id
             assert (await client.get(f"/admin/approvals/{req.id}")).status_code == 200
+
+
+async def test_a_huge_decision_body_is_refused_without_being_read_into_memory(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        body = CountingBody(total=256 * 1024 * 1024)
+        with anyio.fail_after(10):
+            r = await client.post(f"/admin/approvals/{req.id}/approve", content=body, headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
+        assert body.sent <= MAX_BODY + 2 * body.chunk
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_locked_approvals_database_answers_503_json_and_changes_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path, busy_timeout_ms=0)
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        other = sqlite3.connect(config.path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            r = await client.post(f"/admin/approvals/{req.id}/approve", json={}, headers=BOB_H)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "unavailable" and "locked" in r.json()["message"]
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_an_unavailable_audit_log_answers_503_json_not_a_bare_500(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, UnavailableAudit(working=2), clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        first = await approvals.create(make_context())
+        await approvals.create(make_context(tool="github__force_push"))
+        clock.advance(3600)  # the next read expires them, and that cannot be audited
+        r = await client.get(f"/admin/approvals/{first.id}", headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable")
+        assert "audit log unavailable: disk full" in r.json()["message"]
+        r = await client.get("/admin/approvals", headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable")
+
+
+@pytest.mark.parametrize(
+    ("reason", "named"),
+    [
+        ("ok\x1b[2J\x1b[31mAPPROVED BY SECURITY", "U+001B"),
+        ("fine \u202eevil\u202c", "U+202E"),
+        ("nul\x00byte", "U+0000"),
+    ],
+)
+async def test_a_reason_with_control_or_bidi_characters_is_refused_naming_the_character(
+    config: ApprovalConfig, clock: FakeClock, reason: str, named: str
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        r = await client.post(f"/admin/approvals/{req.id}/approve", json={"reason": reason}, headers=BOB_H)
+        assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
+        assert named in r.json()["message"]
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_rejection_whose_reason_is_only_invisible_characters_is_refused(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        r = await client.post(
+            f"/admin/approvals/{req.id}/reject", json={"reason": "\u200b\u2060 "}, headers=BOB_H
+        )
+        assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
+        r = await client.post(
+            f"/admin/approvals/{req.id}/reject",
+            json={"reason": "no:\n see CHG-42\t(fraud) 🙅‍♀️"},
+            headers=BOB_H,
+        )
+        assert (r.status_code, r.json()["state"]) == (200, "rejected")
+
+
+async def test_a_decision_body_that_is_not_json_is_refused_with_415(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        req = await approvals.create(make_context())
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = {**BOB_H, **({"Content-Type": content_type} if content_type else {})}
+            r = await client.post(
+                f"/admin/approvals/{req.id}/approve", content=b'{"reason": "x"}', headers=headers
+            )
+            assert (r.status_code, r.json()["error"]) == (415, "unsupported_media_type"), content_type
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+        r = await client.post(
+            f"/admin/approvals/{req.id}/approve",
+            content=b'{"reason": "x"}',
+            headers={**BOB_H, "Content-Type": "application/json; charset=utf-8"},
+        )
+        assert r.status_code == 200, r.text

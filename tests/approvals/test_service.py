@@ -18,8 +18,18 @@ from mcp_guard.approvals import (
     SelfApprovalError,
     call_digest,
 )
+from mcp_guard.audit.models import AuditUnavailableError
 from mcp_guard.principal import Principal
-from tests.approvals.helpers import ALICE, BOB, CAROL, FakeClock, RecordingAudit, make_config, make_context
+from tests.approvals.helpers import (
+    ALICE,
+    BOB,
+    CAROL,
+    FakeClock,
+    RecordingAudit,
+    UnavailableAudit,
+    make_config,
+    make_context,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -311,3 +321,20 @@ async def test_self_confirmation_needs_allow_self_and_the_requester(
         assert confirmed.state is ApprovalState.APPROVED
         assert confirmed.decision is not None and confirmed.decision.via == "elicitation"
         assert approvals.verify(confirmed)
+
+
+async def test_a_decision_that_cannot_be_audited_does_not_take_effect(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    audit = UnavailableAudit(working=1)  # the creation is audited, then the log fails
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        req = await approvals.create(make_context(mode="defer"))
+        with pytest.raises(AuditUnavailableError):
+            await approvals.decide(req.id, BOB, True, "looks fine")
+        still = await approvals.get(req.id)
+        assert still is not None and still.state is ApprovalState.PENDING and still.decision is None
+        assert await approvals.consume(ALICE, req.tool, req.call_digest) is None
+        audit.working = 10  # the audit log is back: the same approver decides again
+        decided = await approvals.decide(req.id, BOB, True, "looks fine")
+        assert decided.state is ApprovalState.APPROVED and approvals.verify(decided)
+    assert audit.events(req.id) == ["created", "approved"]

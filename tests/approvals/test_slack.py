@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from urllib.parse import urlencode
 
+import anyio
 import httpx2
 import pytest
 from starlette.applications import Starlette
@@ -19,8 +22,8 @@ from mcp_guard.approvals import (
     verify_slack_signature,
 )
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
-from mcp_guard.approvals.slack import slack_signature
-from tests.approvals.helpers import FakeClock, make_context
+from mcp_guard.approvals.slack import MAX_BODY, slack_signature
+from tests.approvals.helpers import CountingBody, FakeClock, make_config, make_context
 
 pytestmark = pytest.mark.anyio
 
@@ -136,3 +139,43 @@ async def test_forged_and_replayed_slack_requests_change_nothing(
 def test_slack_interactivity_refuses_unknown_config_keys() -> None:
     with pytest.raises(ValueError, match="extra"):
         SlackInteractivity.model_validate({"signing_secret": SECRET, "user": {}})
+
+
+async def test_an_unsigned_huge_body_is_refused_without_being_read_into_memory(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        body = CountingBody(total=256 * 1024 * 1024)
+        with anyio.fail_after(10):
+            r = await client.post("/slack/interactivity", content=body, headers=signed(b""))
+        assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
+        assert body.sent <= MAX_BODY + 2 * body.chunk
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        body = CountingBody(total=MAX_BODY + 4096)
+        headers = {**signed(b""), "Content-Length": str(body.total)}
+        r = await client.post("/slack/interactivity", content=body, headers=headers)
+        assert (r.status_code, r.json()["error"]) == (413, "payload_too_large")
+        assert body.sent <= body.chunk
+
+
+async def test_a_click_while_the_approvals_database_is_locked_answers_503_and_changes_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    config = make_config(tmp_path, busy_timeout_ms=0)
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        req = await approvals.create(make_context())
+        body = click(req.id, "U0BOB", APPROVE_ACTION)
+        other = sqlite3.connect(config.path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            r = await client.post("/slack/interactivity", content=body, headers=signed(body))
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert (r.status_code, r.json()["error"]) == (503, "unavailable"), r.text
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
