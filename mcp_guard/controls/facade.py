@@ -32,6 +32,8 @@ from mcp_guard.principal import Principal
 PLAN_CACHE_SIZE = 4096
 RESOLVED_CACHE_SIZE = 16384
 S = TypeVar("S", TimeoutSpec, BoundsSpec)
+_Taken = tuple[str, float, float, float]
+"""What one call took: (key, period or -1 for a bucket, amount, cost or bucket burst)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +130,35 @@ class Controls:
         stops the call (BLOCK, APPROVAL_REQUIRED) counts against none; one that lets it
         through (WARN, MONITOR_ONLY) is returned while the call is counted where it fit.
         """
+        verdict, _ = await self._take(call, now)
+        return verdict
+
+    async def admit(self, call: ControlCall, now: Instant | None = None) -> Verdict | None:
+        """Rate limits, budgets, then breakers: everything the limits stage asks.
+
+        Not ``check(call) or breaker_check(call)``: a WARN or MONITOR_ONLY limit that was
+        exceeded must not skip the breakers (an open breaker would be bypassed), and a
+        call an open breaker refuses never reaches the upstream, so like any stopping
+        refusal it counts against no limit or budget.
+        """
+        verdict, taken = await self._take(call, now)
+        if verdict is not None and not verdict.decision.forwards:
+            return verdict
+        broken = await self.breaker_check(call, None if now is None else now.monotonic)
+        if broken is not None:
+            await self._undo(taken)
+            return broken
+        return verdict
+
+    async def _take(self, call: ControlCall, now: Instant | None) -> tuple[Verdict | None, list[_Taken]]:
+        """:meth:`check`, also returning what was taken so a later refusal can give it back."""
+        taken: list[_Taken] = []
         resolved = self._resolve(call)
         if not resolved.limits and not resolved.budgets:
-            return None
+            return None, taken
         if now is None:
             now = self.clock.now()
         state = self.state
-        taken: list[tuple[str, float, float, float]] = []  # (key, period or -1, amount, cost or burst)
         soft: Verdict | None = None
         for limit, keys in resolved.limits:
             for key in keys:
@@ -143,7 +167,7 @@ class Controls:
                     verdict = limit.refusal(describe(key), wait)
                     if not verdict.decision.forwards:
                         await self._undo(taken)
-                        return verdict
+                        return verdict, []
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, -1.0, 1.0, limit.burst))
@@ -153,7 +177,7 @@ class Controls:
                 cost = budget.cost_of(call.tool, call.arguments, call.cost)
             except CostError as exc:
                 await self._undo(taken)
-                return budget.cost_refusal(str(exc))
+                return budget.cost_refusal(str(exc)), []
             start, end, end_iso = budget.window.at(now.wall)
             for key in keys:
                 added, usage = await state.counter_add(
@@ -171,13 +195,13 @@ class Controls:
                     )
                     if not verdict.decision.forwards:
                         await self._undo(taken)
-                        return verdict
+                        return verdict, []
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, start, 1.0, cost))
-        return soft
+        return soft, taken
 
-    async def _undo(self, taken: Sequence[tuple[str, float, float, float]]) -> None:
+    async def _undo(self, taken: Sequence[_Taken]) -> None:
         for key, period, amount, extra in taken:
             if period < 0:
                 await self.state.bucket_give_back(key, extra, amount)

@@ -82,7 +82,7 @@ class LimitsStage:
         if call.verdict.decision is Decision.BLOCK:
             return call.verdict
         request = control_call(call)
-        refused = await self.controls.check(request) or await self.controls.breaker_check(request)
+        refused = await self.controls.admit(request)
         if refused is None:
             return None
         if refused.decision.forwards:  # a WARN / MONITOR_ONLY limit: note it, keep the more severe
