@@ -481,6 +481,9 @@ class Gateway:
             failed = False
             await controls.record_outcome(request, failed=False, tool_error=bool(result.is_error))
             return result
+        except anyio.get_cancelled_exc_class():
+            failed = False  # the caller gave up (client cancel, shutdown): not the upstream's failure
+            raise
         except ControlRefused as exc:
             failed = False  # refused before reaching the upstream: not the upstream's failure
             call.verdict = exc.verdict
