@@ -18,7 +18,13 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict
 
 from mcp_guard.controls.bounds import BoundsOutcome, ByteBudget, bound_result, read_limit
-from mcp_guard.controls.breaker import Breaker, BreakerListener, BreakerState, BreakerTransition
+from mcp_guard.controls.breaker import (
+    Breaker,
+    BreakerListener,
+    BreakerState,
+    BreakerTransition,
+    release_probe,
+)
 from mcp_guard.controls.budgets import Budget, CostError
 from mcp_guard.controls.clock import Clock, Instant, SystemClock
 from mcp_guard.controls.concurrency import ConcurrencyLimit, Releases, SlotGuard
@@ -49,6 +55,22 @@ class ControlCall:
     upstream: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
     cost: float | None = None
+
+
+@dataclass(slots=True)
+class Admission:
+    """What :meth:`Controls.admit` decided for one call, and what it took.
+
+    ``verdict`` is ``None`` or a refusal (one that forwards: WARN, MONITOR_ONLY, or one
+    that stops the call, which then holds nothing). ``taken`` (bucket tokens and budget
+    charges) and ``probes`` (half-open breaker permits, with the ``opened_at`` they
+    belong to) are what :meth:`Controls.withdraw` gives back when the call is never
+    forwarded after all.
+    """
+
+    verdict: Verdict | None = None
+    taken: list[_Taken] = field(default_factory=list)
+    probes: list[tuple[str, float]] = field(default_factory=list)
 
 
 class BreakerSnapshot(BaseModel):
@@ -133,22 +155,44 @@ class Controls:
         verdict, _ = await self._take(call, now)
         return verdict
 
-    async def admit(self, call: ControlCall, now: Instant | None = None) -> Verdict | None:
+    async def admit(self, call: ControlCall, now: Instant | None = None) -> Admission:
         """Rate limits, budgets, then breakers: everything the limits stage asks.
 
         Not ``check(call) or breaker_check(call)``: a WARN or MONITOR_ONLY limit that was
         exceeded must not skip the breakers (an open breaker would be bypassed), and a
         call an open breaker refuses never reaches the upstream, so like any stopping
-        refusal it counts against no limit or budget.
+        refusal it counts against no limit or budget. Hand the admission to
+        :meth:`withdraw` if the call is not forwarded after all.
         """
         verdict, taken = await self._take(call, now)
         if verdict is not None and not verdict.decision.forwards:
-            return verdict
-        broken = await self.breaker_check(call, None if now is None else now.monotonic)
+            return Admission(verdict)
+        broken, probes = await self._ask_breakers(call, None if now is None else now.monotonic)
         if broken is not None:
             await self._undo(taken)
-            return broken
-        return verdict
+            return Admission(broken)
+        return Admission(verdict, taken, probes)
+
+    async def withdraw(self, admission: Admission) -> None:
+        """An admitted call that was never forwarded (refused by a later stage or cap, or
+        cancelled while it waited): its budget charges and half-open probe permits go back.
+
+        Rate-limit tokens stay spent: a rate limit throttles attempts, and a call refused
+        later (one that asked for an approval, say) was an attempt. Budgets count what
+        reached the upstream, so a deferred approval's retry is charged once, not twice.
+        """
+        charges, admission.taken = [t for t in admission.taken if t[1] >= 0], []
+        await self._undo(charges)
+        await self.release_probes(admission)
+
+    async def release_probes(self, admission: Admission) -> None:
+        """Give back the half-open permits of a call whose outcome will never be reported
+        (cancelled), so the next probe need not wait ``open_for`` for the lost one."""
+        probes, admission.probes = admission.probes, []
+        for key, opened_at in probes:
+            rec = await self.state.breaker_get(key)
+            if release_probe(rec, opened_at) and not self._local:
+                await self.state.breaker_put(key, rec)
 
     async def _take(self, call: ControlCall, now: Instant | None) -> tuple[Verdict | None, list[_Taken]]:
         """:meth:`check`, also returning what was taken so a later refusal can give it back."""
@@ -224,10 +268,22 @@ class Controls:
         A half-open breaker admits up to ``half_open_probes`` calls; report each admitted
         call's outcome with :meth:`record_outcome`.
         """
+        verdict, _ = await self._ask_breakers(call, now)
+        return verdict
+
+    async def _ask_breakers(
+        self, call: ControlCall, now: float | None
+    ) -> tuple[Verdict | None, list[tuple[str, float]]]:
+        """:meth:`breaker_check`, also returning the half-open permits the call now holds.
+
+        When a later breaker refuses, the permits the earlier ones gave are released: the
+        refused call will never report the outcome that would free them.
+        """
         plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
         if not plan.breakers:
-            return None
+            return None, []
         mono = self.clock.monotonic() if now is None else now
+        probes: list[tuple[str, float]] = []
         for breaker, key, target in plan.breakers:
             rec = await self.state.breaker_get(key)
             wait, change = breaker.admit(rec, target, mono)
@@ -236,8 +292,11 @@ class Controls:
             if change is not None:
                 self._emit(change)
             if wait is not None:
-                return breaker.refusal(target, wait)
-        return None
+                await self.release_probes(Admission(probes=probes))
+                return breaker.refusal(target, wait), []
+            if rec.state is BreakerState.HALF_OPEN:
+                probes.append((key, rec.opened_at))
+        return None, probes
 
     async def record_outcome(
         self, call: ControlCall, failed: bool, now: float | None = None, *, tool_error: bool = False

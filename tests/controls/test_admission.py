@@ -55,11 +55,11 @@ async def test_an_exceeded_warn_limit_does_not_let_a_call_past_an_open_breaker()
         )
     )
     await open_breaker(c)
-    assert await c.admit(call(), at(1.0)) is not None  # takes the one token; the breaker refuses
+    assert (await c.admit(call(), at(1.0))).verdict is not None  # the breaker refuses; token back
     assert await c.check(call(), at(1.0)) is None  # the token was given back
     assert (await c.check(call(), at(1.0))) is not None  # now the WARN limit is exceeded
 
-    verdict = await c.admit(call(), at(2.0))
+    verdict = (await c.admit(call(), at(2.0))).verdict
 
     assert verdict is not None and verdict.decision is Decision.BLOCK
     assert verdict.rules == ("bank-breaker",)
@@ -87,7 +87,75 @@ async def test_a_call_an_open_breaker_refuses_is_charged_to_no_budget_or_rate_li
         )
     )
     await open_breaker(c)
-    refused = await c.admit(call(), at(1.0))
+    refused = (await c.admit(call(), at(1.0))).verdict
     assert refused is not None and refused.rules == ("bank-breaker",)
 
-    assert await c.admit(call(), at(31.0)) is None  # the probe still has its token and budget
+    assert (await c.admit(call(), at(31.0))).verdict is None  # the probe has its token and budget
+
+
+async def test_a_withdrawn_admission_gives_back_its_budget_charge_but_not_its_rate_limit_token() -> None:
+    c = Controls(
+        config(
+            limits=[{"id": "per-minute", "rate": "1/minute"}],
+            budgets=[{"id": "daily", "period": "day", "max_calls": 1}],
+        )
+    )
+    admitted = await c.admit(call(), at(0.0))
+    assert admitted.verdict is None
+
+    await c.withdraw(admitted)
+
+    limited = await c.check(call(), at(1.0))
+    assert limited is not None and limited.rules == ("per-minute",)  # the attempt still counts
+    assert await c.check(call(), at(60.0)) is None  # and the budget has its one call back
+
+
+async def test_withdrawing_twice_gives_back_once() -> None:
+    c = Controls(config(budgets=[{"id": "daily", "period": "day", "max_calls": 2}]))
+    assert (await c.admit(call(), at(0.0))).verdict is None
+    admitted = await c.admit(call(), at(0.0))
+
+    await c.withdraw(admitted)
+    await c.withdraw(admitted)
+
+    assert await c.check(call(), at(0.0)) is None
+    assert await c.check(call(), at(0.0)) is not None
+
+
+async def test_a_withdrawn_half_open_probe_lets_the_next_probe_through_at_once() -> None:
+    c = Controls(config(breakers=[BREAKER]))
+    await open_breaker(c)
+    probe = await c.admit(call(), at(30.0))
+    assert probe.verdict is None and probe.probes
+    assert (await c.admit(call(), at(31.0))).verdict is not None  # one probe at a time
+
+    await c.withdraw(probe)  # the probe was refused later, or cancelled before it was sent
+
+    assert (await c.admit(call(), at(31.0))).verdict is None
+
+
+async def test_a_probe_permit_from_an_earlier_opening_is_not_given_back() -> None:
+    c = Controls(config(breakers=[{**BREAKER, "half_open_probes": 1}]))
+    await open_breaker(c)
+    stale = await c.admit(call(), at(30.0))
+    late = await c.admit(call(), at(61.0))  # the first probe was lost: its permit lapsed
+    assert late.verdict is None
+    await c.record_outcome(call(), True, 61.0)  # the second probe failed: open again
+    fresh = await c.admit(call(), at(91.0))
+    assert fresh.verdict is None
+
+    await c.withdraw(stale)
+
+    assert (await c.admit(call(), at(92.0))).verdict is not None  # still one probe at a time
+
+
+async def test_a_call_a_second_breaker_refuses_gives_back_the_first_breakers_probe_permit() -> None:
+    per_tool = {"id": "tool-breaker", "upstreams": ["bank"], "per": "tool", "consecutive_failures": 1}
+    c = Controls(config(breakers=[BREAKER, {**per_tool, "open_for": "60s"}]))
+    await open_breaker(c)  # opens both at 0.0
+    refused = await c.admit(call(), at(30.0))  # bank-breaker half-open, tool-breaker still open
+    assert refused.verdict is not None and refused.verdict.rules == ("tool-breaker",)
+
+    probe = await c.admit(call("bank__other"), at(30.0))  # another tool: only bank-breaker applies
+
+    assert probe.verdict is None

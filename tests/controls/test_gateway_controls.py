@@ -55,3 +55,23 @@ async def test_a_call_its_client_cancels_is_not_counted_as_an_upstream_failure(t
                 tg.cancel_scope.cancel()
             after = await client.call_tool("beh__echo", {"text": "x"})
     assert decision(after)["decision"] == "ALLOW", decision(after)["reason"]
+
+
+async def test_a_call_a_full_concurrency_cap_refuses_is_not_charged_to_the_budget(tmp_path: Path) -> None:
+    one_at_a_time = {"id": "beh-inflight", "upstreams": ["beh"], "max": 1}
+    two_calls = {"id": "beh-daily", "upstreams": ["beh"], "period": "day", "max_calls": 2}
+    upstreams = behaviour_upstream(tmp_path)
+    async with gateway_client(upstreams, settings(concurrency=[one_at_a_time], budgets=[two_calls])) as (
+        gateway,
+        client,
+    ):
+        forwarded = signal_when_forwarded(gateway, "beh")
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(gateway.call_tool, LOCAL_PRINCIPAL, "s-1", "beh__hang", {"tag": "held"})
+                await forwarded.wait()
+                refused = await client.call_tool("beh__echo", {"text": "while busy"})
+                tg.cancel_scope.cancel()
+            after = await client.call_tool("beh__echo", {"text": "x"})
+    assert decision(refused)["rules"] == ["beh-inflight"]
+    assert decision(after)["decision"] == "ALLOW", decision(after)["reason"]
