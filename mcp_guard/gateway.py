@@ -416,6 +416,15 @@ class Gateway:
             await recorder.decision(call)
             return refusal(call)
         try:
+            return await self._decide_and_forward(call, recorder)
+        finally:
+            if call.admission is not None and not call.forwarded and self.controls is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.controls.withdraw(call.admission)
+
+    async def _decide_and_forward(self, call: ToolCall, recorder: CallRecorder) -> types.CallToolResult:
+        """Raises: UnknownToolError — the tool does not exist or is hidden from this principal."""
+        try:
             await self.chain.run(call)
         except UnknownToolError:
             call.verdict = blocked("unknown-tool", "unknown tool")
@@ -471,6 +480,7 @@ class Gateway:
         failed = True
         try:
             async with controls.concurrency(request):
+                call.forwarded = True
                 result = await upstream.call_tool(
                     call.route.original,
                     arguments,
@@ -481,6 +491,12 @@ class Gateway:
             failed = False
             await controls.record_outcome(request, failed=False, tool_error=bool(result.is_error))
             return result
+        except anyio.get_cancelled_exc_class():
+            failed = False  # the caller gave up (client cancel, shutdown): not the upstream's failure
+            if call.admission is not None:  # no outcome will free its probe permits
+                with anyio.CancelScope(shield=True):
+                    await controls.release_probes(call.admission)
+            raise
         except ControlRefused as exc:
             failed = False  # refused before reaching the upstream: not the upstream's failure
             call.verdict = exc.verdict

@@ -28,12 +28,13 @@ from mcp_guard.controls.config import (
     TimeoutSpec,
     parse_limit_specs,
 )
-from mcp_guard.controls.facade import BreakerSnapshot, ControlCall, Controls
+from mcp_guard.controls.facade import Admission, BreakerSnapshot, ControlCall, Controls
 from mcp_guard.controls.sqlite_state import EmbeddedState, open_embedded_state
 from mcp_guard.controls.state import ControlState, MemoryState, Usage
 
 __all__ = [
     "DEFAULT_READ_LIMIT",
+    "Admission",
     "BoundsOutcome",
     "BoundsSpec",
     "BreakerListener",

@@ -60,6 +60,18 @@ class BreakerTransition(BaseModel):
 BreakerListener = Callable[[BreakerTransition], None]
 
 
+def release_probe(rec: BreakerRecord, opened_at: float) -> bool:
+    """Give back one half-open permit taken while the breaker was opened at ``opened_at``.
+
+    A permit from an earlier opening is not given back: that half-open period is over,
+    and its count was reset. Returns whether the record changed.
+    """
+    if rec.state is not BreakerState.HALF_OPEN or rec.opened_at != opened_at or rec.probes <= 0:
+        return False
+    rec.probes -= 1
+    return True
+
+
 class Breaker:
     """A compiled ``breakers:`` item: the state machine, over records it does not own."""
 

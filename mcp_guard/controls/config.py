@@ -117,6 +117,10 @@ class LimitSpec(_PrincipalSelected):
         count, per = self.rate
         if count <= 0 or per <= 0 or not math.isfinite(count):
             raise ValueError("rate: must be a positive number of calls per a positive period")
+        if self.burst is not None and self.burst < 1:
+            # A call takes one whole token: a smaller bucket refuses every call forever
+            # while telling each one to retry in a few seconds.
+            raise ValueError(f"burst: must be at least 1 (a bucket of {self.burst:g} never holds a call)")
         return self
 
     @property

@@ -18,7 +18,13 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict
 
 from mcp_guard.controls.bounds import BoundsOutcome, ByteBudget, bound_result, read_limit
-from mcp_guard.controls.breaker import Breaker, BreakerListener, BreakerState, BreakerTransition
+from mcp_guard.controls.breaker import (
+    Breaker,
+    BreakerListener,
+    BreakerState,
+    BreakerTransition,
+    release_probe,
+)
 from mcp_guard.controls.budgets import Budget, CostError
 from mcp_guard.controls.clock import Clock, Instant, SystemClock
 from mcp_guard.controls.concurrency import ConcurrencyLimit, Releases, SlotGuard
@@ -32,6 +38,8 @@ from mcp_guard.principal import Principal
 PLAN_CACHE_SIZE = 4096
 RESOLVED_CACHE_SIZE = 16384
 S = TypeVar("S", TimeoutSpec, BoundsSpec)
+_Taken = tuple[str, float, float, float]
+"""What one call took: (key, period or -1 for a bucket, amount, cost or bucket burst)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +55,22 @@ class ControlCall:
     upstream: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
     cost: float | None = None
+
+
+@dataclass(slots=True)
+class Admission:
+    """What :meth:`Controls.admit` decided for one call, and what it took.
+
+    ``verdict`` is ``None`` or a refusal (one that forwards: WARN, MONITOR_ONLY, or one
+    that stops the call, which then holds nothing). ``taken`` (bucket tokens and budget
+    charges) and ``probes`` (half-open breaker permits, with the ``opened_at`` they
+    belong to) are what :meth:`Controls.withdraw` gives back when the call is never
+    forwarded after all.
+    """
+
+    verdict: Verdict | None = None
+    taken: list[_Taken] = field(default_factory=list)
+    probes: list[tuple[str, float]] = field(default_factory=list)
 
 
 class BreakerSnapshot(BaseModel):
@@ -128,13 +152,57 @@ class Controls:
         stops the call (BLOCK, APPROVAL_REQUIRED) counts against none; one that lets it
         through (WARN, MONITOR_ONLY) is returned while the call is counted where it fit.
         """
+        verdict, _ = await self._take(call, now)
+        return verdict
+
+    async def admit(self, call: ControlCall, now: Instant | None = None) -> Admission:
+        """Rate limits, budgets, then breakers: everything the limits stage asks.
+
+        Not ``check(call) or breaker_check(call)``: a WARN or MONITOR_ONLY limit that was
+        exceeded must not skip the breakers (an open breaker would be bypassed), and a
+        call an open breaker refuses never reaches the upstream, so like any stopping
+        refusal it counts against no limit or budget. Hand the admission to
+        :meth:`withdraw` if the call is not forwarded after all.
+        """
+        verdict, taken = await self._take(call, now)
+        if verdict is not None and not verdict.decision.forwards:
+            return Admission(verdict)
+        broken, probes = await self._ask_breakers(call, None if now is None else now.monotonic)
+        if broken is not None:
+            await self._undo(taken)
+            return Admission(broken)
+        return Admission(verdict, taken, probes)
+
+    async def withdraw(self, admission: Admission) -> None:
+        """An admitted call that was never forwarded (refused by a later stage or cap, or
+        cancelled while it waited): its budget charges and half-open probe permits go back.
+
+        Rate-limit tokens stay spent: a rate limit throttles attempts, and a call refused
+        later (one that asked for an approval, say) was an attempt. Budgets count what
+        reached the upstream, so a deferred approval's retry is charged once, not twice.
+        """
+        charges, admission.taken = [t for t in admission.taken if t[1] >= 0], []
+        await self._undo(charges)
+        await self.release_probes(admission)
+
+    async def release_probes(self, admission: Admission) -> None:
+        """Give back the half-open permits of a call whose outcome will never be reported
+        (cancelled), so the next probe need not wait ``open_for`` for the lost one."""
+        probes, admission.probes = admission.probes, []
+        for key, opened_at in probes:
+            rec = await self.state.breaker_get(key)
+            if release_probe(rec, opened_at) and not self._local:
+                await self.state.breaker_put(key, rec)
+
+    async def _take(self, call: ControlCall, now: Instant | None) -> tuple[Verdict | None, list[_Taken]]:
+        """:meth:`check`, also returning what was taken so a later refusal can give it back."""
+        taken: list[_Taken] = []
         resolved = self._resolve(call)
         if not resolved.limits and not resolved.budgets:
-            return None
+            return None, taken
         if now is None:
             now = self.clock.now()
         state = self.state
-        taken: list[tuple[str, float, float, float]] = []  # (key, period or -1, amount, cost or burst)
         soft: Verdict | None = None
         for limit, keys in resolved.limits:
             for key in keys:
@@ -143,7 +211,7 @@ class Controls:
                     verdict = limit.refusal(describe(key), wait)
                     if not verdict.decision.forwards:
                         await self._undo(taken)
-                        return verdict
+                        return verdict, []
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, -1.0, 1.0, limit.burst))
@@ -153,7 +221,7 @@ class Controls:
                 cost = budget.cost_of(call.tool, call.arguments, call.cost)
             except CostError as exc:
                 await self._undo(taken)
-                return budget.cost_refusal(str(exc))
+                return budget.cost_refusal(str(exc)), []
             start, end, end_iso = budget.window.at(now.wall)
             for key in keys:
                 added, usage = await state.counter_add(
@@ -171,13 +239,13 @@ class Controls:
                     )
                     if not verdict.decision.forwards:
                         await self._undo(taken)
-                        return verdict
+                        return verdict, []
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, start, 1.0, cost))
-        return soft
+        return soft, taken
 
-    async def _undo(self, taken: Sequence[tuple[str, float, float, float]]) -> None:
+    async def _undo(self, taken: Sequence[_Taken]) -> None:
         for key, period, amount, extra in taken:
             if period < 0:
                 await self.state.bucket_give_back(key, extra, amount)
@@ -200,10 +268,22 @@ class Controls:
         A half-open breaker admits up to ``half_open_probes`` calls; report each admitted
         call's outcome with :meth:`record_outcome`.
         """
+        verdict, _ = await self._ask_breakers(call, now)
+        return verdict
+
+    async def _ask_breakers(
+        self, call: ControlCall, now: float | None
+    ) -> tuple[Verdict | None, list[tuple[str, float]]]:
+        """:meth:`breaker_check`, also returning the half-open permits the call now holds.
+
+        When a later breaker refuses, the permits the earlier ones gave are released: the
+        refused call will never report the outcome that would free them.
+        """
         plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
         if not plan.breakers:
-            return None
+            return None, []
         mono = self.clock.monotonic() if now is None else now
+        probes: list[tuple[str, float]] = []
         for breaker, key, target in plan.breakers:
             rec = await self.state.breaker_get(key)
             wait, change = breaker.admit(rec, target, mono)
@@ -212,8 +292,11 @@ class Controls:
             if change is not None:
                 self._emit(change)
             if wait is not None:
-                return breaker.refusal(target, wait)
-        return None
+                await self.release_probes(Admission(probes=probes))
+                return breaker.refusal(target, wait), []
+            if rec.state is BreakerState.HALF_OPEN:
+                probes.append((key, rec.opened_at))
+        return None, probes
 
     async def record_outcome(
         self, call: ControlCall, failed: bool, now: float | None = None, *, tool_error: bool = False

@@ -15,6 +15,8 @@ change instead (see docs/controls.md for measured costs).
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,6 +26,8 @@ import aiosqlite
 import anyio
 
 from mcp_guard.controls.state import MemoryState, Usage
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget_usage (
@@ -83,6 +87,8 @@ class EmbeddedState(MemoryState):
                 await self._db.commit()
             except BaseException:
                 self._dirty |= dirty  # try again next time
+                with anyio.CancelScope(shield=True):
+                    await self._db.rollback()  # an open write transaction would lock others out
                 raise
             return len(rows)
 
@@ -113,9 +119,23 @@ class EmbeddedState(MemoryState):
         self._dirty.add((key, period))
 
     async def _run_flusher(self) -> None:
+        """Flush every ``flush_interval``; a failed flush is logged and retried next time.
+
+        The counters in memory stay authoritative, so enforcement is unaffected; letting the
+        error escape would tear down the gateway (this task shares its task group) over a
+        locked or full disk, and lose the very counters it failed to write.
+        """
         while True:
             await anyio.sleep(self.flush_interval)
-            await self.flush()
+            try:
+                await self.flush()
+            except sqlite3.Error as exc:
+                logger.error(
+                    "controls: writing %d budget counter(s) to SQLite failed (%s); they stay counted "
+                    "in memory and are written at the next flush",
+                    len(self._dirty),
+                    exc,
+                )
             self.prune_counters(self._wall())
 
 

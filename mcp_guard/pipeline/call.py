@@ -16,6 +16,7 @@ from mcp_guard.upstreams.catalog import Route
 
 if TYPE_CHECKING:
     from mcp_guard.audit import AuditReceipt
+    from mcp_guard.controls import Admission
     from mcp_guard.policy import PolicyResult, ToolInfo
     from mcp_guard.sessions import Session
 
@@ -29,6 +30,8 @@ class ToolCall:
     ``arguments`` are what the client sent; ``forward_arguments`` what will be
     forwarded (a stage may redact them); ``argument_bytes`` the size of their JSON form
     (measured by the validate stage). ``verdict`` is the decision so far.
+    ``admission`` is what the limits stage took (budget charges, breaker probe permits),
+    given back unless ``forwarded`` says the call reached the upstream.
     """
 
     principal: Principal
@@ -57,6 +60,8 @@ class ToolCall:
     audit_id: str | None = None
     audit_receipt: AuditReceipt | None = None
     approval_id: str | None = None
+    admission: Admission | None = None
+    forwarded: bool = False
     timings_us: dict[str, float] = field(default_factory=dict)
 
     @property

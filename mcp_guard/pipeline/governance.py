@@ -83,7 +83,8 @@ class LimitsStage:
         if call.verdict.decision is Decision.BLOCK:
             return call.verdict
         request = control_call(call)
-        refused = await self.controls.check(request) or await self.controls.breaker_check(request)
+        call.admission = await self.controls.admit(request)
+        refused = call.admission.verdict
         if refused is None:
             return None
         if refused.decision.forwards:  # a WARN / MONITOR_ONLY limit: note it, keep the more severe

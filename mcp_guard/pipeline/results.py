@@ -50,7 +50,37 @@ class BoundStage:
         if outcome.verdict is not None:
             call.verdict = outcome.verdict
             return refusal(call)
+        if _dropped_required_structure(call, result, outcome.result):
+            spec = self.controls.bounds_for(call.route.upstream, call.tool)
+            bound = spec.id if spec is not None else "result_bounds"
+            call.verdict = Verdict(
+                decision=Decision.BLOCK,
+                rules=(bound,),
+                reason=(
+                    f"Result bound '{bound}' exceeded: the result of {call.tool} fits only without "
+                    "its structuredContent, which the tool's outputSchema requires; it was withheld"
+                ),
+                details={"control": "result_bounds", "exceeded": list(outcome.actions)},
+            )
+            return refusal(call)
         return outcome.result
+
+
+def _dropped_required_structure(
+    call: ToolCall, original: types.CallToolResult, bounded: types.CallToolResult
+) -> bool:
+    """Whether truncation dropped structured content that the tool promises in its outputSchema.
+
+    Clients check such results against the schema (the MCP SDK raises on a missing
+    ``structuredContent``), so the truncated result would fail there instead of saying why.
+    """
+    schema = call.definition.output_schema if call.definition is not None else None
+    return (
+        schema is not None
+        and not original.is_error
+        and original.structured_content is not None
+        and bounded.structured_content is None
+    )
 
 
 class InspectResultStage:

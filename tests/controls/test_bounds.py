@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from mcp.types import CallToolResult, EmbeddedResource, ImageContent, TextContent, TextResourceContents
+from mcp.types import CallToolResult, EmbeddedResource, ImageContent, TextContent, TextResourceContents, Tool
 
 from mcp_guard.controls import BoundsSpec, ByteBudget, ResultTooLarge, bound_result, read_limit
 from mcp_guard.controls.bounds import size_of
 from mcp_guard.decision import Decision
+from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.results import BoundStage
+from mcp_guard.principal import Principal
+from mcp_guard.upstreams.catalog import Route
 from tests.controls.controls_support import controls
 
 
@@ -119,3 +125,25 @@ def test_the_most_specific_bound_applies_to_a_tool() -> None:
     assert c.byte_budget("bank", "bank__pay").limit == 4 * 10_000 + 64 * 1024
     out = c.bound_result("bank", "bank__pay", text_result("q" * 20_000))
     assert size_of(out.result) <= 10_000
+
+
+@pytest.mark.anyio
+async def test_a_result_that_fits_only_without_its_schema_required_structured_content_is_withheld() -> None:
+    schema = {"type": "object", "properties": {"rows": {"type": "array"}}, "required": ["rows"]}
+    call = ToolCall(
+        principal=Principal(user="alice"),
+        session_id="s-1",
+        tool="db__query",
+        arguments={},
+        received_at=datetime(2026, 6, 15, tzinfo=UTC),
+        route=Route("db", "query"),
+        definition=Tool(name="query", input_schema={"type": "object"}, output_schema=schema),
+    )
+    c = controls(result_bounds=[{"id": "small-results", "max_bytes": 2048}])
+    big = text_result("summary", structured={"rows": ["r" * 50 for _ in range(500)]})
+
+    out = await BoundStage(c)(call, big)
+
+    assert out.is_error and out.structured_content is None
+    assert call.verdict.decision is Decision.BLOCK and call.verdict.rules == ("small-results",)
+    assert "outputSchema requires" in out.content[0].text  # type: ignore[union-attr]

@@ -122,6 +122,14 @@ def test_each_mistake_is_reported_with_its_location(kind: str, data: object, mes
     assert any(p.startswith("p.yaml:7: ") and message in p for p in err.value.problems), err.value.problems
 
 
+def test_a_burst_below_one_call_is_refused_since_that_bucket_would_never_admit_a_call() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_limit_specs([RawSpec("p.yaml", 7, "limits", {"id": "x", "rate": "1/minute", "burst": 0.5})])
+    assert err.value.problems == [
+        "p.yaml:7: limits[x]: burst: must be at least 1 (a bucket of 0.5 never holds a call)"
+    ]
+
+
 def test_a_duplicate_id_names_both_places() -> None:
     item = {"id": "same", "rate": "1/s"}
     with pytest.raises(ConfigError) as err:
