@@ -104,10 +104,8 @@ async def _controls_step(c: Controls, calls: list[ControlCall]) -> Callable[[int
     async def step(i: int) -> None:
         call = calls[i % len(calls)]
         now = Instant(i * 1e-6, wall)
-        if await c.check(call, now) is not None:
+        if (await c.admit(call, now)).verdict is not None:  # limits, budgets, breakers: the limits stage
             raise AssertionError("benchmark call was refused")
-        if await c.breaker_check(call, now.monotonic) is not None:
-            raise AssertionError("breaker refused")
         async with c.concurrency(call):
             pass
         await c.record_outcome(call, False, now.monotonic)
