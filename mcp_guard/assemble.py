@@ -24,7 +24,7 @@ from mcp_guard.identity import (
     protected_resource_routes,
     resource_metadata_url,
 )
-from mcp_guard.transports import build_http_app, request_principal
+from mcp_guard.transports import AllowedHostsOnly, build_http_app, request_principal
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +99,17 @@ def http_app(gateway: Gateway) -> Starlette:
 
 
 def _operator_routes(gateway: Gateway, protect: Callable[[ASGIApp], ASGIApp]) -> list[BaseRoute]:
-    """The approvals admin API and the detailed health view (authenticated) and, when
-    configured, Slack interactivity (Slack-signed)."""
+    """The approvals admin API and the detailed health view (authenticated, and behind the
+    same Host/Origin allowlist as ``/mcp``) and, when configured, Slack interactivity
+    (Slack-signed; Slack's requests carry the public host the operator gave Slack)."""
+    server = gateway.settings.server
+
+    def operator(app: ASGIApp) -> ASGIApp:
+        return AllowedHostsOnly(protect(app), server)
+
     routes: list[BaseRoute] = [
-        Route("/admin/approvals{rest:path}", endpoint=protect(approvals_admin_app(gateway))),
-        Route("/admin/health", endpoint=protect(health_detail_app(gateway)), methods=["GET"]),
+        Route("/admin/approvals{rest:path}", endpoint=operator(approvals_admin_app(gateway))),
+        Route("/admin/health", endpoint=operator(health_detail_app(gateway)), methods=["GET"]),
     ]
     slack = slack_app(gateway)
     if slack is not None:

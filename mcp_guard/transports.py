@@ -14,13 +14,13 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.sse import SseServerTransport
 from mcp.server.stdio import stdio_server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
@@ -119,6 +119,25 @@ def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
     state = request.scope.get("state") or {}
     found = state.get("principal") if isinstance(state, dict) else None
     return found if isinstance(found, Principal) else None
+
+
+class AllowedHostsOnly:
+    """DNS-rebinding protection for routes the SDK does not serve (the operator API): the
+    Host/Origin allowlist of ``/mcp`` (421 for a foreign Host, 403 for a foreign Origin).
+    Without it a web page the operator visits could, through a rebound name, read
+    ``/admin/approvals`` as the local principal."""
+
+    def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
+        self.app = app
+        self._check = TransportSecurityMiddleware(security_settings(settings))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = await self._check.validate_request(Request(scope, receive))
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def security_settings(settings: ServerSettings) -> TransportSecuritySettings:

@@ -224,6 +224,18 @@ def test_the_module_entry_point_prints_help() -> None:
     assert "serve" in out.stdout
 
 
+async def test_the_operator_api_refuses_a_foreign_host_or_origin_as_mcp_does(tmp_path: Path) -> None:
+    """A web page reaching the gateway through a rebound DNS name must not read the
+    operator API as the local principal."""
+    async with operator_gateway(tmp_path) as url, httpx2.AsyncClient(base_url=url) as http:
+        rebound = await http.get("/admin/approvals", headers={"Host": "attacker.example:8765"})
+        cross_site = await http.get("/admin/health", headers={"Origin": "http://attacker.example"})
+        same_machine = await http.get("/admin/approvals", headers={"Origin": "http://127.0.0.1:8765"})
+    assert rebound.status_code == 421
+    assert cross_site.status_code == 403
+    assert same_machine.status_code == 200
+
+
 async def test_the_health_endpoint_shows_circuit_breakers_to_operators(tmp_path: Path) -> None:
     settings = {
         "controls": {"breakers": [{"id": "beh-breaker", "upstreams": ["beh"], "consecutive_failures": 3}]}
