@@ -56,7 +56,17 @@ async def test_the_client_closing_stdin_stops_the_gateway_and_its_upstreams(tmp_
     assert not [pid for pid in children if alive(pid)]
 
 
-def test_the_client_closing_stdout_ends_the_session_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        b'{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}',  # answered by the SDK
+        b'{"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "beh__echo", '
+        b'"arguments": {"text": "x"}}}',  # answered by the stdio lane
+    ],
+)
+def test_the_client_closing_stdout_ends_the_session_without_a_traceback(
+    tmp_path: Path, request_line: bytes
+) -> None:
     log = tmp_path / "stderr.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
@@ -73,7 +83,7 @@ def test_the_client_closing_stdout_ends_the_session_without_a_traceback(tmp_path
         children = children_of(process.pid)
         process.stdout.close()  # the client stops reading ...
         process.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
-        process.stdin.write(b'{"jsonrpc": "2.0", "id": 3, "method": "tools/list"}\n')  # ... and asks
+        process.stdin.write(request_line + b"\n")  # ... and asks
         process.stdin.flush()
         try:
             assert process.wait(timeout=20) == 0
