@@ -25,14 +25,23 @@ class Principal(BaseModel):
 
     @property
     def key(self) -> str:
-        """A stable identifier for sessions, approvals, baselines and audit (user plus agent).
+        """A stable identifier for sessions, approvals, baselines and audit (user, agent and
+        tenant).
 
-        ``user|agent``, each part escaped by :func:`escape_key_part`, so no two principals
-        share a key (user ``kim|x`` is ``kim%7Cx|``, user ``kim`` with agent ``x|`` is
-        ``kim|x%7C``). Names without ``|`` or ``%`` are kept as they are, so keys already
-        stored (approvals, risk baselines) stay valid.
+        ``user|agent``, or ``user|agent|tenant`` for a principal of a tenant, each part
+        escaped by :func:`escape_key_part`, so no two principals share a key (user ``kim|x``
+        is ``kim%7Cx|``, user ``kim`` with agent ``x|`` is ``kim|x%7C``, and ``kim`` of
+        tenant ``acme`` is ``kim||acme``, not the ``kim|`` of another tenant). Names without
+        ``|`` or ``%`` are kept as they are, so keys of principals without a tenant,
+        already stored (approvals, risk baselines), stay valid.
         """
-        return f"{escape_key_part(self.user)}|{escape_key_part(self.agent or '')}"
+        key = f"{escape_key_part(self.user)}|{escape_key_part(self.agent or '')}"
+        return key if self.tenant is None else f"{key}|{escape_key_part(self.tenant)}"
+
+    def same_identity(self, other: Principal) -> bool:
+        """Whether ``other`` is the same person: the same user of the same tenant (its agent
+        and current roles aside)."""
+        return self.user == other.user and self.tenant == other.tenant
 
 
 def escape_key_part(value: str, separators: str = "|") -> str:

@@ -14,9 +14,13 @@ from mcp_guard.principal import Principal, escape_key_part
         (Principal(user="a|b", agent="c"), Principal(user="a", agent="b|c")),
         (Principal(user="a%7Cb"), Principal(user="a|b")),
         (Principal(user="a%25"), Principal(user="a%")),
+        (Principal(user="kim", tenant="acme"), Principal(user="kim", tenant="globex")),
+        (Principal(user="kim", tenant="acme"), Principal(user="kim")),
+        (Principal(user="kim", tenant=""), Principal(user="kim")),
+        (Principal(user="kim", agent="x", tenant="y"), Principal(user="kim", agent="x|y")),
     ],
 )
-def test_principals_that_differ_only_in_where_a_bar_falls_get_different_keys(
+def test_principals_that_differ_only_in_where_a_bar_falls_or_in_their_tenant_get_different_keys(
     one: Principal, other: Principal
 ) -> None:
     assert one.key != other.key
@@ -31,6 +35,8 @@ def test_principals_that_differ_only_in_where_a_bar_falls_get_different_keys(
         (Principal(user="kim|x"), "kim%7Cx|"),
         (Principal(user="kim", agent="x|"), "kim|x%7C"),
         (Principal(user="50%"), "50%25|"),
+        (Principal(user="kim", agent="bot", tenant="acme"), "kim|bot|acme"),
+        (Principal(user="kim", tenant="a|b"), "kim||a%7Cb"),
     ],
 )
 def test_a_key_escapes_only_the_bar_and_the_percent_sign(principal: Principal, key: str) -> None:

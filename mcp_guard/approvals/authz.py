@@ -43,7 +43,7 @@ def authorise_self_confirmation(request: ApprovalRequest, principal: Principal) 
         SelfApprovalError: the rule does not set ``allow_self``.
         NotAnApproverError: ``principal`` is not the requester.
     """
-    if principal.user != request.principal.user:
+    if not principal.same_identity(request.principal):
         raise NotAnApproverError(request.id, principal.user)
     if not request.spec.allow_self:
         raise SelfApprovalError(request.id, principal.user)
@@ -52,8 +52,9 @@ def authorise_self_confirmation(request: ApprovalRequest, principal: Principal) 
 def can_view(
     request: ApprovalRequest, viewer: Principal, default: Approvers, admin_roles: Iterable[str]
 ) -> bool:
-    """Whether ``viewer`` may read ``request`` in the admin API: its requester, an approver, or an admin."""
-    if viewer.user == request.principal.user:
+    """Whether ``viewer`` may read ``request`` in the admin API: its requester (the same
+    user of the same tenant), an approver, or an admin."""
+    if viewer.same_identity(request.principal):
         return True
     if not viewer.roles.isdisjoint(admin_roles):
         return True

@@ -18,6 +18,7 @@ from mcp_guard.approvals import (
     SelfApprovalError,
     call_digest,
 )
+from mcp_guard.approvals.authz import can_view
 from mcp_guard.audit.models import AuditUnavailableError
 from mcp_guard.principal import Principal
 from tests.approvals.helpers import (
@@ -167,6 +168,23 @@ async def test_an_approval_for_one_principal_does_not_release_a_principal_whose_
         assert await approvals.consume(impostor, "github__delete_repo", impostor_digest) is None
         victim_digest = call_digest(victim, "github__delete_repo", args)
         assert await approvals.consume(victim, "github__delete_repo", victim_digest) == req.id
+
+
+async def test_an_approval_for_a_user_of_one_tenant_does_not_release_the_same_name_in_another(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    acme_kim = Principal(user="kim", agent="bot", tenant="acme")
+    globex_kim = Principal(user="kim", agent="bot", tenant="globex")
+    args = {"owner": "acme", "repo": "payments-api"}
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(acme_kim, arguments=args, mode="defer"))
+        await approvals.decide(req.id, BOB, True, "ok once")
+        assert not can_view(req, globex_kim, config.default_approvers, config.admin_roles)
+        assert can_view(req, acme_kim, config.default_approvers, config.admin_roles)
+        globex_digest = call_digest(globex_kim, "github__delete_repo", args)
+        assert await approvals.consume(globex_kim, "github__delete_repo", globex_digest) is None
+        acme_digest = call_digest(acme_kim, "github__delete_repo", args)
+        assert await approvals.consume(acme_kim, "github__delete_repo", acme_digest) == req.id
 
 
 async def test_consuming_many_times_at_once_succeeds_exactly_once(

@@ -57,7 +57,7 @@ async def test_a_valid_bearer_token_reaches_the_app_as_principal_and_sdk_user(
     assert response.status_code == 200
     seen = response.json()
     assert seen["user"] == "alice" and seen["agent"] == "claude-desktop"
-    assert seen["client_id"] == "alice|claude-desktop" and seen["subject"] == "alice"
+    assert seen["client_id"] == "alice|claude-desktop|acme" and seen["subject"] == "alice"
     assert seen["auth_scopes"] == ["tools:call", "tools:list"]
     # The SDK's AccessToken carries a fingerprint, never the credential itself.
     assert seen["context_token"].startswith("sha256:") and token not in seen["context_token"]
