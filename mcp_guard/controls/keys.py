@@ -4,7 +4,8 @@ A control selects calls by tool and upstream globs and an optional principal sco
 then splits its counters by *dimensions* (``per: [agent, team]``). A dimension with
 several values (a principal in two teams) yields one key per value; the call must be
 within limits under every key. A principal without a value for a dimension (no agent,
-no team) shares the key with the empty value.
+no team) shares the key with the empty value. Principal dimensions of a principal with a
+tenant are counted within that tenant (:func:`counter_keys`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mcp_guard.principal import Principal, escape_key_part
 Dimension = Literal["global", "user", "agent", "role", "team", "tenant", "upstream", "tool"]
 
 GlobMatcher = Callable[[str], bool]
+_PRINCIPAL_DIMS = frozenset({"user", "agent", "role", "team"})
 
 
 def glob_matcher(patterns: Iterable[str]) -> GlobMatcher:
@@ -72,8 +74,13 @@ def counter_keys(
     """The counter keys a call lands in, like ``payments-per-agent|agent=bot-1``.
 
     Values are escaped so no principal name can forge another principal's key;
-    :func:`describe` turns a key back into words for messages.
+    :func:`describe` turns a key back into words for messages. Principal dimensions
+    (user, agent, role, team) count within the principal's tenant: for a principal with
+    a tenant, ``per: [user]`` counts as ``per: [user, tenant]``, so a user name, agent,
+    role or team in one tenant never shares a counter with the same name in another.
     """
+    if principal.tenant is not None and "tenant" not in dims and not _PRINCIPAL_DIMS.isdisjoint(dims):
+        dims = (*dims, "tenant")
     if len(dims) == 1:
         dim = dims[0]
         if dim == "global":

@@ -44,6 +44,15 @@ async def test_agent_a_being_limited_does_not_limit_agent_b() -> None:
     assert await c.check(call(principal=b), at(0.0)) is None
 
 
+async def test_the_same_agent_name_in_another_tenant_has_its_own_counter() -> None:
+    c = controls(limits=[{**PER_AGENT, "burst": 1}])
+    acme, globex = who(agent="bot", tenant="acme"), who(agent="bot", tenant="globex")
+    assert await c.check(call(principal=acme), at(0.0)) is None
+    verdict = await c.check(call(principal=acme), at(0.0))
+    assert verdict is not None and "agent bot, tenant acme" in verdict.reason
+    assert await c.check(call(principal=globex), at(0.0)) is None
+
+
 async def test_tools_outside_the_glob_are_not_limited() -> None:
     c = controls(limits=[{**PER_AGENT, "burst": 1}])
     await c.check(call("bank__pay"), at(0.0))
