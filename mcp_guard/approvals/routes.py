@@ -152,13 +152,12 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         except ValueError:
             allowed = ", ".join(s.value for s in ApprovalState)
             return _error(400, "invalid_request", f"state={state_text!r} is not one of: {allowed}")
-        found = await service.list(state)
-        items = [
-            request_view(service, r)
-            for r in found
-            if can_view(r, viewer, cfg.default_approvers, cfg.admin_roles)
-        ]
-        return JSONResponse({"approvals": items})
+
+        def may_see(found: ApprovalRequest) -> bool:
+            return can_view(found, viewer, cfg.default_approvers, cfg.admin_roles)
+
+        found = await service.list(state, may_see)
+        return JSONResponse({"approvals": [request_view(service, r) for r in found]})
 
     async def show(request: Request) -> JSONResponse:
         viewer = principal_of(request)

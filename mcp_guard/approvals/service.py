@@ -44,6 +44,11 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 OnTick = Callable[[float], Awaitable[None]]
 """Called with the seconds waited so far, every ``progress_interval_s`` while a hold waits."""
+LIST_LIMIT = 500
+"""At most this many requests in one listing (the admin API, newest first)."""
+LIST_PAGE = 500
+LIST_SCAN_LIMIT = 100_000
+"""A listing reads at most this many of the newest requests looking for visible ones."""
 
 
 def _utc_now() -> datetime:
@@ -210,10 +215,27 @@ class ApprovalService:
             request = await self._expire(request, "time to live ran out") or await self._store.get(request_id)
         return request
 
-    async def list(self, state: ApprovalState | None = None) -> builtins.list[ApprovalRequest]:
-        """Requests, newest first (overdue ones expired first), optionally only those in ``state``."""
+    async def list(
+        self,
+        state: ApprovalState | None = None,
+        visible: Callable[[ApprovalRequest], bool] | None = None,
+        *,
+        limit: int = LIST_LIMIT,
+    ) -> builtins.list[ApprovalRequest]:
+        """The newest ``limit`` requests (overdue ones expired first), optionally only those
+        in ``state`` and those ``visible`` says a caller may see.
+
+        Visibility is applied while reading, page by page, so that other principals'
+        newer requests cannot push a caller's own out of its list.
+        """
         await self.sweep()
-        return await self._store.list_requests(state)
+        found: builtins.list[ApprovalRequest] = []
+        for offset in range(0, LIST_SCAN_LIMIT, LIST_PAGE):
+            page = await self._store.list_requests(state, limit=LIST_PAGE, offset=offset)
+            found += [r for r in page if visible is None or visible(r)]
+            if len(found) >= limit or len(page) < LIST_PAGE:
+                break
+        return found[:limit]
 
     async def deliveries(self, request_id: str) -> builtins.list[DeliveryStatus]:
         """The notification delivery state of each channel of ``request_id``."""

@@ -133,18 +133,15 @@ class ApprovalStore:
         return _request(rows[0]) if rows else None
 
     async def list_requests(
-        self, state: ApprovalState | None = None, *, limit: int = 500
+        self, state: ApprovalState | None = None, *, limit: int = 500, offset: int = 0
     ) -> list[ApprovalRequest]:
-        """Requests, newest first, optionally only those in ``state``."""
-        if state is None:
-            rows = await self._query(
-                f"SELECT {_COLUMNS} FROM requests ORDER BY created_at DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = await self._query(
-                f"SELECT {_COLUMNS} FROM requests WHERE state = ? ORDER BY created_at DESC LIMIT ?",
-                (state.value, limit),
-            )
+        """Requests, newest first, optionally only those in ``state``; ``limit`` of them
+        after skipping ``offset``."""
+        where, params = ("", ()) if state is None else ("WHERE state = ? ", (state.value,))
+        rows = await self._query(
+            f"SELECT {_COLUMNS} FROM requests {where}ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
         return [_request(r) for r in rows]
 
     async def record_decision(

@@ -18,6 +18,7 @@ from mcp_guard.approvals import (
     SelfApprovalError,
     call_digest,
 )
+from mcp_guard.approvals import service as service_module
 from mcp_guard.approvals.authz import can_view
 from mcp_guard.audit.models import AuditUnavailableError
 from mcp_guard.principal import Principal
@@ -45,6 +46,21 @@ async def test_a_new_request_is_pending_with_its_ttl_and_is_audited(
         assert await approvals.get(req.id) == req
         assert [r.id for r in await approvals.list(ApprovalState.PENDING)] == [req.id]
     assert audit.events(req.id) == ["created"]
+
+
+async def test_other_principals_newer_requests_do_not_push_a_callers_own_out_of_its_list(
+    config: ApprovalConfig, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service_module, "LIST_PAGE", 3)
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        mine = await approvals.create(make_context(CAROL))
+        for i in range(10):
+            clock.advance(1)
+            await approvals.create(make_context(ALICE, arguments={"n": i}))
+        carols = await approvals.list(visible=lambda r: r.principal.user == "carol", limit=5)
+        newest_two = await approvals.list(limit=2)
+    assert [r.id for r in carols] == [mine.id]
+    assert len(newest_two) == 2 and all(r.principal.user == "alice" for r in newest_two)
 
 
 async def test_wait_returns_the_approved_request_once_an_approver_decides(
