@@ -70,12 +70,7 @@ async def serve_stdio(gateway: Gateway, identity: StdioIdentity) -> None:
                     stdio_lane = None
                     if lane and stdin is not None and stdout is not None:
                         stdio_lane = StdioCallLane(
-                            gateway,
-                            principal,
-                            session_id,
-                            stdout,
-                            calls,
-                            server_info=info,
+                            gateway, principal, session_id, stdout, calls, server_info=info
                         )
                         stdin = stdio_lane.lines(stdin)
                     async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
