@@ -30,7 +30,7 @@ from mcp_guard.pipeline.recording import CallRecorder, policy_record
 from mcp_guard.pipeline.results import BoundStage, InspectResultStage
 from mcp_guard.pipeline.stages import DecideStage, RouteStage, ValidateStage
 from mcp_guard.policy import PolicySet, PolicyStore, ToolInfo
-from mcp_guard.policy.compiler import unknown_glob_warnings
+from mcp_guard.policy.compiler import unknown_glob_warnings, unknown_upstream_warnings
 from mcp_guard.principal import Principal
 from mcp_guard.services import Services, controls_config, open_services
 from mcp_guard.sessions import CallRecord, SessionMismatch
@@ -186,7 +186,12 @@ class Gateway:
         if self.policy_store is None:
             return []
         policies = self.policy_store.current()
-        warnings = [*policies.warnings, *unknown_glob_warnings(list(policies.rules), list(self._tools))]
+        rules = list(policies.rules)
+        warnings = [
+            *policies.warnings,
+            *unknown_glob_warnings(rules, list(self._tools)),
+            *unknown_upstream_warnings(rules, self.upstreams_file.upstreams.keys()),
+        ]
         for warning in warnings:
             logger.warning("policy: %s", warning)
         return warnings

@@ -401,6 +401,22 @@ async def test_a_rule_whose_tool_pattern_matches_no_listed_tool_is_reported(tmp_
     assert any("rules.yaml:2" in w and "'bnak__*' matches no known tool" in w for w in warnings)
 
 
+async def test_a_rule_naming_an_upstream_that_does_not_exist_is_reported(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "rules.yaml").write_text(
+        "rules:\n  - id: typo\n    match: {upstreams: [bank, bnak]}\n    decision: BLOCK\n", encoding="utf-8"
+    )
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+        gateway,
+        _,
+    ):
+        warnings = gateway.report_policy_warnings()
+    assert [w for w in warnings if "upstream" in w] == [
+        f"{policies / 'rules.yaml'}:2: rule 'typo': upstream 'bnak' is not a configured upstream"
+    ]
+
+
 async def test_a_held_call_whose_client_drops_its_request_is_abandoned_and_cannot_be_approved_later(
     tmp_path: Path,
 ) -> None:

@@ -100,8 +100,9 @@ class InspectResultStage:
             value["structuredContent"] = result.structured_content
         findings = await self.inspector.scan_sized(value, "$", _size_of(content, result.structured_content))
         call.result_findings = findings
-        if call.session is not None and findings:
-            call.session.record_result_findings(call.tool, findings, call.received_at)
+        for session in (call.session, call.workflow):  # the workflow spans connections: taint it too
+            if session is not None and findings:
+                session.record_result_findings(call.tool, findings, call.received_at)
         if not findings:
             return result
         injected = [f for f in findings if f.category == "injection"]

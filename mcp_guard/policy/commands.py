@@ -61,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--findings", default="[]", help='JSON list of finding types or objects, e.g. ["US_SSN"]'
     )
     explain.add_argument("--risk", type=float, default=None, help="composite risk score 0-100")
+    explain.add_argument(
+        "--upstream",
+        default="",
+        help="the tool's upstream as named in upstreams.yaml (default: the tool name's prefix)",
+    )
     explain.add_argument("--environment", default=None, help="the upstream's environment")
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
     explain.set_defaults(func=cmd_explain)
@@ -142,6 +147,7 @@ def cmd_explain(args: argparse.Namespace, out: TextIO | None = None, err: TextIO
         "source": result.verdict.details.get("source"),
         "shadow": result.shadow.decision.value if result.shadow else None,
         "visible": policies.visible(req.principal, req.tool, req.now),
+        "upstream": req.tool.upstream,
         "actions": sorted(req.tool.actions),
         "approval": result.approval.model_dump() if result.approval else None,
     }
@@ -161,7 +167,9 @@ def _explain_case(args: argparse.Namespace) -> Case:
     return Case(
         name="explain",
         principal=_flag("--principal-file", _principal, args.principal_file),
-        tool=CaseTool(name=_flag("--tool", _tool_name, args.tool), environment=args.environment),
+        tool=CaseTool(
+            name=_flag("--tool", _tool_name, args.tool), upstream=args.upstream, environment=args.environment
+        ),
         arguments=_flag("--args", _json_object, args.args),
         findings=_flag("--findings", _findings, args.findings),
         risk=None if args.risk is None else _flag("--risk", check_risk, args.risk),
@@ -267,7 +275,8 @@ def explanation(policies: PolicySet, matched: tuple[str, ...], tool: str) -> dic
 
 
 def _print_report(report: dict[str, Any], out: TextIO) -> None:
-    print(f"tool:      {report['tool']}  (actions: {', '.join(report['actions']) or '-'})", file=out)
+    actions = ", ".join(report["actions"]) or "-"
+    print(f"tool:      {report['tool']}  (upstream: {report['upstream']}; actions: {actions})", file=out)
     print(f"decision:  {report['decision']}  (from {report['source']})", file=out)
     print(f"rules:     {', '.join(report['rules']) or '-'}", file=out)
     print(f"reason:    {report['reason']}", file=out)

@@ -168,3 +168,17 @@ def unknown_glob_warnings(rules: list[CompiledRule], known_tools: Collection[str
             if not any(fnmatchcase(t, glob) for t in known_tools):
                 out.append(f"{rule.where}: rule '{rule.id}': tool pattern '{glob}' matches no known tool")
     return out
+
+
+def unknown_upstream_warnings(rules: list[CompiledRule], upstreams: Collection[str]) -> list[str]:
+    """Warnings for ``match.upstreams`` names that are not configured upstreams.
+
+    Upstream names are compared exactly, so a misspelt one (``bnak``) silently never
+    matches, and a BLOCK rule naming it protects nothing.
+    """
+    return [
+        f"{rule.where}: rule '{rule.id}': upstream '{name}' is not a configured upstream"
+        for rule in rules
+        for name in sorted(rule.upstreams or ())
+        if name not in upstreams
+    ]

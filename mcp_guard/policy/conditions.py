@@ -16,8 +16,8 @@ from typing import Any
 from mcp_guard.durations import parse_duration
 from mcp_guard.findings import Severity
 from mcp_guard.policy.diagnostics import Located
-from mcp_guard.policy.operators import ValueTest, compile_test
-from mcp_guard.policy.paths import MISSING, compile_getter, compile_path, parse_path
+from mcp_guard.policy.operators import UndecidableValue, ValueTest, compile_test
+from mcp_guard.policy.paths import MISSING, Step, compile_getter, compile_path, parse_path
 from mcp_guard.policy.timewindow import ALL_DAYS, TimeWindow, parse_days, parse_window, parse_zone
 from mcp_guard.policy.types import PolicyRequest
 
@@ -173,18 +173,34 @@ def _args(key: str, spec: Any, loc: Located) -> Compiled | None:
     vt = compile_test(spec, loc)
     if vt is None:
         return None
+    return Compiled(_naming(key, _args_test(steps, vt)), call_only=True)
+
+
+def _naming(key: str, cond: Cond) -> Cond:
+    """``cond``, with the argument path added to an :class:`UndecidableValue`'s message."""
+
+    def named(r: PolicyRequest) -> bool:
+        try:
+            return cond(r)
+        except UndecidableValue as exc:
+            raise UndecidableValue(f"{key}: {exc}") from None
+
+    return named
+
+
+def _args_test(steps: list[Step], vt: ValueTest) -> Cond:
     getter = compile_getter(steps)
     if getter is not None:
         g = getter
-        return Compiled(_single(lambda r: g(r.arguments), vt), call_only=True)
+        return _single(lambda r: g(r.arguments), vt)
     resolve = compile_path(steps)
     pred = vt.pred
     if vt.exists is False:
-        return Compiled(lambda r: not resolve(r.arguments), call_only=True)
+        return lambda r: not resolve(r.arguments)
     if pred is None:
-        return Compiled(lambda r: bool(resolve(r.arguments)), call_only=True)
+        return lambda r: bool(resolve(r.arguments))
     p = pred
-    return Compiled(lambda r: any(p(v) for v in resolve(r.arguments)), call_only=True)
+    return lambda r: any(p(v) for v in resolve(r.arguments))
 
 
 _FINDING_KEYS = ("any", "all", "none", "categories", "min_severity", "path", "count")

@@ -28,6 +28,7 @@ from mcp_guard.decision import Decision, Verdict
 from mcp_guard.policy.actions import ActionClassifier
 from mcp_guard.policy.compiler import CompiledRule
 from mcp_guard.policy.index import CACHE_LIMIT, RuleIndex
+from mcp_guard.policy.operators import UndecidableValue
 from mcp_guard.policy.types import PolicyRequest, PolicyResult, ToolInfo
 from mcp_guard.principal import Principal
 
@@ -55,6 +56,14 @@ class ExternalEngine(Protocol):
     def decide(self, req: PolicyRequest) -> EngineOutcome:
         """Decide ``req``; must not raise (fail closed with BLOCK instead)."""
         ...
+
+
+def _policy_error(req: PolicyRequest, reason: str) -> PolicyResult:
+    """BLOCK: evaluation failed, so the call is refused (fail closed) with ``reason``."""
+    return PolicyResult(
+        verdict=Verdict(decision=Decision.BLOCK, rules=("policy-error",), reason=reason, risk=req.risk),
+        reasons=(reason,),
+    )
 
 
 class PolicySet:
@@ -113,13 +122,11 @@ class PolicySet:
         """
         try:
             return self._evaluate(req, outcomes)
+        except UndecidableValue as exc:
+            return _policy_error(req, f"policies cannot decide this call: {exc}")
         except Exception as exc:  # top-level boundary of the policy engine: fail closed
-            reason = f"internal error while evaluating policies: {type(exc).__name__}: {exc}"
-            return PolicyResult(
-                verdict=Verdict(
-                    decision=Decision.BLOCK, rules=("policy-error",), reason=reason, risk=req.risk
-                ),
-                reasons=(reason,),
+            return _policy_error(
+                req, f"internal error while evaluating policies: {type(exc).__name__}: {exc}"
             )
 
     def candidates(self, tool_name: str) -> tuple[CompiledRule, ...]:

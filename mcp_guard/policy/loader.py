@@ -49,10 +49,13 @@ def load_policy_dir(path: str | Path, known_tools: Collection[str] | None = None
     root = Path(path)
     if not root.exists():
         raise ConfigError([f"{root}:0: policy folder does not exist"])
+    try:
+        files = policy_files(root)
+    except OSError as exc:  # a ConfigError, so a reload keeps the running set instead of crashing
+        raise ConfigError([f"{root}:0: cannot list the policy folder: {exc.strerror or exc}"]) from None
     diag = Diagnostics()
     specs: list[FileSpec] = []
     modules: list[RegoModule] = []
-    files = policy_files(root)
     for file in files:
         if file.suffix == ".rego":
             try:

@@ -67,6 +67,30 @@ def to_number(value: Any) -> float | None:
     return None
 
 
+class UndecidableValue(ValueError):
+    """A value no comparison can decide, so the call is blocked (fail closed) rather than
+    let through by a comparison that is simply false."""
+
+
+def comparable_number(value: Any) -> float | None:
+    """``value`` as a number for ``gt``/``gte``/``lt``/``lte``; ``None`` for non-numbers.
+
+    Raises:
+        UndecidableValue: ``value`` is a string that reads as NaN or an infinity
+            (``"NaN"``, ``"Infinity"``, ``"1e999"``). Upstreams such as pydantic read it as
+            that number, which no threshold bounds: treating it as "not a number" would
+            let an ``amount: "Infinity"`` past an ``amount: {gt: 1000}`` rule.
+    """
+    number = to_number(value)
+    if number is None and isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            return None
+        raise UndecidableValue(f"{value!r} reads as {parsed}, not a finite number")
+    return number
+
+
 def values_equal(actual: Any, expected: Any) -> bool:
     """Equality that never confuses ``true`` with ``1`` and reads numeric strings as numbers."""
     if isinstance(actual, bool) or isinstance(expected, bool):
@@ -152,12 +176,12 @@ def _numeric(op: str, operand: Any, at: Located) -> Pred | None:
         at.error(f"'{op}' takes a number, not {operand!r}")
         return None
     if op == "gt":
-        return lambda v: (x := to_number(v)) is not None and x > n
+        return lambda v: (x := comparable_number(v)) is not None and x > n
     if op == "gte":
-        return lambda v: (x := to_number(v)) is not None and x >= n
+        return lambda v: (x := comparable_number(v)) is not None and x >= n
     if op == "lt":
-        return lambda v: (x := to_number(v)) is not None and x < n
-    return lambda v: (x := to_number(v)) is not None and x <= n
+        return lambda v: (x := comparable_number(v)) is not None and x < n
+    return lambda v: (x := comparable_number(v)) is not None and x <= n
 
 
 def _membership(op: str, operand: Any, at: Located) -> Pred | None:
@@ -169,8 +193,10 @@ def _membership(op: str, operand: Any, at: Located) -> Pred | None:
     only_str = len(hashable) == len(items)
 
     def member(v: Any) -> bool:
-        if only_str:
-            return isinstance(v, str) and v in hashable
+        # The set lookup is only a shortcut for string values: a number must still equal
+        # a numeric string item (1001 is in ["1001"]), as it does for ``eq``.
+        if only_str and isinstance(v, str):
+            return v in hashable
         return any(values_equal(v, x) for x in items)
 
     def any_member(v: Any) -> bool:

@@ -265,3 +265,18 @@ def explain(principal: Path, *flags: str) -> tuple[int, str]:
     """``policy explain`` of a ``bank__refund`` call by ``principal`` under the bundled policies."""
     base = ["--policies", str(EXAMPLES), "--tool", "bank__refund", "--principal-file", str(principal)]
     return run("policy", "explain", *base, *flags)
+
+
+def test_explain_decides_for_the_upstream_named_when_its_prefix_differs(tmp_path: Path) -> None:
+    # upstreams.yaml may give `sales-crm` the prefix `sales`: its tools are `sales__*`, and the
+    # gateway matches `upstreams:` against the upstream's name, not against the prefix.
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    write(folder, "p.yaml", "rules:\n  - id: crm\n    match: {upstreams: [sales-crm]}\n    decision: BLOCK\n")
+    principal = write(tmp_path, "a.yaml", "user: a\n")
+    base = ["policy", "explain", "--policies", str(folder), "--principal-file", str(principal), "--json"]
+    code, out = run(*base, "--tool", "sales__lookup", "--upstream", "sales-crm")
+    assert code == 0, out
+    assert json.loads(out)["decision"] == "BLOCK" and json.loads(out)["upstream"] == "sales-crm"
+    code, out = run(*base, "--tool", "sales__lookup")
+    assert json.loads(out)["decision"] == "ALLOW" and json.loads(out)["upstream"] == "sales"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
@@ -74,3 +75,17 @@ async def test_watch_reloads_on_change_and_reports_refusals(tmp_path: Path) -> N
     assert events[0][0] is None and events[0][1] is not None
     assert events[1][0] is store.current() and events[1][1] is None
     assert store.current().evaluate(request()).decision is Decision.BLOCK
+
+
+def test_a_folder_that_cannot_be_listed_any_more_is_a_refused_reload_not_a_crash(tmp_path: Path) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    write(folder, "p.yaml", GOOD)
+    store = PolicyStore(folder)
+    old = store.current()
+    (folder / "p.yaml").unlink()
+    folder.rmdir()
+    os.mkfifo(folder)  # exists, but is neither a file nor a folder that can be listed
+    current, error = store.try_reload()
+    assert current is old and store.current() is old
+    assert error is not None and error.problems[0].startswith(f"{folder}:0: cannot list the policy folder")
