@@ -415,7 +415,9 @@ class Gateway:
             )
             return refusal(call)
         try:
-            call.session, call.workflow = services.sessions.for_call(session_id, principal, call.meta)
+            call.session, call.workflow, call.principal_session = services.sessions.for_call(
+                session_id, principal, call.meta
+            )
         except SessionMismatch:
             call.verdict = blocked("session-mismatch", "this session belongs to another principal")
             await recorder.decision(call)
@@ -467,9 +469,8 @@ class Gateway:
             shape=call.shape or "",
             finding_types=frozenset(f.type for f in call.findings),
         )
-        for session in (call.session, call.workflow):
-            if session is not None:
-                session.record_call(record)
+        for session in call.sessions:
+            session.record_call(record)
         if call.verdict.decision.forwards:
             self.services.baselines.observe(
                 call.principal, call.tool, call.received_at, arguments=call.arguments, shape=call.shape

@@ -23,7 +23,7 @@ from mcp_guard.config.settings import GatewaySettings, load_settings
 from mcp_guard.gateway import Gateway
 from mcp_guard.pinning import commands as tools_commands
 from mcp_guard.policy import rego_check
-from mcp_guard.principal import Principal
+from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
 from tests.harness import (
     FAST_BACKOFF,
     INITIALIZE_REQUEST,
@@ -202,6 +202,39 @@ async def test_a_deferred_transfer_runs_once_after_approval_and_not_with_other_a
     assert isinstance(again, types.CallToolResult) and again.is_error
     assert decision(again)["decision"] in ("APPROVAL_REQUIRED", "BLOCK")
     assert decision(again).get("approval_id") != approval_id
+
+
+async def test_a_history_rule_across_the_principal_counts_calls_from_every_connection(tmp_path: Path) -> None:
+    """Reconnecting for each call must not reset a burst rule that counts across the principal."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "burst.yaml").write_text(
+        """
+rules:
+  - id: echo-burst
+    priority: 10
+    match: {tools: ["beh__echo"]}
+    when:
+      history: {tool: "beh__echo", within: 60s, count: {gte: 2}, across: principal}
+    decision: BLOCK
+  - id: echo-burst-per-connection
+    priority: 20
+    match: {tools: ["beh__echo"]}
+    when:
+      history: {tool: "beh__echo", within: 60s, count: {gte: 2}}
+    decision: WARN
+""",
+        encoding="utf-8",
+    )
+    async with gateway_client(behaviour_upstream(tmp_path), policy_dir=policies) as (gateway, _):
+        results = [
+            await gateway.call_tool(LOCAL_PRINCIPAL, f"connection-{i}", "beh__echo", {"text": "x"})
+            for i in range(3)
+        ]
+        other = await gateway.call_tool(FIONA, "connection-9", "beh__echo", {"text": "x"})
+    assert [decision(r)["decision"] == "BLOCK" for r in results] == [False, False, True]
+    assert decision(results[2])["rules"] == ["echo-burst"]
+    assert decision(other)["decision"] != "BLOCK"  # another principal's count is its own
 
 
 async def test_a_rate_limit_in_a_policy_file_refuses_the_excess_call_with_retry_after(tmp_path: Path) -> None:

@@ -105,6 +105,7 @@ class PolicyAccess:
             risk=call.risk,
             risk_factors=call.risk_factors,
             **({"history": call.session} if call.session is not None else {}),
+            **({"principal_history": call.principal_session} if call.principal_session is not None else {}),
         )
         outcomes = await anyio.to_thread.run_sync(policies.ask_engines, req) if policies.engines else None
         result = policies.evaluate(req, outcomes)

@@ -47,6 +47,7 @@ class ToolCall:
     info: ToolInfo | None = None
     session: Session | None = None
     workflow: Session | None = None
+    principal_session: Session | None = None
     shape: str | None = None
     forward_arguments: dict[str, Any] | None = None
     argument_bytes: int = 0
@@ -63,6 +64,12 @@ class ToolCall:
     admission: Admission | None = None
     forwarded: bool = False
     timings_us: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sessions(self) -> tuple[Session, ...]:
+        """The sessions this call is recorded in and taints: its MCP session, its workflow
+        session and its principal's session, those that exist."""
+        return tuple(s for s in (self.session, self.workflow, self.principal_session) if s is not None)
 
     @property
     def actions(self) -> frozenset[str]:

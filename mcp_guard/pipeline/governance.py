@@ -55,6 +55,7 @@ class ScoreStage:
                 session=call.session,
                 now=call.received_at,
                 workflow=call.workflow,
+                principal_session=call.principal_session,
                 shape=call.shape,
             )
         )

@@ -100,8 +100,8 @@ class InspectResultStage:
             value["structuredContent"] = result.structured_content
         findings = await self.inspector.scan_sized(value, "$", _size_of(content, result.structured_content))
         call.result_findings = findings
-        for session in (call.session, call.workflow):  # the workflow spans connections: taint it too
-            if session is not None and findings:
+        if findings:  # the workflow and the principal's session span connections: taint them too
+            for session in call.sessions:
                 session.record_result_findings(call.tool, findings, call.received_at)
         if not findings:
             return result

@@ -216,6 +216,7 @@ def build_request(case: Case, policies: PolicySet) -> PolicyRequest:
         risk=case.risk,
         risk_factors=case.risk_factors,
         history=history,
+        principal_history=history,
     )
 
 

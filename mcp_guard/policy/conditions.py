@@ -321,13 +321,19 @@ def _time(spec: Any, loc: Located) -> Compiled | None:
 
 def _history(spec: Any, loc: Located) -> Compiled | None:
     if not isinstance(spec, Mapping):
-        loc.error("'history' takes a mapping with tool, within, count")
+        loc.error("'history' takes a mapping with tool, within, count, across")
         return None
     ok = True
     for k in spec:
-        if k not in ("tool", "within", "count"):
-            loc.at(str(k)).error(f"unknown history key '{k}' (expected tool, within, count)")
+        if k not in ("tool", "within", "count", "across"):
+            loc.at(str(k)).error(f"unknown history key '{k}' (expected tool, within, count, across)")
             ok = False
+    across = spec.get("across", "session")
+    if across not in ("session", "principal"):
+        loc.at("across").error(
+            f"'across' is 'session' (this connection) or 'principal' (all of its), not {across!r}"
+        )
+        ok = False
     glob = spec.get("tool")
     if glob is not None and not isinstance(glob, str):
         loc.at("tool").error("'tool' takes a glob string")
@@ -350,7 +356,10 @@ def _history(spec: Any, loc: Located) -> Compiled | None:
     if not ok:
         return None
     pred = count.pred
-    return Compiled(
-        lambda r: pred(r.history.count(glob if glob is not None else r.tool.name, within, r.now)),
-        call_only=True,
-    )
+    of_principal = across == "principal"
+
+    def counted(r: PolicyRequest) -> float:
+        history = r.principal_history if of_principal else r.history
+        return history.count(glob if glob is not None else r.tool.name, within, r.now)
+
+    return Compiled(lambda r: pred(counted(r)), call_only=True)

@@ -62,7 +62,10 @@ class ToolInfo:
 
 @dataclass(frozen=True, slots=True)
 class PolicyRequest:
-    """One call to decide. ``now`` must be timezone-aware (naive values are read as UTC)."""
+    """One call to decide. ``now`` must be timezone-aware (naive values are read as UTC).
+
+    ``history`` holds the calls of this MCP session; ``principal_history`` those of the
+    principal across all its connections (``history: {across: principal}``)."""
 
     principal: Principal
     tool: ToolInfo
@@ -72,6 +75,7 @@ class PolicyRequest:
     risk: float | None = None
     risk_factors: Mapping[str, float] = field(default_factory=dict)
     history: SessionHistory = NO_HISTORY
+    principal_history: SessionHistory = NO_HISTORY
 
 
 class ApprovalSpec(BaseModel):

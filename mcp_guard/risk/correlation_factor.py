@@ -14,7 +14,9 @@ Patterns (each a sub-signal; they merge as largest plus ``spill`` times the rest
   (attempted, whatever their decision) fall within ``delete_window_s``;
 - **repeated blocks** -- ``blocked_count`` blocked calls within ``blocked_window_s``.
 
-The MCP session and the workflow session are scored separately; the higher one wins.
+The MCP session, the workflow session and the principal's session (every call of the
+principal, across connections and workflows: what a client cannot shed by reconnecting)
+are scored separately; the highest wins.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ class CorrelationFactor:
         workflow: Session | None,
         now: datetime,
         ts: float,
+        principal_session: Session | None = None,
     ) -> Result:
         best: Result = (0.0, ())
-        for label, s in (("", session), ("workflow: ", workflow)):
+        scopes = (("", session), ("workflow: ", workflow), ("across connections: ", principal_session))
+        for label, s in scopes:
             if s is None:
                 continue
             score, reasons = self._one(tool, actions, s, now, ts)

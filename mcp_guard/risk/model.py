@@ -28,8 +28,9 @@ class RiskInput:
 
     ``actions`` are the tool's action classes from the policy layer; ``environment`` is
     the upstream's environment (``None`` when not configured); ``findings`` are the
-    detector findings in the *arguments*; ``session`` / ``workflow`` are the call's MCP
-    session and workflow session (before this call is recorded in them); ``now`` is the
+    detector findings in the *arguments*; ``session`` / ``workflow`` / ``principal_session``
+    are the call's MCP session, workflow session and its principal's session across all
+    connections (before this call is recorded in them); ``now`` is the
     wall time, timezone-aware (naive values are read as UTC). ``shape`` may carry a
     precomputed :func:`~mcp_guard.sessions.shape.argument_shape` of ``arguments``.
     """
@@ -45,6 +46,7 @@ class RiskInput:
     now: datetime
     workflow: Session | None = None
     shape: str | None = None
+    principal_session: Session | None = None
 
 
 class FactorScore(NamedTuple):

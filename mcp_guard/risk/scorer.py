@@ -65,7 +65,13 @@ class RiskScorer:
         else:
             shape = ""
         correlation = self._correlation.score(
-            inp.tool, inp.actions, session=inp.session, workflow=inp.workflow, now=now, ts=ts
+            inp.tool,
+            inp.actions,
+            session=inp.session,
+            workflow=inp.workflow,
+            principal_session=inp.principal_session,
+            now=now,
+            ts=ts,
         )
         factors = {
             ACTION: _factor(self._action.score(inp.actions), w[0]),

@@ -83,17 +83,24 @@ class SessionStore:
         """The workflow session ``workflow`` of ``principal`` (created when new or expired)."""
         return self._fetch(("w", principal.key, workflow), workflow, principal)
 
+    def of_principal(self, principal: Principal) -> Session:
+        """Every call of ``principal``, whatever its connection or workflow: what a client
+        cannot shed by reconnecting or by naming a fresh workflow id."""
+        return self._fetch(("p", principal.key), principal.key, principal)
+
     def for_call(
         self, session_id: str, principal: Principal, meta: Mapping[str, Any] | None = None
-    ) -> tuple[Session, Session | None]:
-        """The MCP session and, when ``meta`` names one, the workflow session of a call.
+    ) -> tuple[Session, Session | None, Session]:
+        """The MCP session, the workflow session when ``meta`` names one, and the
+        principal's session (:meth:`of_principal`) of a call.
 
         Raises:
             SessionMismatch: the MCP session is bound to a different principal key.
         """
         session = self.get(session_id, principal)
         wid = workflow_id(meta, self.config)
-        return session, (self.workflow(wid, principal) if wid is not None else None)
+        workflow = self.workflow(wid, principal) if wid is not None else None
+        return session, workflow, self.of_principal(principal)
 
     def peek(self, session_id: str) -> Session | None:
         """The live session ``session_id`` without creating or refreshing it."""

@@ -50,6 +50,7 @@ APPROVAL = "rules:\n  - id: r\n    decision: APPROVAL_REQUIRED\n    approval: "
         (WHEN + "history: {within: soon}\n", 5, "invalid duration"),
         (WHEN + "history: {within: 0}\n", 5, "history.within: invalid duration 0: must be longer than 0"),
         (WHEN + "history: {within: 400d}\n", 5, "within: invalid duration '400d': must be at most 365 days"),
+        (WHEN + "history: {within: 60s, across: tenant}\n", 5, "history.across: 'across' is 'session'"),
         (APPROVAL + "{ttl: 0}\n", 4, "rules.0.approval.ttl: invalid duration 0: must be longer than 0"),
         (APPROVAL + "{ttl: 99999999999d}\n", 4, "ttl: invalid duration '99999999999d': must be at most 365"),
         (APPROVAL + "{ttl: .nan}\n", 4, "rules.0.approval.ttl: invalid duration nan: not a number"),

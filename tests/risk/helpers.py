@@ -45,6 +45,7 @@ def call(
     findings: Sequence[Finding] = (),
     session: Session | None = None,
     workflow: Session | None = None,
+    principal_session: Session | None = None,
     now: datetime = MONDAY_10,
     principal: Principal = ALICE,
 ) -> RiskInput:
@@ -59,6 +60,7 @@ def call(
         session=session,
         now=now,
         workflow=workflow,
+        principal_session=principal_session,
     )
 
 

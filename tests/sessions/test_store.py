@@ -86,12 +86,22 @@ def test_drop_forgets_a_session() -> None:
 def test_calls_with_the_same_workflow_id_share_a_workflow_session_across_connections() -> None:
     store = sessions()
     meta = {"mcp-guard/workflow": "wf-42"}
-    s1, w1 = store.for_call("conn-1", ALICE, meta)
-    s2, w2 = store.for_call("conn-2", ALICE, meta)
+    s1, w1, _ = store.for_call("conn-1", ALICE, meta)
+    s2, w2, _ = store.for_call("conn-2", ALICE, meta)
     assert s1 is not s2
     assert w1 is not None
     assert w1 is w2
     assert store.for_call("conn-1", ALICE, {})[1] is None
+
+
+def test_every_connection_and_workflow_of_a_principal_shares_its_principal_session() -> None:
+    store = sessions()
+    _, _, first = store.for_call("conn-1", ALICE, {"mcp-guard/workflow": "wf-1"})
+    _, _, second = store.for_call("conn-2", ALICE, {"mcp-guard/workflow": "wf-2"})
+    _, _, third = store.for_call("conn-3", ALICE)
+    _, _, bobs = store.for_call("conn-4", BOB)
+    assert first is second is third
+    assert bobs is not first
 
 
 def test_workflow_ids_are_namespaced_by_principal() -> None:

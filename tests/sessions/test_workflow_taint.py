@@ -1,4 +1,5 @@
-"""A workflow session sees what its calls' results carried, as the MCP session does."""
+"""A workflow session, and the principal's session across connections, see what its calls'
+results carried, as the MCP session does."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ WORKFLOW = {"mcp-guard/workflow": "wf-42"}
 
 async def test_a_secret_read_in_one_connection_raises_a_send_from_another_in_the_same_workflow() -> None:
     store = SessionStore()
-    reading, reading_workflow = store.for_call("connection-1", ALICE, WORKFLOW)
+    reading, reading_workflow, _ = store.for_call("connection-1", ALICE, WORKFLOW)
     read = ToolCall(
         principal=ALICE,
         session_id="connection-1",
@@ -37,7 +38,7 @@ async def test_a_secret_read_in_one_connection_raises_a_send_from_another_in_the
     await InspectResultStage(Inspector(InspectionConfig()), ResultInspectionSettings())(read, result)
     assert read.result_findings, "the result must carry a secret for this test to mean anything"
 
-    sending, sending_workflow = store.for_call("connection-2", ALICE, WORKFLOW)
+    sending, sending_workflow, _ = store.for_call("connection-2", ALICE, WORKFLOW)
     send = call(
         "mail__send_email",
         {"external"},
@@ -48,3 +49,37 @@ async def test_a_secret_read_in_one_connection_raises_a_send_from_another_in_the
     correlation = scorer().score(send).factors["correlation"]
     assert correlation.score == 95
     assert correlation.reasons[0].startswith("workflow: result of vault__read carried")
+
+
+async def test_a_secret_read_in_one_connection_raises_a_send_from_a_new_connection_without_a_workflow() -> (
+    None
+):
+    """Reconnecting (a fresh MCP session, no workflow id) does not shed the taint."""
+    store = SessionStore()
+    reading, no_workflow, everything = store.for_call("connection-1", ALICE)
+    assert no_workflow is None
+    read = ToolCall(
+        principal=ALICE,
+        session_id="connection-1",
+        tool="vault__read",
+        arguments={"name": "deploy"},
+        received_at=MONDAY_10 - timedelta(seconds=30),
+        session=reading,
+        principal_session=everything,
+    )
+    secret = "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    result = types.CallToolResult(content=[types.TextContent(type="text", text=secret)])
+    await InspectResultStage(Inspector(InspectionConfig()), ResultInspectionSettings())(read, result)
+
+    sending, _, same_principal = store.for_call("connection-2", ALICE)
+    assert same_principal is everything and sending is not reading
+    send = call(
+        "mail__send_email",
+        {"external"},
+        arguments={"to": "partner@vendor.example", "body": "here it is"},
+        session=sending,
+        principal_session=same_principal,
+    )
+    correlation = scorer().score(send).factors["correlation"]
+    assert correlation.score == 95
+    assert correlation.reasons[0].startswith("across connections: result of vault__read carried")
