@@ -239,3 +239,26 @@ def test_verify_locates_an_entry_holding_text_that_is_not_utf8_and_exits_1(logge
     done = mcp_guard_cli("audit", "verify", *common(logged))
     assert done.returncode == 1, done.stderr
     assert done.stdout.startswith("TAMPERED: seq 9: entry modified (text that is not UTF-8)")
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ("'not json'", "seq 5: entry modified (hash mismatch)"),
+        ("CAST(X'7bff7d' AS TEXT)", "seq 5: entry modified (text that is not UTF-8)"),
+    ],
+)
+def test_report_on_a_log_with_a_record_that_is_not_json_says_tampered_and_exits_1(
+    logged: AuditConfig, tmp_path: Path, record: str, problem: str
+) -> None:
+    with sqlite3.connect(logged.path) as db:
+        db.execute(f"UPDATE entries SET record = {record} WHERE seq = 5")
+    db.close()
+    out = tmp_path / "report.json"
+    done = mcp_guard_cli("audit", "report", *common(logged), "--format", "json", "--output", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads(out.read_text())
+    assert report["integrity"]["problem"]["message"] == problem
+    assert report["summary"]["entries"] == 30
+    assert sum(report["summary"]["by_decision"].values()) == 30  # the edited one counts as "?"
