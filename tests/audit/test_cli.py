@@ -262,3 +262,16 @@ def test_report_on_a_log_with_a_record_that_is_not_json_says_tampered_and_exits_
     assert report["integrity"]["problem"]["message"] == problem
     assert report["summary"]["entries"] == 30
     assert sum(report["summary"]["by_decision"].values()) == 30  # the edited one counts as "?"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("export", "--since"), ("export", "--until"), ("prune", "--before")],
+)
+def test_a_time_option_that_is_not_a_time_is_named_in_the_error(
+    logged: AuditConfig, command: str, option: str
+) -> None:
+    done = mcp_guard_cli("audit", command, *common(logged), option, "yesterday")
+    assert done.returncode == 2
+    assert f"argument {option}: expected an RFC 3339 time or date, not 'yesterday'" in done.stderr
+    assert "Traceback" not in done.stderr
