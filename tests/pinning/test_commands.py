@@ -218,3 +218,20 @@ async def test_an_operator_decision_whose_audit_record_cannot_be_written_is_hand
     assert [(e["event"], e["by"]) for e in audited] == [("accepted", "alice")]
     assert refreshed.events == audited
     assert (again.upstreams, again.events) == (frozenset(), [])
+
+
+@pytest.mark.parametrize("prefix", ["", "  ", "not-hex"])
+async def test_accept_refuses_a_fingerprint_prefix_that_could_not_name_a_definition(
+    tmp_path: Path, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "pins.db"
+    async with opened(db) as gateway:
+        await gateway.review("wx", [weather()])
+        await gateway.review("wx", [weather("Returns the weather and a forecast.")])
+    with pytest.raises(SystemExit) as exited:  # an empty "$FP" must not skip the check
+        await cli("tools", "accept", "wx", "get_weather", "--db", str(db), "--fingerprint", prefix)
+    assert exited.value.code == 2
+    assert "argument --fingerprint: expected hexadecimal digits of the fingerprint" in capsys.readouterr().err
+    async with opened(db) as gateway:
+        record = await gateway.record("wx", "get_weather")
+    assert record is not None and record.pending is not None  # nothing was accepted
