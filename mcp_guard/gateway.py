@@ -16,6 +16,7 @@ from mcp import types
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
+from mcp_guard.audit import AuditUnavailableError
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerTransition, ControlRefused, Controls, ControlsConfig
 from mcp_guard.errors import ConfigError, UnknownToolError, UpstreamUnavailableError
@@ -304,9 +305,17 @@ class Gateway:
         services = self.services
         if services is None:
             return
-        refreshed = await services.pins.refresh()
-        for event in refreshed.events:
-            await services.audit.append("tool_pin", event)
+        audit = services.audit
+
+        async def record(event: dict[str, Any]) -> None:
+            await audit.append("tool_pin", event)
+
+        try:
+            refreshed = await services.pins.refresh(deliver=record)
+        except (PinningError, AuditUnavailableError) as exc:
+            # Nothing was claimed: the operator's decisions take effect, audited, at a later refresh.
+            logger.error("tool pins not refreshed: %s; retrying at the next refresh", exc)
+            return
         if refreshed.upstreams:
             for name in refreshed.upstreams & self.upstreams.keys():
                 await self._review_pins(name)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -524,3 +525,45 @@ async def test_a_rego_decision_that_runs_away_never_holds_up_other_requests(
     result = outcome["result"]
     assert decision(result)["decision"] == "BLOCK" and decision(result)["rules"] == ["rego-error"]
     assert "did not answer within 3s" in text(result)
+
+
+async def test_an_accept_is_exposed_only_once_audited_and_an_audit_outage_does_not_stop_the_gateway(
+    tmp_path: Path,
+) -> None:
+    changed = anyio.Event()
+
+    async def on_message(message: IncomingMessage) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    settings = with_private_state(GatewaySettings.model_validate({"audit": {"busy_timeout_ms": 50}}))
+    async with gateway_client(behaviour_upstream(tmp_path), settings, message_handler=on_message) as (
+        gateway,
+        client,
+    ):
+        await client.call_tool("beh__mutate", {})
+        with anyio.fail_after(10):
+            await changed.wait()
+        parser = argparse.ArgumentParser()
+        tools_commands.register(parser.add_subparsers())
+        args = parser.parse_args(
+            ["tools", "accept", "beh", "echo", "--db", str(settings.state_dir / "pins.db"), "--as-user", "op"]
+        )
+        assert await anyio.to_thread.run_sync(args.func, args) == 0
+        assert gateway.services is not None
+        audit_db = gateway.services.audit.config.path  # type: ignore[attr-defined]
+        with closing(sqlite3.connect(audit_db, isolation_level=None)) as holder:
+            holder.execute("BEGIN IMMEDIATE")  # the audit log cannot be written for now
+            await gateway.refresh_pins()  # logged, not raised: the gateway keeps serving
+            with pytest.raises(MCPError, match="Unknown tool: beh__echo"):
+                await client.call_tool("beh__echo", {"text": "x"})  # not exposed before it is audited
+            holder.execute("ROLLBACK")
+        await gateway.refresh_pins()
+        result = await client.call_tool("beh__echo", {"text": "back"})
+    assert isinstance(result, types.CallToolResult) and result.structured_content == {"echo": "back"}
+    with closing(sqlite3.connect(audit_db)) as db:
+        accepted = db.execute(
+            "SELECT COUNT(*) FROM entries WHERE kind = 'tool_pin' "
+            "AND json_extract(record, '$.event') = 'accepted' AND json_extract(record, '$.by') = 'op'"
+        ).fetchone()[0]
+    assert accepted == 1

@@ -44,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     for name in ("since", "until"):
         p.add_argument(
-            f"--{name}", metavar="TIME", help=f"RFC 3339 time or date ({name} is inclusive/exclusive)"
+            f"--{name}",
+            type=_time,
+            metavar="TIME",
+            help=f"RFC 3339 time or date ({name} is inclusive/exclusive)",
         )
     for name in ("user", "agent", "tool", "decision", "kind"):
         p.add_argument(f"--{name}")
@@ -61,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--output", "-o", metavar="PATH")
 
     p = _sub(sub, "prune", "delete entries older than a time, keeping the chain verifiable", _prune)
-    p.add_argument("--before", required=True, metavar="TIME", help="RFC 3339 time or date")
+    p.add_argument("--before", type=_time, required=True, metavar="TIME", help="RFC 3339 time or date")
     p.add_argument("--retention-days", type=_days, default=183, help="minimum retention (default 183)")
 
 
@@ -110,8 +113,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     flt = EntryFilter(
-        since=_time_arg(args.since),
-        until=_time_arg(args.until),
+        since=_time_text(args.since),
+        until=_time_text(args.until),
         user=args.user,
         agent=args.agent,
         tool=args.tool,
@@ -149,9 +152,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     key = load_signing_key(args.key)
-    result = prune_log(
-        args.db, key, parse_time(args.before), retention_days=args.retention_days, now=datetime.now(UTC)
-    )
+    result = prune_log(args.db, key, args.before, retention_days=args.retention_days, now=datetime.now(UTC))
     if result.anchor_seq is None:
         print(f"nothing to prune: no signed checkpoint older than {result.before}")
     else:
@@ -173,8 +174,17 @@ def _days(text: str) -> int:
     return days
 
 
-def _time_arg(value: str | None) -> str | None:
-    return format_time(parse_time(value)) if value else None
+def _time(text: str) -> datetime:
+    """A time option: an RFC 3339 time or a date (naive = UTC); a clear error naming the
+    option otherwise (``datetime``'s own message does not say which option is wrong)."""
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time or date, not {text!r}") from None
+
+
+def _time_text(value: datetime | None) -> str | None:
+    return format_time(value) if value is not None else None
 
 
 @contextmanager

@@ -17,6 +17,16 @@ from mcp_guard.audit.schema import open_readonly
 from mcp_guard.audit.verify import VerifyReport, verify
 from mcp_guard.signing import PublicKeyLike
 
+_REC = "(CASE WHEN json_valid(record) THEN record END)"
+"""The record for SQLite's JSON functions, NULL if it is not JSON (an edited entry, which
+verify names): one bad record must not abort the whole report with "malformed JSON"."""
+
+
+def _lenient_text(data: bytes) -> str:
+    """Stored text for the report's figures; text that is not UTF-8 (an edited entry,
+    which verify names) is shown with replacement characters instead of failing the query."""
+    return data.decode("utf-8", "replace")
+
 
 class Control(BaseModel):
     """One control of one framework: what it asks and which evidence in this log answers it."""
@@ -79,6 +89,7 @@ def build_report(
     """
     integrity = verify(path, public_key)
     conn = open_readonly(path)
+    conn.text_factory = _lenient_text  # a tampered log is still reported on, with its problem named
     try:
 
         def q(sql: str, *params: Any) -> list[Any]:
@@ -90,42 +101,42 @@ def build_report(
         dec = "FROM entries WHERE kind = 'decision'"
         s.by_decision = dict(
             q(
-                f"SELECT COALESCE(json_extract(record, '$.decision'), '?'), COUNT(*) {dec} "
+                f"SELECT COALESCE(json_extract({_REC}, '$.decision'), '?'), COUNT(*) {dec} "
                 "GROUP BY 1 ORDER BY 2 DESC"
             )
         )
         for tool, decision, n in q(
-            "SELECT COALESCE(json_extract(record, '$.tool'), '?'), "
-            "COALESCE(json_extract(record, '$.decision'), '?'),"
+            f"SELECT COALESCE(json_extract({_REC}, '$.tool'), '?'), "
+            f"COALESCE(json_extract({_REC}, '$.decision'), '?'),"
             f" COUNT(*) {dec} GROUP BY 1, 2 ORDER BY 1"
         ):
             s.by_tool.setdefault(str(tool), {})[str(decision)] = n
         s.blocked_reasons = dict(
             q(
-                f"SELECT COALESCE(json_extract(record, '$.reason'), '?'), COUNT(*) {dec} "
-                "AND json_extract(record, '$.decision') = 'BLOCK' GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
+                f"SELECT COALESCE(json_extract({_REC}, '$.reason'), '?'), COUNT(*) {dec} "
+                f"AND json_extract({_REC}, '$.decision') = 'BLOCK' GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
             )
         )
         s.approvals = dict(
             q(
-                "SELECT COALESCE(json_extract(record, '$.status'), '?'), COUNT(*) FROM entries "
+                f"SELECT COALESCE(json_extract({_REC}, '$.status'), '?'), COUNT(*) FROM entries "
                 "WHERE kind = 'approval' GROUP BY 1 ORDER BY 2 DESC"
             )
         )
         s.users, s.agents = q(
-            "SELECT COUNT(DISTINCT json_extract(record, '$.principal.user')), "
-            f"COUNT(DISTINCT json_extract(record, '$.principal.agent')) {dec}"
+            f"SELECT COUNT(DISTINCT json_extract({_REC}, '$.principal.user')), "
+            f"COUNT(DISTINCT json_extract({_REC}, '$.principal.agent')) {dec}"
         )[0]
-        s.with_findings = q(f"SELECT COUNT(*) {dec} AND json_array_length(record, '$.findings') > 0")[0][0]
+        s.with_findings = q(f"SELECT COUNT(*) {dec} AND json_array_length({_REC}, '$.findings') > 0")[0][0]
         pruned = q("SELECT value FROM meta WHERE key = 'pruned_through'") if _has_meta(conn) else []
     finally:
         conn.close()
-    age = (now - parse_time(s.first_time)) / timedelta(days=1) if s.first_time else None
+    age = _age_days(now, s.first_time)
     retention = Retention(
         minimum_days=retention_days,
         oldest_entry=s.first_time,
         oldest_age_days=round(age, 2) if age is not None else None,
-        pruned_through_seq=int(pruned[0][0]) if pruned else None,
+        pruned_through_seq=int(pruned[0][0]) if pruned and str(pruned[0][0]).isdigit() else None,
     )
     return ComplianceReport(
         generated_at=format_time(now),
@@ -135,6 +146,16 @@ def build_report(
         retention=retention,
         controls=_controls(s, integrity, retention),
     )
+
+
+def _age_days(now: datetime, time: str | None) -> float | None:
+    """Days from ``time`` (a stored entry time) to ``now``; None if there is none or it is not a time."""
+    if not time:
+        return None
+    try:
+        return (now - parse_time(time)) / timedelta(days=1)
+    except ValueError:  # an edited entry time, which verify names
+        return None
 
 
 def _has_meta(conn: Any) -> bool:

@@ -64,12 +64,58 @@ def open_readonly(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def read_checkpoints(conn: sqlite3.Connection) -> list[Checkpoint]:
-    """All checkpoints in the order they were written."""
-    rows = conn.execute(f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id").fetchall()
-    return [
-        Checkpoint(seq=r[0], hash=r[1], time=r[2], first_seq=r[3], key_id=r[4], signature=r[5]) for r in rows
-    ]
+@dataclass(frozen=True)
+class MalformedCheckpoint:
+    """A checkpoints row that cannot be a checkpoint: mcp-guard never writes one."""
+
+    row_id: int
+    seq: int | None
+    """The row's ``seq`` when it is an integer (to place the problem), else None."""
+    why: str
+
+
+def read_checkpoints(conn: sqlite3.Connection) -> tuple[list[Checkpoint], list[MalformedCheckpoint]]:
+    """All checkpoints in the order they were written, and the rows that are not checkpoints.
+
+    A row is read as it is stored, without conversions: an integer field must hold an
+    integer and a text field UTF-8 text. Anything else was put there by hand (a file
+    need not keep mcp-guard's column types), so it is reported rather than coerced
+    into something that might verify, or left to crash the reader.
+    """
+    previous = conn.text_factory
+    conn.text_factory = bytes  # undecodable text must not abort the whole read
+    try:
+        rows = conn.execute(f"SELECT id, {CHECKPOINT_COLUMNS} FROM checkpoints ORDER BY id").fetchall()
+    finally:
+        conn.text_factory = previous
+    good: list[Checkpoint] = []
+    bad: list[MalformedCheckpoint] = []
+    for row in rows:
+        checkpoint = _checkpoint_from_row(row[1:])
+        if isinstance(checkpoint, Checkpoint):
+            good.append(checkpoint)
+        else:
+            seq = row[1] if type(row[1]) is int else None
+            bad.append(MalformedCheckpoint(row_id=row[0], seq=seq, why=checkpoint))
+    return good, bad
+
+
+def _checkpoint_from_row(row: tuple[Any, ...]) -> Checkpoint | str:
+    """The checkpoint in a row of ``CHECKPOINT_COLUMNS`` (text as bytes), or what is wrong with it."""
+    fields: dict[str, Any] = {}
+    for name, value in zip(CHECKPOINT_COLUMNS.split(", "), row, strict=True):
+        if name in {"seq", "first_seq"}:
+            if type(value) is not int:
+                return f"{name} is not an integer"
+            fields[name] = value
+        elif not isinstance(value, bytes):
+            return f"{name} is not text"
+        else:
+            try:
+                fields[name] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"{name} is not UTF-8 text"
+    return Checkpoint(**fields)
 
 
 @dataclass(frozen=True)

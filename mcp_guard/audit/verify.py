@@ -23,6 +23,8 @@ from mcp_guard.audit.models import GENESIS_HASH, Checkpoint
 from mcp_guard.audit.schema import AuditFileError, open_readonly, read_checkpoints
 from mcp_guard.signing import PublicKeyLike, SigningKeyError, key_id
 
+_ENTRY_TEXT_COLUMNS = "id, time, kind, record, prev_hash, hash"
+
 ProblemCode = Literal[
     "entry_modified",
     "entry_removed",
@@ -30,6 +32,7 @@ ProblemCode = Literal[
     "head_removed",
     "tail_truncated",
     "checkpoint_forged",
+    "checkpoint_malformed",
     "checkpoint_mismatch",
     "checkpoints_removed",
     "unreadable",
@@ -98,14 +101,24 @@ def verify(path: str | Path, public_key: PublicKeyLike) -> VerifyReport:
 
 
 def _verify(conn: sqlite3.Connection, path: str, public_key: PublicKeyLike, kid: str) -> VerifyReport:
-    checkpoints = read_checkpoints(conn)
+    checkpoints, malformed = read_checkpoints(conn)
     n_entries, first, last = conn.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM entries").fetchone()
     report = VerifyReport(path=path, ok=True, entries=n_entries, first_seq=first, last_seq=last, key_id=kid)
-    report.checkpoints = len(checkpoints)
+    report.checkpoints = len(set(checkpoints))
+    report.warnings.extend(_duplicated_checkpoints(checkpoints))
     problems: list[tuple[int, int, VerifyProblem]] = []  # (position, priority, problem)
 
     def add(position: int, priority: int, code: ProblemCode, seq: int | None, message: str) -> None:
         problems.append((position, priority, VerifyProblem(code=code, seq=seq, message=message)))
+
+    for row in malformed:
+        add(
+            row.seq if row.seq is not None else 0,
+            1,
+            "checkpoint_malformed",
+            row.seq,
+            f"checkpoint row {row.row_id}: {row.why} - the checkpoints table was edited",
+        )
 
     valid: list[Checkpoint] = []
     for cp in checkpoints:
@@ -146,7 +159,7 @@ def _verify(conn: sqlite3.Connection, path: str, public_key: PublicKeyLike, kid:
             f"entries removed at the start: a signed checkpoint says the log starts at seq {claimed_first}, "
             f"but it starts at seq {first}",
         )
-    if first is not None and not checkpoints:
+    if first is not None and not checkpoints and not malformed:
         add(
             first,
             2,
@@ -193,17 +206,30 @@ def _walk(
     expected = first
     cursor = conn.execute("SELECT seq, id, time, kind, record, prev_hash, hash FROM entries ORDER BY seq")
     cursor.arraysize = 4096
-    for seq, id_, time_, kind, record, prev_hash, stored in cursor:
-        if seq != expected:
+    rows = iter(cursor)
+    while True:
+        try:
+            row = next(rows, None)
+        except sqlite3.OperationalError:  # the row holds text that is not UTF-8 (or the read failed)
+            undecodable = _first_undecodable_entry(conn, expected)
+            if undecodable is None:
+                raise
+            if undecodable != expected:
+                return _gap(expected, undecodable)
             return (
-                expected,
+                undecodable,
                 0,
                 VerifyProblem(
-                    code="entry_removed",
-                    seq=expected - 1,
-                    message=f"entry removed: gap after seq {expected - 1} (next entry is seq {seq})",
+                    code="entry_modified",
+                    seq=undecodable,
+                    message=f"seq {undecodable}: entry modified (text that is not UTF-8)",
                 ),
             )
+        if row is None:
+            return None
+        seq, id_, time_, kind, record, prev_hash, stored = row
+        if seq != expected:
+            return _gap(expected, seq)
         if prev_hash != prev:
             return (
                 seq,
@@ -241,7 +267,64 @@ def _walk(
             )
         prev = stored
         expected += 1
+
+
+def _gap(expected: int, seq: int) -> tuple[int, int, VerifyProblem]:
+    """The problem of finding entry ``seq`` where entry ``expected`` should be."""
+    return (
+        expected,
+        0,
+        VerifyProblem(
+            code="entry_removed",
+            seq=expected - 1,
+            message=f"entry removed: gap after seq {expected - 1} (next entry is seq {seq})",
+        ),
+    )
+
+
+def _first_undecodable_entry(conn: sqlite3.Connection, from_seq: int) -> int | None:
+    """The first entry from ``from_seq`` on holding text that is not UTF-8, if any.
+
+    Such text is not the kind of damage SQLite reports as a read error but a value
+    written by hand: it is an edited entry, located like any other. Only called once
+    reading rows as text has failed, so the common path pays nothing for it.
+    """
+    previous = conn.text_factory
+    conn.text_factory = bytes
+    try:
+        cursor = conn.execute(
+            f"SELECT seq, {_ENTRY_TEXT_COLUMNS} FROM entries WHERE seq >= ? ORDER BY seq", (from_seq,)
+        )
+        for seq, *texts in cursor:
+            for text in texts:
+                if isinstance(text, bytes) and not _is_utf8(text):
+                    return int(seq)
+    finally:
+        conn.text_factory = previous
     return None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _duplicated_checkpoints(checkpoints: list[Checkpoint]) -> list[str]:
+    """Warnings for checkpoints stored more than once. A copy states nothing new, so the
+    log's claims still hold, but mcp-guard writes each checkpoint once: someone else wrote
+    to the file."""
+    counts: dict[Checkpoint, int] = {}
+    for cp in checkpoints:
+        counts[cp] = counts.get(cp, 0) + 1
+    return [
+        f"the checkpoint at seq {cp.seq} appears {n} times: mcp-guard writes each checkpoint once, "
+        "so the checkpoints table was edited"
+        for cp, n in counts.items()
+        if n > 1
+    ]
 
 
 __all__ = ["AuditFileError", "SigningKeyError", "VerifyProblem", "VerifyReport", "verify"]

@@ -46,7 +46,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _user_arg(p)
     p.add_argument("--force", action="store_true", help="accept despite poisoning findings")
     p.add_argument(
-        "--fingerprint", metavar="PREFIX", help="refuse unless the pending fingerprint starts with PREFIX"
+        "--fingerprint",
+        type=_fingerprint_prefix,
+        metavar="PREFIX",
+        help="refuse unless the pending fingerprint starts with PREFIX",
     )
 
     p = _sub(sub, "reject", "keep the pending definition hidden and stop listing it as pending", _reject)
@@ -173,6 +176,18 @@ def _record_json(rec: ToolRecord) -> dict[str, Any]:
             "findings": [f.model_dump(mode="json") for f in rec.pending.findings],
         }
     return out
+
+
+def _fingerprint_prefix(text: str) -> str:
+    """A ``--fingerprint`` value: one or more hexadecimal digits. An empty prefix would match
+    every definition, so ``--fingerprint "$FP"`` with ``FP`` unset would skip the very check
+    it asks for."""
+    prefix = text.strip().lower()
+    if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+        raise argparse.ArgumentTypeError(
+            f"expected hexadecimal digits of the fingerprint (from 'mcp-guard tools list'), not {text!r}"
+        )
+    return prefix
 
 
 def _login() -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosqlite
 import anyio
@@ -39,6 +40,8 @@ from mcp_guard.pinning.models import (
 from mcp_guard.pinning.review import plan_review, sight
 
 Clock = Callable[[], datetime]
+Deliver = Callable[[dict[str, Any]], Awaitable[object]]
+"""Hands one operator-decision audit record on (the gateway appends it to the audit log)."""
 
 
 def _utc_now() -> datetime:
@@ -132,7 +135,7 @@ class PinStore:
             await self._remember(conn, upstream)
         return PinReview(tuple(plan.allowed), tuple(plan.held), [e.record() for e in plan.events])
 
-    async def refresh(self) -> PinRefresh:
+    async def refresh(self, deliver: Deliver | None = None) -> PinRefresh:
         """Re-read the database after another process (the CLI) changed it.
 
         Cheap when nothing changed (one ``PRAGMA data_version``). Returns the upstreams
@@ -140,23 +143,41 @@ class PinStore:
         listings again) and claims the operator-decision audit records waiting in the
         outbox (each is handed to exactly one caller, even with several gateways).
 
+        ``deliver`` (the gateway: append to the audit log) is called with each claimed
+        record before the claim is committed. If it raises, nothing is claimed and this
+        store forgets that it looked: the records and the changed upstreams come back on
+        the next refresh, so an operator's decision is never lost from the audit trail nor
+        acted on before it is recorded (a record delivered before the failing one is
+        delivered again: a duplicate rather than a gap).
+
         Raises:
             PinStoreError: the database cannot be read.
+            Exception: whatever ``deliver`` raised.
         """
         async with self._lock:
             version = await self._version()
             if version == self._data_version:
                 return PinRefresh(frozenset(), [])
-        async with self._tx() as conn:
-            self._data_version = version
-            before = dict(self._signatures)
-            await self._remember(conn, None)
-            changed = {
-                u for u in before.keys() | self._signatures.keys() if before.get(u) != self._signatures.get(u)
-            }
-            async with conn.execute("DELETE FROM outbox RETURNING seq, record") as cur:
-                rows = sorted(await cur.fetchall(), key=lambda r: int(r["seq"]))
-        return PinRefresh(frozenset(changed), [json.loads(r["record"]) for r in rows])
+        before = dict(self._signatures)
+        try:
+            async with self._tx() as conn:
+                await self._remember(conn, None)
+                changed = {
+                    u
+                    for u in before.keys() | self._signatures.keys()
+                    if before.get(u) != self._signatures.get(u)
+                }
+                async with conn.execute("DELETE FROM outbox RETURNING seq, record") as cur:
+                    rows = sorted(await cur.fetchall(), key=lambda r: int(r["seq"]))
+                records = [json.loads(r["record"]) for r in rows]
+                if deliver is not None:
+                    for record in records:
+                        await deliver(record)
+        except BaseException:
+            self._signatures = before
+            raise
+        self._data_version = version
+        return PinRefresh(frozenset(changed), records)
 
     # -- the operator's side ----------------------------------------------------------
 

@@ -6,7 +6,10 @@ import argparse
 import csv
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -201,3 +204,74 @@ def test_a_negative_retention_is_refused(
         run(*argv)
     assert exited.value.code == 2
     assert "--retention-days: expected 0 or more days, not -1" in capsys.readouterr().err
+
+
+def mcp_guard_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real ``mcp-guard`` command in a child process, importing this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_guard", *argv], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_verify_names_a_hand_edited_checkpoint_row_and_exits_1(logged: AuditConfig) -> None:
+    with sqlite3.connect(logged.path) as db:  # the file need not keep mcp-guard's column types
+        db.execute("ALTER TABLE checkpoints RENAME TO typed")
+        db.execute(
+            "CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, seq, hash, time, first_seq, key_id, signature)"
+        )
+        db.execute("INSERT INTO checkpoints SELECT * FROM typed")
+        db.execute("DROP TABLE typed")
+        db.execute("UPDATE checkpoints SET seq = 'eleven' WHERE id = 2")
+    db.close()
+    done = mcp_guard_cli("audit", "verify", *common(logged))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith(
+        "TAMPERED: checkpoint row 2: seq is not an integer - the checkpoints table was edited"
+    )
+    assert "Traceback" not in done.stderr and "pydantic" not in done.stderr
+
+
+def test_verify_locates_an_entry_holding_text_that_is_not_utf8_and_exits_1(logged: AuditConfig) -> None:
+    with sqlite3.connect(logged.path) as db:
+        db.execute("UPDATE entries SET kind = CAST(X'ff' AS TEXT) WHERE seq = 9")
+    db.close()
+    done = mcp_guard_cli("audit", "verify", *common(logged))
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("TAMPERED: seq 9: entry modified (text that is not UTF-8)")
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ("'not json'", "seq 5: entry modified (hash mismatch)"),
+        ("CAST(X'7bff7d' AS TEXT)", "seq 5: entry modified (text that is not UTF-8)"),
+    ],
+)
+def test_report_on_a_log_with_a_record_that_is_not_json_says_tampered_and_exits_1(
+    logged: AuditConfig, tmp_path: Path, record: str, problem: str
+) -> None:
+    with sqlite3.connect(logged.path) as db:
+        db.execute(f"UPDATE entries SET record = {record} WHERE seq = 5")
+    db.close()
+    out = tmp_path / "report.json"
+    done = mcp_guard_cli("audit", "report", *common(logged), "--format", "json", "--output", str(out))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    report = json.loads(out.read_text())
+    assert report["integrity"]["problem"]["message"] == problem
+    assert report["summary"]["entries"] == 30
+    assert sum(report["summary"]["by_decision"].values()) == 30  # the edited one counts as "?"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("export", "--since"), ("export", "--until"), ("prune", "--before")],
+)
+def test_a_time_option_that_is_not_a_time_is_named_in_the_error(
+    logged: AuditConfig, command: str, option: str
+) -> None:
+    done = mcp_guard_cli("audit", command, *common(logged), option, "yesterday")
+    assert done.returncode == 2
+    assert f"argument {option}: expected an RFC 3339 time or date, not 'yesterday'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -121,3 +121,61 @@ def test_a_rehashed_forgery_without_the_signing_key_is_detected(tmp_path: Path, 
     assert report.problem is not None and report.problem.code == "checkpoint_forged"
     assert report.problem.seq == 1
     assert "signature does not verify with the given public key" in report.problem.message
+
+
+_UNTYPED_CHECKPOINTS = (
+    "ALTER TABLE checkpoints RENAME TO typed",
+    "CREATE TABLE checkpoints (id INTEGER PRIMARY KEY, seq, hash, time, first_seq, key_id, signature)",
+    "INSERT INTO checkpoints SELECT * FROM typed",
+    "DROP TABLE typed",
+)
+"""A hostile file need not keep mcp-guard's column types: without them SQLite stores any value as given."""
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        ("UPDATE checkpoints SET seq = 'eleven' WHERE seq = 11", "seq is not an integer"),
+        ("UPDATE checkpoints SET seq = 11.0 WHERE seq = 11", "seq is not an integer"),
+        ("UPDATE checkpoints SET seq = NULL WHERE seq = 11", "seq is not an integer"),
+        ("UPDATE checkpoints SET first_seq = '1' WHERE seq = 11", "first_seq is not an integer"),
+        ("UPDATE checkpoints SET seq = 1e300 WHERE seq = 11", "seq is not an integer"),
+        ("UPDATE checkpoints SET signature = X'00ff' WHERE seq = 11", "signature is not UTF-8 text"),
+        ("UPDATE checkpoints SET key_id = CAST(X'ff' AS TEXT) WHERE seq = 11", "key_id is not UTF-8 text"),
+        ("UPDATE checkpoints SET hash = 5 WHERE seq = 11", "hash is not text"),
+        ("UPDATE checkpoints SET time = NULL WHERE seq = 11", "time is not text"),
+    ],
+)
+def test_a_checkpoint_row_of_the_wrong_shape_is_reported_as_malformed(
+    logged: AuditConfig, edit: str, why: str
+) -> None:
+    _sql(logged.path, *_UNTYPED_CHECKPOINTS, edit)
+    report = verify(logged.path, public_key(logged))
+    assert not report.ok and report.problem is not None
+    assert report.problem.code == "checkpoint_malformed"
+    assert report.problem.message == f"checkpoint row 2: {why} - the checkpoints table was edited"
+
+
+def test_an_entry_holding_text_that_is_not_utf8_is_reported_as_modified_at_that_entry(
+    logged: AuditConfig,
+) -> None:
+    _sql(logged.path, "UPDATE entries SET record = CAST(X'7bff7d' AS TEXT) WHERE seq = 5")
+    report = verify(logged.path, public_key(logged))
+    assert report.problem is not None
+    assert (report.problem.code, report.problem.seq) == ("entry_modified", 5)
+    assert report.problem.message == "seq 5: entry modified (text that is not UTF-8)"
+
+
+def test_a_duplicated_checkpoint_row_is_reported_by_verify(logged: AuditConfig) -> None:
+    _sql(
+        logged.path,
+        "INSERT INTO checkpoints (seq, hash, time, first_seq, key_id, signature) "
+        "SELECT seq, hash, time, first_seq, key_id, signature FROM checkpoints WHERE seq = 11",
+    )
+    report = verify(logged.path, public_key(logged))
+    assert report.ok  # the copy states nothing new: no claim of the log is false
+    assert report.checkpoints == 4
+    assert report.warnings == [
+        "the checkpoint at seq 11 appears 2 times: mcp-guard writes each checkpoint once, "
+        "so the checkpoints table was edited"
+    ]

@@ -188,3 +188,50 @@ def _tables_and_mode(db: Path) -> tuple[list[str], str]:
             r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
         ]
         return tables, conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+class AuditDown(Exception):
+    """The audit log refused an append."""
+
+
+async def test_an_operator_decision_whose_audit_record_cannot_be_written_is_handed_out_again(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "pins.db"
+    audited: list[dict[str, object]] = []
+
+    async def audit_down(record: dict[str, object]) -> None:
+        raise AuditDown
+
+    async def audit_up(record: dict[str, object]) -> None:
+        audited.append(record)
+
+    async with opened(db) as gateway:
+        await gateway.review("wx", [weather()])
+        await gateway.review("wx", [weather("Returns the weather and a forecast.")])
+        assert await cli("tools", "accept", "wx", "get_weather", "--db", str(db), "--as-user", "alice") == 0
+        with pytest.raises(AuditDown):
+            await gateway.refresh(deliver=audit_down)
+        refreshed = await gateway.refresh(deliver=audit_up)
+        again = await gateway.refresh(deliver=audit_up)
+    assert refreshed.upstreams == frozenset({"wx"})  # the accepted tool is exposed only now
+    assert [(e["event"], e["by"]) for e in audited] == [("accepted", "alice")]
+    assert refreshed.events == audited
+    assert (again.upstreams, again.events) == (frozenset(), [])
+
+
+@pytest.mark.parametrize("prefix", ["", "  ", "not-hex"])
+async def test_accept_refuses_a_fingerprint_prefix_that_could_not_name_a_definition(
+    tmp_path: Path, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "pins.db"
+    async with opened(db) as gateway:
+        await gateway.review("wx", [weather()])
+        await gateway.review("wx", [weather("Returns the weather and a forecast.")])
+    with pytest.raises(SystemExit) as exited:  # an empty "$FP" must not skip the check
+        await cli("tools", "accept", "wx", "get_weather", "--db", str(db), "--fingerprint", prefix)
+    assert exited.value.code == 2
+    assert "argument --fingerprint: expected hexadecimal digits of the fingerprint" in capsys.readouterr().err
+    async with opened(db) as gateway:
+        record = await gateway.record("wx", "get_weather")
+    assert record is not None and record.pending is not None  # nothing was accepted
