@@ -30,6 +30,8 @@ class PolicyStore:
         self._lock = threading.Lock()
         self._current = load_policy_dir(self.path, known_tools)
         self._fingerprint = self._stat()
+        self._from_files = bool(self._fingerprint)
+        """Whether the running set was loaded from at least one file."""
 
     def current(self) -> PolicySet:
         """The running set (always a fully loaded one)."""
@@ -39,13 +41,23 @@ class PolicyStore:
         """Load the folder again and swap the new set in.
 
         Raises:
-            ConfigError: the folder is invalid; the previous set stays current.
+            ConfigError: the folder is invalid, or it held policy files and holds none now
+                (a deploy caught half-way, a mistaken ``rm``: an empty set would allow
+                everything); the previous set stays current.
         """
         with self._lock:
             fingerprint = self._stat()
             new = load_policy_dir(self.path, self.known_tools)
+            if self._from_files and not fingerprint:
+                raise ConfigError(
+                    [
+                        f"{self.path}:0: the policy folder holds no policy files any more; the running "
+                        "policies stay (restart the gateway to run without any)"
+                    ]
+                )
             self._current = new
             self._fingerprint = fingerprint
+            self._from_files = bool(fingerprint)
             return new
 
     def try_reload(self) -> tuple[PolicySet, ConfigError | None]:

@@ -89,3 +89,15 @@ def test_a_folder_that_cannot_be_listed_any_more_is_a_refused_reload_not_a_crash
     current, error = store.try_reload()
     assert current is old and store.current() is old
     assert error is not None and error.problems[0].startswith(f"{folder}:0: cannot list the policy folder")
+
+
+def test_a_folder_emptied_while_running_is_a_refused_reload_not_an_allow_all(tmp_path: Path) -> None:
+    """A deploy caught half-way, or a mistaken rm: the running policies stay."""
+    write(tmp_path, "p.yaml", BETTER)
+    store = PolicyStore(tmp_path)
+    old = store.current()
+    (tmp_path / "p.yaml").unlink()
+    current, error = store.try_reload()
+    assert current is old and store.current() is old
+    assert error is not None and "holds no policy files any more" in error.problems[0]
+    assert store.current().evaluate(request()).decision is Decision.BLOCK
