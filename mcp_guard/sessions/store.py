@@ -56,6 +56,10 @@ def workflow_id(meta: Mapping[str, Any] | None, config: SessionConfig) -> str | 
 class SessionStore:
     """Sessions by key, at most ``config.max_sessions``, forgotten after ``config.idle_ttl_s`` idle.
 
+    Principals' sessions (:meth:`of_principal`) are kept apart, up to ``max_sessions`` of
+    their own: a client opening connection after connection evicts MCP and workflow
+    sessions, never another principal's record of its calls.
+
     "Used" means fetched with :meth:`get` or :meth:`workflow`; recording into a session
     object does not refresh it. Not thread-safe: use it from one event loop.
     """
@@ -66,6 +70,7 @@ class SessionStore:
         self.config = config or SessionConfig()
         self._clock = clock
         self._sessions: OrderedDict[tuple[str, ...], Session] = OrderedDict()
+        self._principals: OrderedDict[tuple[str, ...], Session] = OrderedDict()
         self.evicted = 0
         """Sessions dropped because the store was full (least recently used first)."""
         self.expired = 0
@@ -86,7 +91,7 @@ class SessionStore:
     def of_principal(self, principal: Principal) -> Session:
         """Every call of ``principal``, whatever its connection or workflow: what a client
         cannot shed by reconnecting or by naming a fresh workflow id."""
-        return self._fetch(("p", principal.key), principal.key, principal)
+        return self._fetch(("p", principal.key), principal.key, principal, self._principals)
 
     def for_call(
         self, session_id: str, principal: Principal, meta: Mapping[str, Any] | None = None
@@ -117,26 +122,34 @@ class SessionStore:
         """Forget every idle session now; returns how many (also done lazily by :meth:`get`)."""
         now = self._clock()
         n = 0
-        while self._sessions:
-            key, oldest = next(iter(self._sessions.items()))
-            if not self._idle(oldest, now):
-                break
-            del self._sessions[key]
-            n += 1
+        for table in (self._sessions, self._principals):
+            while table:
+                key, oldest = next(iter(table.items()))
+                if not self._idle(oldest, now):
+                    break
+                del table[key]
+                n += 1
         self.expired += n
         return n
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._sessions) + len(self._principals)
 
     def _idle(self, session: Session, now: float) -> bool:
         return now - session.last_used > self.config.idle_ttl_s
 
-    def _fetch(self, key: tuple[str, ...], session_id: str, principal: Principal) -> Session:
+    def _fetch(
+        self,
+        key: tuple[str, ...],
+        session_id: str,
+        principal: Principal,
+        table: OrderedDict[tuple[str, ...], Session] | None = None,
+    ) -> Session:
+        table = self._sessions if table is None else table
         now = self._clock()
-        session = self._sessions.get(key)
+        session = table.get(key)
         if session is not None and self._idle(session, now):
-            del self._sessions[key]
+            del table[key]
             self.expired += 1
             session = None
         if session is None:
@@ -148,13 +161,13 @@ class SessionStore:
                 max_taints=self.config.max_taints,
                 clock=self._clock,
             )
-            self._sessions[key] = session
-            while len(self._sessions) > self.config.max_sessions:
-                self._sessions.popitem(last=False)
+            table[key] = session
+            while len(table) > self.config.max_sessions:
+                table.popitem(last=False)
                 self.evicted += 1
             return session
         if session.principal_key != principal.key:
             raise SessionMismatch(session_id, session.principal_key, principal.key)
         session.last_used = now
-        self._sessions.move_to_end(key)
+        table.move_to_end(key)
         return session

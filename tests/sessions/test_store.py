@@ -41,6 +41,15 @@ def test_the_least_recently_used_session_is_evicted_when_the_store_is_full() -> 
     assert store.peek("a") is first
 
 
+def test_a_flood_of_connections_evicts_sessions_but_not_another_principals_record_of_its_calls() -> None:
+    store = sessions(max_sessions=3)
+    _, _, alices = store.for_call("alice-1", ALICE)
+    for i in range(10):  # Bob opens connection after connection
+        store.for_call(f"bob-{i}", BOB)
+    assert store.peek("alice-1") is None  # Alice's connection went...
+    assert store.of_principal(ALICE) is alices  # ...her principal's session did not
+
+
 def test_an_idle_session_expires_and_a_new_one_starts_in_its_place() -> None:
     clock = FakeClock()
     store = sessions(clock, idle_ttl_s=60)
