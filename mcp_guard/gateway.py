@@ -276,8 +276,8 @@ class Gateway:
         if services is None:
             self._allowed[name] = ()
             return
-        try:
-            review = await services.pins.review(name, tools)
+        try:  # an audit failure propagates: nothing was pinned, and the review runs again later
+            review = await services.pins.review(name, tools, deliver=self._record_pin_event)
         except PinningError as exc:
             logger.error("upstream %s: tool pins unavailable (%s); exposing none of its tools", name, exc)
             self._allowed[name] = ()
@@ -291,8 +291,6 @@ class Gateway:
                 name,
                 quarantined.name,
             )
-        for event in review.events:
-            await services.audit.append("tool_pin", event)
         self._allowed[name] = review.allowed
 
     async def _refresh_pins_periodically(self) -> None:
@@ -305,22 +303,25 @@ class Gateway:
         services = self.services
         if services is None:
             return
-        audit = services.audit
-
-        async def record(event: dict[str, Any]) -> None:
-            await audit.append("tool_pin", event)
-
         try:
-            refreshed = await services.pins.refresh(deliver=record)
+            refreshed = await services.pins.refresh(deliver=self._record_pin_event)
         except (PinningError, AuditUnavailableError) as exc:
             # Nothing was claimed: the operator's decisions take effect, audited, at a later refresh.
             logger.error("tool pins not refreshed: %s; retrying at the next refresh", exc)
             return
         if refreshed.upstreams:
             for name in refreshed.upstreams & self.upstreams.keys():
-                await self._review_pins(name)
+                try:
+                    await self._review_pins(name)
+                except AuditUnavailableError as exc:  # nothing pinned; its tools stay as they were
+                    logger.error("upstream %s: tool pins not reviewed: %s", name, exc)
             self._rebuild_catalog()
             await self.notifier.tools_changed()
+
+    async def _record_pin_event(self, event: dict[str, Any]) -> None:
+        """Append a pin review's or an operator's decision record to the audit log."""
+        assert self.services is not None
+        await self.services.audit.append("tool_pin", event)
 
     def _rebuild_catalog(self) -> None:
         listings = {

@@ -104,8 +104,16 @@ class PinStore:
 
     # -- the gateway's side -----------------------------------------------------------
 
-    async def review(self, upstream: str, tools: Sequence[types.Tool]) -> PinReview:
+    async def review(
+        self, upstream: str, tools: Sequence[types.Tool], deliver: Deliver | None = None
+    ) -> PinReview:
         """Decide which of ``upstream``'s listed ``tools`` may be exposed; pin and hold as needed.
+
+        ``deliver`` (the gateway: append to the audit log) is called with each event's
+        record before the review is committed. If it raises, nothing is pinned or held
+        and the error propagates: the next review plans the same events again, so no pin
+        exists without its audit record (a record delivered before the failing one is
+        delivered again: a duplicate rather than a gap).
 
         ``tools`` are the ORIGINAL upstream definitions (before namespacing). Idempotent:
         reviewing the same listing again changes nothing and returns no events. Tools
@@ -116,6 +124,7 @@ class PinStore:
         Raises:
             PinStoreError: the database cannot be read or written (fail closed: expose nothing).
             ValueError: a definition holds a lone surrogate.
+            Exception: whatever ``deliver`` raised.
         """
         sightings = await anyio.to_thread.run_sync(
             sight, tools, self._config, self._scans, anyio.from_thread.check_cancelled
@@ -132,8 +141,12 @@ class PinStore:
                 await conn.execute(_DELETE_PENDING, (upstream, name))
             for change in plan.new_pending:
                 await conn.execute(_UPSERT_PENDING, schema.pending_row(change))
+            records = [e.record() for e in plan.events]
+            if deliver is not None:
+                for record in records:
+                    await deliver(record)
             await self._remember(conn, upstream)
-        return PinReview(tuple(plan.allowed), tuple(plan.held), [e.record() for e in plan.events])
+        return PinReview(tuple(plan.allowed), tuple(plan.held), records)
 
     async def refresh(self, deliver: Deliver | None = None) -> PinRefresh:
         """Re-read the database after another process (the CLI) changed it.

@@ -220,6 +220,27 @@ async def test_an_operator_decision_whose_audit_record_cannot_be_written_is_hand
     assert (again.upstreams, again.events) == (frozenset(), [])
 
 
+async def test_a_review_whose_audit_records_cannot_be_written_pins_nothing_and_plans_them_again(
+    tmp_path: Path,
+) -> None:
+    audited: list[dict[str, object]] = []
+
+    async def audit_down(record: dict[str, object]) -> None:
+        raise AuditDown
+
+    async def audit_up(record: dict[str, object]) -> None:
+        audited.append(record)
+
+    async with opened(tmp_path / "pins.db") as gateway:
+        with pytest.raises(AuditDown):
+            await gateway.review("wx", [weather()], deliver=audit_down)
+        first = await gateway.review("wx", [weather()], deliver=audit_up)
+        again = await gateway.review("wx", [weather()], deliver=audit_up)
+    assert [e["event"] for e in audited] == ["pinned"]  # planned again after the failure, once
+    assert first.events == audited and names(first.allowed) == ["get_weather"]
+    assert again.events == []
+
+
 @pytest.mark.parametrize("prefix", ["", "  ", "not-hex"])
 async def test_accept_refuses_a_fingerprint_prefix_that_could_not_name_a_definition(
     tmp_path: Path, prefix: str, capsys: pytest.CaptureFixture[str]
