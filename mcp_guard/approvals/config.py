@@ -54,6 +54,9 @@ class SlackApprover(BaseModel):
     user: str
     roles: tuple[str, ...] = ()
     teams: tuple[str, ...] = ()
+    tenant: str | None = None
+    """The approver's tenant: it decides only that tenant's requests (and those of
+    principals without one). Without it, the approver acts across tenants."""
 
 
 class SlackInteractivity(BaseModel):

@@ -142,7 +142,11 @@ async def _handle(service: ApprovalService, config: SlackInteractivity, body: by
         logger.warning("Slack user %s is not mapped to an approver (approval %s)", slack_user_id, request_id)
         return _reply(f"Slack user {slack_user_id} is not configured as an mcp-guard approver.", ok=False)
     approver = Principal(
-        user=mapped.user, roles=frozenset(mapped.roles), teams=frozenset(mapped.teams), issuer="slack"
+        user=mapped.user,
+        roles=frozenset(mapped.roles),
+        teams=frozenset(mapped.teams),
+        tenant=mapped.tenant,
+        issuer="slack",
     )
     approve = action["action_id"] == APPROVE_ACTION
     name = slack_user.get("username") or slack_user.get("name") or slack_user_id

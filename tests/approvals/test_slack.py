@@ -23,7 +23,7 @@ from mcp_guard.approvals import (
 )
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
 from mcp_guard.approvals.slack import MAX_BODY, slack_signature
-from tests.approvals.helpers import CountingBody, FakeClock, make_config, make_context
+from tests.approvals.helpers import ALICE, CountingBody, FakeClock, make_config, make_context
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,12 @@ NOW = 1_772_355_600.0
 SLACK = SlackInteractivity.model_validate(
     {
         "signing_secret": SECRET,
-        "users": {"U0BOB": {"user": "bob", "roles": ["sre"]}, "U0ALICE": {"user": "alice", "roles": ["sre"]}},
+        "users": {
+            "U0BOB": {"user": "bob", "roles": ["sre"]},
+            "U0ALICE": {"user": "alice", "roles": ["sre"]},
+            "U0GUS": {"user": "gus", "roles": ["sre"], "tenant": "globex"},
+            "U0ANN": {"user": "ann", "roles": ["sre"], "tenant": "acme"},
+        },
     }
 )
 
@@ -122,6 +127,20 @@ async def test_slack_clicks_get_the_same_authorisation_as_any_approver(
             r = await client.post("/slack/interactivity", content=body, headers=signed(body))
             assert r.status_code == 200 and r.json()["ok"] is False
         assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_slack_approver_of_another_tenant_cannot_decide_and_one_of_the_same_tenant_can(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    acme_alice = ALICE.model_copy(update={"tenant": "acme"})
+    async with ApprovalService.open(config, None, clock=clock) as approvals, client_for(approvals) as client:
+        req = await approvals.create(make_context(principal=acme_alice))
+        for user, decided in (("U0GUS", False), ("U0ANN", True)):
+            body = click(req.id, user, APPROVE_ACTION)
+            r = await client.post("/slack/interactivity", content=body, headers=signed(body))
+            assert r.status_code == 200 and r.json()["ok"] is decided, user
+        done = await approvals.get(req.id)
+        assert done is not None and done.decision is not None and done.decision.approver_user == "ann"
 
 
 async def test_forged_and_replayed_slack_requests_change_nothing(
