@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_guard.approvals import approval_routes, slack_routes
 from mcp_guard.gateway import Gateway
-from mcp_guard.principal import Principal
+from mcp_guard.principal import Principal, principal_in
 from mcp_guard.transports import health_summary
 
 
@@ -71,8 +71,8 @@ def health_detail_app(gateway: Gateway) -> ASGIApp:
     ``tools/list`` shows it only its tools."""
 
     async def detail(request: Request) -> Response:
-        principal = request.scope.get("state", {}).get("principal")
-        if not isinstance(principal, Principal):
+        principal = principal_in(request.scope)
+        if principal is None:
             return JSONResponse(
                 {"error": "unauthenticated", "message": "no authenticated principal on this request"},
                 status_code=401,

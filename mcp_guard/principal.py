@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -57,6 +60,14 @@ def escape_key_part(value: str, separators: str = "|") -> str:
     for sep in separators:
         escaped = escaped.replace(sep, f"%{ord(sep):02X}")
     return escaped
+
+
+def principal_in(scope: Mapping[str, Any]) -> Principal | None:
+    """The principal an authentication middleware placed in an HTTP request's ASGI scope
+    (``scope["state"]["principal"]``), or ``None``."""
+    state = scope.get("state")
+    found = state.get("principal") if isinstance(state, dict) else None
+    return found if isinstance(found, Principal) else None
 
 
 LOCAL_PRINCIPAL = Principal(user="local", agent="local")

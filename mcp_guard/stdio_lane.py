@@ -44,7 +44,7 @@ from mcp_guard.errors import UnknownToolError
 from mcp_guard.gateway import Gateway
 from mcp_guard.pipeline.call import ProgressReporter
 from mcp_guard.principal import Principal
-from mcp_guard.stdio_wire import StdoutClosed, StdoutPipe
+from mcp_guard.stdio_wire import StdoutPipe
 
 logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -191,9 +191,7 @@ class StdioCallLane:
                 closed = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
                 answer = _error_answer(request_id, closed)
             if answer is not None:  # a request the client cancelled is never answered
-                await self._send(answer)
-        except StdoutClosed:
-            raise  # the session is over: serve_stdio ends it, as it does for the SDK's side
+                await self._send(answer)  # StdoutClosed ends the session (serve_stdio), as on the SDK's side
         finally:
             del self._in_flight[coerce_request_id(request_id)]
             if not self._in_flight:

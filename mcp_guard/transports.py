@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.identity import AuthError, StdioIdentity
-from mcp_guard.principal import Principal
+from mcp_guard.principal import Principal, principal_in
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
 from mcp_guard.stdio_wire import StdinLines, StdoutClosed, StdoutPipe, claimed_stdout, pollable
@@ -108,12 +108,7 @@ def stdio_principal(identity: StdioIdentity) -> Callable[[], Principal]:
 
 def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
     """The principal an authentication middleware placed on the HTTP request."""
-    request = ctx.request
-    if request is None:
-        return None
-    state = request.scope.get("state") or {}
-    found = state.get("principal") if isinstance(state, dict) else None
-    return found if isinstance(found, Principal) else None
+    return None if ctx.request is None else principal_in(ctx.request.scope)
 
 
 class AllowedHostsOnly:

@@ -33,7 +33,7 @@ from mcp_guard.approvals.models import ApprovalRequest, ApprovalState
 from mcp_guard.approvals.notifiers.base import links
 from mcp_guard.approvals.service import ApprovalService
 from mcp_guard.audit.models import AuditError
-from mcp_guard.principal import Principal
+from mcp_guard.principal import Principal, principal_in
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +99,15 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 
 def unavailable_as_503(endpoint: Endpoint) -> Endpoint:
-    """``endpoint``, answering 503 JSON naming the cause when the approvals database or
-    the audit log is unavailable, instead of a bare 500. A decision is stored only in
-    one transaction, so a locked database changes nothing; when the audit log fails
-    after the decision was stored, the message says to read the request again."""
+    """``endpoint`` (the admin API's or Slack's), answering 503 JSON naming the cause when
+    the approvals database or the audit log is unavailable, instead of a bare 500. A
+    decision is audited and stored in one transaction, so such a failure changes nothing."""
 
     async def guarded(request: Request) -> JSONResponse:
         try:
             return await endpoint(request)
         except UNAVAILABLE as exc:
-            logger.error("approvals admin API: %s %s failed: %s", request.method, request.url.path, exc)
+            logger.error("approvals: %s %s failed: %s", request.method, request.url.path, exc)
             return _error(
                 503,
                 "unavailable",
@@ -132,10 +131,6 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
     ``prefix="/admin/approvals"`` to get routes with full paths."""
     cfg = service.config
 
-    def principal_of(request: Request) -> Principal | None:
-        principal = request.scope.get("state", {}).get("principal")
-        return principal if isinstance(principal, Principal) else None
-
     async def visible(request_id: str, viewer: Principal) -> ApprovalRequest:
         found = await service.get(request_id)
         if found is None or not can_view(found, viewer, cfg.default_approvers, cfg.admin_roles):
@@ -143,7 +138,7 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         return found
 
     async def list_requests(request: Request) -> JSONResponse:
-        viewer = principal_of(request)
+        viewer = principal_in(request.scope)
         if viewer is None:
             return _error(401, "unauthenticated", "no authenticated principal on this request")
         state_text = request.query_params.get("state")
@@ -160,7 +155,7 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         return JSONResponse({"approvals": [request_view(service, r) for r in found]})
 
     async def show(request: Request) -> JSONResponse:
-        viewer = principal_of(request)
+        viewer = principal_in(request.scope)
         if viewer is None:
             return _error(401, "unauthenticated", "no authenticated principal on this request")
         request_id = request.path_params["id"]
@@ -173,7 +168,7 @@ def approval_routes(service: ApprovalService, *, prefix: str = "") -> list[Route
         return JSONResponse(view)
 
     async def decide(request: Request, approve: bool) -> JSONResponse:
-        viewer = principal_of(request)
+        viewer = principal_in(request.scope)
         if viewer is None:
             return _error(401, "unauthenticated", "no authenticated principal on this request")
         body = await read_bounded_body(request, MAX_BODY)

@@ -30,7 +30,7 @@ from mcp_guard.approvals.bodies import read_bounded_body
 from mcp_guard.approvals.config import SlackInteractivity
 from mcp_guard.approvals.errors import ApprovalError
 from mcp_guard.approvals.notifiers.slack import APPROVE_ACTION, REJECT_ACTION
-from mcp_guard.approvals.routes import UNAVAILABLE
+from mcp_guard.approvals.routes import unavailable_as_503
 from mcp_guard.approvals.service import ApprovalService
 from mcp_guard.errors import GuardError
 from mcp_guard.principal import Principal
@@ -106,16 +106,9 @@ def slack_routes(
         except SlackSignatureError as exc:
             logger.warning("refused Slack interactivity request: %s", exc)
             return JSONResponse({"error": "invalid_signature", "message": str(exc)}, status_code=401)
-        try:
-            return await _handle(service, config, body)
-        except UNAVAILABLE as exc:
-            logger.error("Slack interactivity: the decision could not be made: %s", exc)
-            return JSONResponse(
-                {"error": "unavailable", "message": f"approvals are unavailable right now: {exc}"},
-                status_code=503,
-            )
+        return await _handle(service, config, body)
 
-    return [Route(path, interact, methods=["POST"])]
+    return [Route(path, unavailable_as_503(interact), methods=["POST"])]
 
 
 def _reply(text: str, ok: bool) -> JSONResponse:

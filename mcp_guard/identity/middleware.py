@@ -9,7 +9,7 @@ On success the request carries its identity in three compatible places:
   Starlette ``AuthCredentials``. The SDK's streamable-HTTP and SSE transports record
   ``(client_id, iss, sub)`` of the user that opened a session and answer any later
   request for that session from another identity with 404 "Session not found". We
-  set ``client_id`` to ``Principal.key`` (user plus agent), so a session belongs to
+  set ``client_id`` to ``Principal.key`` (user, agent and tenant), so a session belongs to
   exactly one principal;
 - the SDK's auth context variable, so ``mcp.server.auth.middleware.auth_context.
   get_access_token()`` works as with the SDK's own ``AuthContextMiddleware``.

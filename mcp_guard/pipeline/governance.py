@@ -11,7 +11,7 @@ from mcp_guard.controls import ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
 from mcp_guard.pipeline.call import ToolCall
-from mcp_guard.pipeline.recording import ArgumentPolicy, redact_findings
+from mcp_guard.pipeline.recording import ArgumentPolicy, arguments_as_recorded
 from mcp_guard.policy import ApprovalSpec
 from mcp_guard.risk import RiskInput, RiskScorer
 from mcp_guard.sessions import argument_shape
@@ -229,12 +229,8 @@ def approver_arguments(call: ToolCall, policy: ArgumentPolicy) -> dict[str, Any]
     redacted (``redacted``), dropped with everything else (``digest``), or kept only
     when the operator asked for ``full`` arguments.
     """
-    if policy == "full":
-        return call.arguments
-    if policy == "digest":
-        return {}
-    redacted: dict[str, Any] = redact_findings(call.arguments, call)
-    return redacted
+    shown: dict[str, Any] | None = arguments_as_recorded(call.arguments, call, policy)
+    return {} if shown is None else shown
 
 
 def _request_spec(rule: ApprovalSpec | None) -> ApprovalRequestSpec:

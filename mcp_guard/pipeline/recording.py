@@ -114,7 +114,7 @@ class CallRecorder:
         return {
             "decision_audit_id": call.audit_id,
             "session": call.session_id,
-            "principal": _principal(call),
+            "principal": principal_record(call.principal),
             "tool": call.tool,
             "upstream": call.route.upstream if call.route else None,
             "decision": call.verdict.decision.value,
@@ -147,7 +147,7 @@ class CallRecorder:
             args_digest = digest(arguments)
         record: dict[str, Any] = {
             "time": call.received_at.isoformat(),
-            "principal": _principal(call),
+            "principal": principal_record(call.principal),
             "session": call.session_id,
             "client_info": call.client_info,
             "tool": call.tool,
@@ -163,11 +163,23 @@ class CallRecorder:
             "details": verdict.details,
             "stage_us": {k: round(v, 1) for k, v in call.timings_us.items()},
         }
-        if self.arguments == "full":
-            record["arguments"] = arguments
-        elif self.arguments == "redacted":
-            record["arguments"] = self.redactor(arguments, call)
+        shown = arguments_as_recorded(arguments, call, self.arguments, self.redactor)
+        if shown is not None:
+            record["arguments"] = shown
         return record
+
+
+def arguments_as_recorded(
+    arguments: Any, call: ToolCall, policy: ArgumentPolicy, redactor: Redactor = redact_findings
+) -> Any | None:
+    """``arguments`` as the ``policy`` lets them be kept: as sent (``full``), with every
+    finding replaced by its placeholder (``redacted``), or not at all (``digest``: None).
+    The audit log and the approvals a call raises both keep them so."""
+    if policy == "full":
+        return arguments
+    if policy == "redacted":
+        return redactor(arguments, call)
+    return None
 
 
 def _representable(value: Any) -> Any:
@@ -180,10 +192,6 @@ def _representable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_representable(v) for v in value]
     return value
-
-
-def _principal(call: ToolCall) -> dict[str, Any]:
-    return principal_record(call.principal)
 
 
 def principal_record(p: Principal) -> dict[str, Any]:
