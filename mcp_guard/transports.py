@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.identity import AuthError, StdioIdentity
+from mcp_guard.malformed import answer_malformed
 from mcp_guard.principal import Principal, principal_in
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
@@ -73,6 +74,8 @@ async def serve_stdio(gateway: Gateway, identity: StdioIdentity) -> None:
                             gateway, principal, session_id, stdout, calls, server_info=info
                         )
                         stdin = stdio_lane.lines(stdin)
+                    if stdin is not None and stdout is not None:
+                        stdin = answer_malformed(stdin, stdout)
                     async with stdio_server(stdin=stdin, stdout=stdout) as (read, write):  # type: ignore[arg-type]
                         await server.run(read, write, server.create_initialization_options())
                     if stdio_lane is not None:

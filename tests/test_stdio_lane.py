@@ -230,9 +230,10 @@ async def test_a_call_with_nan_or_infinity_in_its_arguments_is_blocked_and_audit
     assert all(len(r["args_digest"]) == 64 for r in rows)
 
 
-async def test_messages_the_sdk_does_not_read_as_calls_are_left_to_it(tmp_path: Path) -> None:
-    """A ``tools/call`` carrying an ``error`` member (the SDK reads an error response) and
-    one whose params are a list (the SDK refuses it) are neither run nor answered."""
+async def test_messages_the_sdk_does_not_read_as_calls_are_never_run(tmp_path: Path) -> None:
+    """A ``tools/call`` carrying an ``error`` member (the SDK reads an error response) is
+    neither run nor answered; one whose params are a list is refused as an invalid request
+    (:mod:`mcp_guard.malformed`), with or without the lane."""
     strange = [
         {
             "jsonrpc": "2.0",
@@ -259,4 +260,9 @@ async def test_messages_the_sdk_does_not_read_as_calls_are_left_to_it(tmp_path: 
         finally:
             process.terminate()
             await process.wait()
-    assert seen["lane"] == seen["sdk"] == [{"jsonrpc": "2.0", "id": 62, "result": {}}]
+    refused = {"code": -32600, "message": 'Invalid request: "params" must be an object'}
+    assert (
+        seen["lane"]
+        == seen["sdk"]
+        == [{"jsonrpc": "2.0", "id": 61, "error": refused}, {"jsonrpc": "2.0", "id": 62, "result": {}}]
+    )
