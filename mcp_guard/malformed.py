@@ -8,8 +8,9 @@ is not a valid message, with the request's id when it can be read, else ``null``
 :func:`answer_malformed` sits in front of the SDK's reader and sends those errors;
 lines the SDK reads pass unchanged, and are parsed by it exactly as before.
 
-A malformed *response* (a message with ``result`` or ``error`` and no ``method``) is
-logged and never answered: JSON-RPC does not answer responses.
+A line longer than :data:`~mcp_guard.stdio_wire.MAX_LINE_BYTES` is refused too, its id
+unread. A malformed *response* (a message with ``result`` or ``error`` and no ``method``)
+is logged and never answered: JSON-RPC does not answer responses.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mcp import types
 from mcp.shared.dispatcher import as_request_id
 from pydantic import ValidationError
 
-from mcp_guard.stdio_wire import StdoutPipe
+from mcp_guard.stdio_wire import OverlongLine, StdoutPipe
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +57,17 @@ class Refusal:
 
 
 def refusal(line: str) -> Refusal | None:
-    """None if the SDK reads ``line`` as a JSON-RPC message it would act on; else why not.
+    """None if the SDK reads ``line`` as a JSON-RPC message it would act on, or ``line`` is
+    blank (nothing to answer; the SDK skips it); else why not.
 
     The SDK's own parser is the judge, so a line this passes is one the SDK reads. One
     more case is refused: a request whose ``id`` is not a string or an integer
     (``1.5``, ``true``, ``null``), which the SDK reads as a notification and never answers.
     """
+    if isinstance(line, OverlongLine):
+        return Refusal(types.INVALID_REQUEST, f"a message longer than {line.limit} bytes")
+    if not line.strip():
+        return None
     try:
         message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
     except ValidationError as exc:
@@ -129,8 +135,6 @@ async def answer_malformed(lines: AsyncIterable[str], out: StdoutPipe) -> AsyncI
     """``lines`` minus those the SDK cannot read; each of those is answered on ``out``
     (see :func:`refusal`) and logged."""
     async for line in lines:
-        if not line.strip():
-            continue  # nothing to answer (the SDK would drop it too)
         refused = refusal(line)
         if refused is None:
             yield line

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 import anyio
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
-"""A JSON-RPC message longer than this is dropped (the client is broken or hostile)."""
+"""A JSON-RPC message longer than this is dropped (the client is broken or hostile) and
+answered with an error (:class:`OverlongLine`, :mod:`mcp_guard.malformed`)."""
 
 
 def pollable(fd: int) -> bool:
@@ -40,8 +41,21 @@ def pollable(fd: int) -> bool:
     return True
 
 
+class OverlongLine(str):
+    """Yielded in place of a line longer than ``max_line_bytes``, whose bytes were dropped:
+    empty text (nothing reads it as a message), with the limit it passed."""
+
+    limit: int
+
+    def __new__(cls, limit: int) -> OverlongLine:
+        line = super().__new__(cls, "")
+        line.limit = limit
+        return line
+
+
 class StdinLines:
-    """Async-iterable UTF-8 lines from a pollable file descriptor."""
+    """Async-iterable UTF-8 lines from a pollable file descriptor; an :class:`OverlongLine`
+    for each line longer than ``max_line_bytes``."""
 
     def __init__(self, fd: int = 0, max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.fd = fd
@@ -54,6 +68,7 @@ class StdinLines:
         was_blocking = os.get_blocking(self.fd)
         os.set_blocking(self.fd, False)
         buffer = bytearray()
+        searched = 0  # the bytes of ``buffer`` known to hold no newline: a long line is scanned once
         discarding = False
         try:
             while True:
@@ -65,16 +80,24 @@ class StdinLines:
                 if not chunk:
                     break
                 buffer += chunk
-                while (end := buffer.find(b"\n")) >= 0:
+                while (end := buffer.find(b"\n", searched)) >= 0:
                     line = bytes(buffer[:end])
                     del buffer[: end + 1]
+                    searched = 0
                     if discarding:
                         discarding = False
                         continue
+                    if len(line) > self.max_line_bytes:  # it arrived whole, within one read
+                        yield OverlongLine(self.max_line_bytes)
+                        continue
                     yield line.decode("utf-8", errors="replace")
+                searched = len(buffer)
                 if len(buffer) > self.max_line_bytes:
                     buffer.clear()
-                    discarding = True
+                    searched = 0
+                    if not discarding:
+                        discarding = True
+                        yield OverlongLine(self.max_line_bytes)
             if buffer and not discarding:
                 yield bytes(buffer).decode("utf-8", errors="replace")
         finally:

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from mcp_guard.malformed import refusal
+from mcp_guard.stdio_wire import OverlongLine
 from tests.stdio_peer import LOCAL_SETTINGS, start_gateway
 
 PARSE_ERROR, INVALID_REQUEST = -32700, -32600
@@ -99,6 +100,21 @@ def test_a_line_the_sdk_reads_passes_unrefused(message: dict[str, Any]) -> None:
 def test_a_malformed_response_is_refused_but_never_answered(line: str) -> None:
     refused = refusal(line)
     assert refused is not None and not refused.answered
+
+
+def test_a_line_dropped_for_its_length_is_refused_naming_the_limit() -> None:
+    refused = refusal(OverlongLine(1024))
+    assert refused is not None and refused.answered
+    assert refused.answer() == {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": INVALID_REQUEST, "message": "Invalid request: a message longer than 1024 bytes"},
+    }
+
+
+@pytest.mark.parametrize("line", ["", "   ", "\r"])
+def test_a_blank_line_is_not_answered(line: str) -> None:
+    assert refusal(line) is None
 
 
 @pytest.mark.anyio

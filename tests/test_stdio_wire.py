@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mcp_guard.stdio_wire import pollable
+import anyio
+import pytest
+
+from mcp_guard.stdio_wire import OverlongLine, StdinLines, pollable
 
 
 @contextmanager
@@ -43,3 +46,21 @@ def test_dev_null_is_left_to_the_threaded_streams_as_epoll_refuses_it() -> None:
     with opened(os.devnull, os.O_RDONLY) as reading, opened(os.devnull, os.O_WRONLY) as writing:
         assert not pollable(reading)
         assert not pollable(writing)
+
+
+@pytest.mark.anyio
+async def test_a_line_over_the_limit_is_yielded_as_an_overlong_line_and_the_next_line_arrives_whole() -> None:
+    read, write = os.pipe()
+    try:
+        os.write(write, b"x" * 5000 + b"\n" + b'{"jsonrpc": "2.0"}\n')
+        os.close(write)
+        write = -1
+        with anyio.fail_after(10):
+            lines = [line async for line in StdinLines(read, max_line_bytes=1024)]
+    finally:
+        os.close(read)
+        if write >= 0:
+            os.close(write)
+    assert len(lines) == 2
+    assert isinstance(lines[0], OverlongLine) and lines[0] == "" and lines[0].limit == 1024
+    assert lines[1] == '{"jsonrpc": "2.0"}'
