@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 import anyio
 
+from mcp_guard.line_buffer import LineBuffer
+
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """A JSON-RPC message longer than this is dropped (the client is broken or hostile) and
 answered with an error (:class:`OverlongLine`, :mod:`mcp_guard.malformed`)."""
@@ -67,8 +69,7 @@ class StdinLines:
     async def _lines(self) -> AsyncIterator[str]:
         was_blocking = os.get_blocking(self.fd)
         os.set_blocking(self.fd, False)
-        buffer = bytearray()
-        searched = 0  # the bytes of ``buffer`` known to hold no newline: a long line is scanned once
+        lines = LineBuffer()
         discarding = False
         try:
             while True:
@@ -79,27 +80,21 @@ class StdinLines:
                     continue
                 if not chunk:
                     break
-                buffer += chunk
-                while (end := buffer.find(b"\n", searched)) >= 0:
-                    line = bytes(buffer[:end])
-                    del buffer[: end + 1]
-                    searched = 0
+                for line in lines.feed(chunk):
                     if discarding:
                         discarding = False
-                        continue
-                    if len(line) > self.max_line_bytes:  # it arrived whole, within one read
+                    elif len(line) > self.max_line_bytes:  # it arrived whole, within one read
                         yield OverlongLine(self.max_line_bytes)
-                        continue
-                    yield line.decode("utf-8", errors="replace")
-                searched = len(buffer)
-                if len(buffer) > self.max_line_bytes:
-                    buffer.clear()
-                    searched = 0
+                    else:
+                        yield line.decode("utf-8", errors="replace")
+                if len(lines) > self.max_line_bytes:
+                    lines.take_rest()
                     if not discarding:
                         discarding = True
                         yield OverlongLine(self.max_line_bytes)
-            if buffer and not discarding:
-                yield bytes(buffer).decode("utf-8", errors="replace")
+            rest = lines.take_rest()
+            if rest and not discarding:
+                yield rest.decode("utf-8", errors="replace")
         finally:
             os.set_blocking(self.fd, was_blocking)
 

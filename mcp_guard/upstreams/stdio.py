@@ -34,6 +34,7 @@ from mcp.os.posix.utilities import terminate_posix_process_tree
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from mcp_guard.line_buffer import LineBuffer
 from mcp_guard.upstreams.config import StdioUpstream
 from mcp_guard.upstreams.raw_calls import Link, RawCalls
 from mcp_guard.upstreams.reaper import Reaper
@@ -196,24 +197,28 @@ def _exit_reason(returncode: int) -> str:
 async def _lines(process: Process, limit: int, link: Link) -> AsyncIterator[bytes]:
     """Newline-delimited messages from stdout; ends at EOF or at the first over-long message."""
     assert process.stdout is not None
-    buffer = bytearray()
+    lines = LineBuffer()
     try:
         async for chunk in process.stdout:
-            buffer += chunk
-            while (end := buffer.find(b"\n")) >= 0:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
+            for line in lines.feed(chunk):
+                if len(line) > limit:  # it arrived whole, within one read
+                    _reset_as_too_large(link, limit)
+                    return
                 if line.strip():
                     yield line
-            if len(buffer) > limit:
-                link.close_reason = (
-                    f"upstream '{link.upstream}' sent a message larger than {limit} bytes "
-                    "(max_message_bytes); the connection was reset"
-                )
-                logger.error("%s", link.close_reason)
+            if len(lines) > limit:
+                _reset_as_too_large(link, limit)
                 return
     except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
         return
+
+
+def _reset_as_too_large(link: Link, limit: int) -> None:
+    link.close_reason = (
+        f"upstream '{link.upstream}' sent a message larger than {limit} bytes "
+        "(max_message_bytes); the connection was reset"
+    )
+    logger.error("%s", link.close_reason)
 
 
 async def _stop(process: Process) -> None:
