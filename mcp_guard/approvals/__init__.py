@@ -24,6 +24,7 @@ from mcp_guard.approvals.decisions import decision_payload, sign_decision, verif
 from mcp_guard.approvals.errors import (
     ApprovalError,
     ApprovalExpiredError,
+    ApprovalHoldFailedError,
     ApprovalNotFoundError,
     ApprovalNotPendingError,
     NotAnApproverError,
@@ -51,6 +52,7 @@ __all__ = [
     "ApprovalContext",
     "ApprovalError",
     "ApprovalExpiredError",
+    "ApprovalHoldFailedError",
     "ApprovalMode",
     "ApprovalNotFoundError",
     "ApprovalNotPendingError",

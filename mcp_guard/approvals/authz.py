@@ -15,20 +15,31 @@ def effective_approvers(request: ApprovalRequest, default: Approvers) -> Approve
     return default if approvers.empty else approvers
 
 
+def may_be_requester(approver: Principal, requester: Principal) -> bool:
+    """Whether ``approver`` may be the person who asked: the same identity
+    (:meth:`Principal.same_identity`: the same user of the same tenant, whatever the agent),
+    or the same user where either has no tenant, which cannot tell the two apart (an
+    operator's token, a Slack approver or the CLI name no tenant). Only the same user name
+    in two different named tenants is known to be someone else."""
+    if approver.user != requester.user:
+        return False
+    return approver.same_identity(requester) or None in (approver.tenant, requester.tenant)
+
+
 def authorise_decision(request: ApprovalRequest, approver: Principal, default: Approvers) -> None:
     """Allow ``approver`` to decide ``request`` or raise.
 
-    The requester (same user) may never decide its own request unless the rule sets
-    ``allow_self``; otherwise the approver must match a role, user or team of the
-    rule's approvers (or ``default`` when the rule names none) and, when the
-    requester belongs to a tenant, the same tenant.
+    The requester (see :func:`may_be_requester`) may never decide its own request
+    unless the rule sets ``allow_self``; otherwise the approver must match a role,
+    user or team of the rule's approvers (or ``default`` when the rule names none)
+    and, when the requester belongs to a tenant, the same tenant.
 
     Raises:
-        SelfApprovalError: the approver is the requester and ``allow_self`` is off.
+        SelfApprovalError: the approver may be the requester and ``allow_self`` is off.
         NotAnApproverError: the approver matches none of the approvers.
     """
     requester = request.principal
-    if approver.user == requester.user and not request.spec.allow_self:
+    if may_be_requester(approver, requester) and not request.spec.allow_self:
         raise SelfApprovalError(request.id, approver.user)
     if requester.tenant is not None and approver.tenant not in (None, requester.tenant):
         raise NotAnApproverError(request.id, approver.user)

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mcp_guard.approvals.authz import authorise_decision, authorise_self_confirmation
 from mcp_guard.approvals.decisions import sign_decision
 from mcp_guard.approvals.errors import ApprovalExpiredError, ApprovalNotFoundError, ApprovalNotPendingError
-from mcp_guard.approvals.events import ApprovalEvent, emit
+from mcp_guard.approvals.events import ApprovalEvent, audited
 from mcp_guard.approvals.models import ApprovalRequest, ApprovalState, Approvers
 from mcp_guard.approvals.store import ApprovalStore
 from mcp_guard.audit.protocol import AuditLog
@@ -70,11 +70,9 @@ async def record_decision(
     if approve and request.spec.mode == "defer":
         valid_until = now + timedelta(seconds=request.spec.valid_for_s)
     event: ApprovalEvent = "approved" if approve else "rejected"
-
-    async def audit_before_commit(decided: ApprovalRequest) -> None:
-        await emit(audit, event, decided)
-
-    decided = await store.record_decision(request_id, signed, valid_until, before_commit=audit_before_commit)
+    decided = await store.record_decision(
+        request_id, signed, valid_until, before_commit=audited(audit, event)
+    )
     if decided is None:
         current = await store.get(request_id)
         raise ApprovalNotPendingError(request_id, "gone" if current is None else current.state.value)

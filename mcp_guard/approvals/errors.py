@@ -74,3 +74,19 @@ class SelfApprovalError(ApprovalError):
             f"user '{user}' requested approval request '{request_id}' and may not decide it "
             "(the rule's approval block does not set allow_self)",
         )
+
+
+class ApprovalHoldFailedError(ApprovalError):
+    """Holding a call for a decision failed (the approvals database, the audit log or the
+    progress report raised): the call is not forwarded and its request is abandoned."""
+
+    code = "hold_failed"
+    status = 503
+
+    def __init__(self, request_id: str, cause: str) -> None:
+        self.cause = cause
+        super().__init__(
+            request_id,
+            f"approval request '{request_id}': holding the call failed ({cause}); the call was not "
+            "forwarded and the request is abandoned",
+        )

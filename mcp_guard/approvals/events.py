@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from mcp_guard.approvals.models import ApprovalRequest
+from mcp_guard.approvals.store import BeforeCommit
 from mcp_guard.audit.models import format_time
 from mcp_guard.audit.protocol import AuditLog
 
@@ -79,3 +80,14 @@ async def emit(
     """
     if audit is not None:
         await audit.append("approval", audit_record(event, request, reason))
+
+
+def audited(audit: AuditLog | None, event: ApprovalEvent, reason: str | None = None) -> BeforeCommit:
+    """A store ``before_commit`` hook appending ``event``'s entry inside the state change's
+    transaction: the change commits only once it is audited (write-ahead), and an entry
+    whose commit then fails is a duplicate on retry rather than a gap."""
+
+    async def append(request: ApprovalRequest) -> None:
+        await emit(audit, event, request, reason)
+
+    return append

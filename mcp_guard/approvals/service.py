@@ -23,8 +23,8 @@ from mcp_guard.approvals.config import ApprovalConfig
 from mcp_guard.approvals.decide import is_overdue, record_decision
 from mcp_guard.approvals.decisions import verify_decision
 from mcp_guard.approvals.delivery import OnDelivery, Sleep, deliver
-from mcp_guard.approvals.errors import ApprovalNotFoundError
-from mcp_guard.approvals.events import emit
+from mcp_guard.approvals.errors import ApprovalError, ApprovalHoldFailedError, ApprovalNotFoundError
+from mcp_guard.approvals.events import audited
 from mcp_guard.approvals.models import (
     ApprovalContext,
     ApprovalRequest,
@@ -34,6 +34,7 @@ from mcp_guard.approvals.models import (
 )
 from mcp_guard.approvals.notifiers import Notifier, build_notifiers
 from mcp_guard.approvals.store import ApprovalStore, ApprovalStoreError
+from mcp_guard.approvals.wakeups import Wakeups
 from mcp_guard.audit.models import AuditError
 from mcp_guard.audit.protocol import AuditLog
 from mcp_guard.principal import Principal
@@ -49,6 +50,8 @@ LIST_LIMIT = 500
 LIST_PAGE = 500
 LIST_SCAN_LIMIT = 100_000
 """A listing reads at most this many of the newest requests looking for visible ones."""
+UNAVAILABLE = (AuditError, ApprovalStoreError, sqlite3.Error)
+"""What the approvals database or the audit log raise when they cannot serve a request."""
 
 
 def _utc_now() -> datetime:
@@ -82,7 +85,9 @@ class ApprovalService:
         self._notifiers = notifiers
         self._on_delivery = on_delivery
         self._tasks = tasks
-        self._changed: dict[str, anyio.Event] = {}
+        self._wakeups = Wakeups()
+        self._stranded: dict[str, str] = {}
+        """Held requests whose hold failed and that could not be abandoned yet: id -> reason."""
 
     @classmethod
     @asynccontextmanager
@@ -150,6 +155,11 @@ class ApprovalService:
     def key_id(self) -> str:
         return key_id(self._key)
 
+    @property
+    def holding(self) -> int:
+        """How many requests a call is being held on right now (each has one wake-up entry)."""
+        return len(self._wakeups)
+
     def verify(self, request: ApprovalRequest) -> bool:
         """Whether ``request``'s decision is validly signed by this gateway's key."""
         return verify_decision(request, self._key)
@@ -158,8 +168,8 @@ class ApprovalService:
         """Persist a new pending request, audit it, then schedule its notifications.
 
         Raises:
-            mcp_guard.audit.AuditUnavailableError: the creation could not be audited
-                (the request is stored; the caller should fail closed).
+            mcp_guard.audit.AuditUnavailableError: the creation could not be audited, so
+                nothing was stored or notified (the caller should fail closed).
         """
         now = self._clock()
         request = ApprovalRequest(
@@ -170,8 +180,7 @@ class ApprovalService:
             context=context,
         )
         channels = self._channels_for(context.spec)
-        await self._store.insert(request, channels)
-        await emit(self._audit, "created", request)
+        await self._store.insert(request, channels, before_commit=audited(self._audit, "created"))
         for name in channels:
             self._start_delivery(name, request.id, 0)
         return request
@@ -184,12 +193,14 @@ class ApprovalService:
         other than this service or the CLI) is used up but releases nothing.
 
         Raises:
-            mcp_guard.audit.AuditUnavailableError: the use could not be audited.
+            mcp_guard.audit.AuditUnavailableError: the use could not be audited (the
+                approval stays unused).
         """
-        used = await self._store.consume(principal.key, tool, digest, self._clock())
+        used = await self._store.consume(
+            principal.key, tool, digest, self._clock(), before_commit=audited(self._audit, "used")
+        )
         if used is None:
             return None
-        await emit(self._audit, "used", used)
         if not self.verify(used):
             logger.error(
                 "approval %s is approved but its decision does not verify with the approvals key "
@@ -209,7 +220,15 @@ class ApprovalService:
         return await self._store.pending_deferral(principal.key, tool, digest, self._clock())
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
-        """The request (expired first if overdue), or ``None`` when there is no such id."""
+        """The request (expired first if overdue, abandoned first if its hold failed), or
+        ``None`` when there is no such id.
+
+        Raises:
+            ApprovalStoreError, sqlite3.Error, mcp_guard.audit.AuditError: the database
+                cannot be read, or an expiry or abandonment due now cannot be stored or
+                audited (then nothing changed).
+        """
+        await self._settle(request_id)
         request = await self._store.get(request_id)
         if request is not None and is_overdue(request, self._clock()):
             request = await self._expire(request, "time to live ran out") or await self._store.get(request_id)
@@ -278,46 +297,47 @@ class ApprovalService:
         ``timeout_s`` passes first, the request expires (nobody will act on a hold
         whose caller gave up). If the waiter is cancelled (the client went away),
         a still-pending request becomes ``abandoned`` and the cancellation propagates.
-        Decisions made in another process (the CLI) are seen within
-        ``config.poll_interval_s``.
+        If the hold fails (the approvals database or the audit log raises, or
+        ``on_tick`` does), a still-pending request becomes ``abandoned`` with the cause
+        as its reason and :class:`ApprovalHoldFailedError` is raised. When the database
+        or the audit log cannot record that abandonment at once, every sweep retries it
+        and no decision on the request is accepted meanwhile. Decisions made in another
+        process (the CLI) are seen within ``config.poll_interval_s``.
 
         Raises:
             ApprovalNotFoundError: no such request.
+            ApprovalHoldFailedError: the hold failed; the call must not be forwarded.
         """
-        start = anyio.current_time()
-        deadline = None if timeout_s is None else start + timeout_s
-        tick = self.config.progress_interval_s
-        next_tick = start + tick
         try:
-            while True:
-                request = await self.get(request_id)
-                if request is None:
-                    raise ApprovalNotFoundError(request_id)
-                if request.state is not ApprovalState.PENDING:
-                    return request
-                now = anyio.current_time()
-                if deadline is not None and now >= deadline:
-                    expired = await self._expire(
-                        request, f"nobody decided within the hold timeout ({timeout_s}s)"
-                    )
-                    return expired or await self._must_get(request_id)
-                if on_tick is not None and now >= next_tick:
-                    await on_tick(now - start)
-                    next_tick += tick * max(1, int((now - next_tick) // tick) + 1)
-                ttl_left = (request.expires_at - self._clock()).total_seconds()
-                step = min(self.config.poll_interval_s, next_tick - now, max(ttl_left, 0.0))
-                if deadline is not None:
-                    step = min(step, deadline - now)
-                event = self._changed.setdefault(request_id, anyio.Event())
-                with anyio.move_on_after(max(step, 0.0)):
-                    await event.wait()
+            with self._wakeups.watching(request_id) as next_change:
+                return await self._hold(request_id, timeout_s, on_tick, next_change)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
-                await self._abandon(request_id, "the waiting client went away")
+                await self._give_up(request_id, "the waiting client went away")
             raise
+        except ApprovalError:
+            raise
+        except Exception as exc:  # boundary: whatever failed, the request ends abandoned, the call refused
+            cause = f"{type(exc).__name__}: {exc}"
+            logger.exception("approval %s: holding the call failed (%s)", request_id, cause)
+            await self._give_up(request_id, f"holding the call failed ({cause})")
+            raise ApprovalHoldFailedError(request_id, cause) from exc
 
     async def sweep(self) -> builtins.list[ApprovalRequest]:
-        """Expire every overdue request now; return those expired."""
+        """Abandon the requests of failed holds (those it can), then expire every overdue
+        request now; return those expired.
+
+        Raises:
+            ApprovalStoreError, sqlite3.Error, mcp_guard.audit.AuditError: an expiry could
+                not be stored or audited (it did not happen; the next sweep retries it).
+        """
+        for request_id in builtins.list(self._stranded):
+            try:
+                await self._settle(request_id)
+            except UNAVAILABLE as exc:
+                logger.error(
+                    "approval %s: still cannot abandon it (%s); retrying at the next sweep", request_id, exc
+                )
         expired: builtins.list[ApprovalRequest] = []
         for request in await self._store.overdue(self._clock()):
             done = await self._expire(request, "time to live ran out")
@@ -349,8 +369,42 @@ class ApprovalService:
             default_approvers=self.config.default_approvers,
             self_confirmation=self_confirmation,
         )
-        self._changed_now(request_id)
+        self._wakeups.wake(request_id)
         return decided
+
+    async def _hold(
+        self,
+        request_id: str,
+        timeout_s: float | None,
+        on_tick: OnTick | None,
+        next_change: Callable[[], anyio.Event],
+    ) -> ApprovalRequest:
+        start = anyio.current_time()
+        deadline = None if timeout_s is None else start + timeout_s
+        tick = self.config.progress_interval_s
+        next_tick = start + tick
+        while True:
+            changed = next_change()
+            request = await self.get(request_id)
+            if request is None:
+                raise ApprovalNotFoundError(request_id)
+            if request.state is not ApprovalState.PENDING:
+                return request
+            now = anyio.current_time()
+            if deadline is not None and now >= deadline:
+                expired = await self._expire(
+                    request, f"nobody decided within the hold timeout ({timeout_s}s)"
+                )
+                return expired or await self._must_get(request_id)
+            if on_tick is not None and now >= next_tick:
+                await on_tick(now - start)
+                next_tick += tick * max(1, int((now - next_tick) // tick) + 1)
+            ttl_left = (request.expires_at - self._clock()).total_seconds()
+            step = min(self.config.poll_interval_s, next_tick - now, max(ttl_left, 0.0))
+            if deadline is not None:
+                step = min(step, deadline - now)
+            with anyio.move_on_after(max(step, 0.0)):
+                await changed.wait()
 
     async def _must_get(self, request_id: str) -> ApprovalRequest:
         request = await self._store.get(request_id)
@@ -367,24 +421,44 @@ class ApprovalService:
             ApprovalState.EXPIRED,
             self._clock(),
             reason,
+            before_commit=audited(self._audit, "expired", reason),
         )
         if done is not None:
-            self._changed_now(request.id)
-            await emit(self._audit, "expired", done, reason)
+            self._wakeups.wake(request.id)
         return done
 
     async def _abandon(self, request_id: str, reason: str) -> None:
         done = await self._store.close_request(
-            request_id, (ApprovalState.PENDING,), ApprovalState.ABANDONED, self._clock(), reason
+            request_id,
+            (ApprovalState.PENDING,),
+            ApprovalState.ABANDONED,
+            self._clock(),
+            reason,
+            before_commit=audited(self._audit, "abandoned", reason),
         )
         if done is not None:
-            self._changed_now(request_id)
-            await emit(self._audit, "abandoned", done, reason)
+            self._wakeups.wake(request_id)
 
-    def _changed_now(self, request_id: str) -> None:
-        event = self._changed.pop(request_id, None)
-        if event is not None:
-            event.set()
+    async def _give_up(self, request_id: str, reason: str) -> None:
+        """Abandon a request whose hold ended without an outcome; when the database or the
+        audit log cannot record that now, keep it stranded for :meth:`sweep` to retry."""
+        self._stranded[request_id] = reason
+        try:
+            await self._settle(request_id)
+        except UNAVAILABLE as exc:
+            logger.error(
+                "approval %s: cannot abandon it yet (%s); no decision on it is accepted until the "
+                "sweeper does",
+                request_id,
+                exc,
+            )
+
+    async def _settle(self, request_id: str) -> None:
+        """Abandon ``request_id`` if a failed hold left it stranded (raises when it still cannot)."""
+        reason = self._stranded.get(request_id)
+        if reason is not None:
+            await self._abandon(request_id, reason)
+            self._stranded.pop(request_id, None)
 
     def _channels_for(self, spec: ApprovalSpec) -> builtins.list[str]:
         if spec.channels is None:
@@ -430,7 +504,7 @@ class ApprovalService:
             await anyio.sleep(self.config.sweep_interval_s)
             try:
                 await self.sweep()
-            except (AuditError, ApprovalStoreError, sqlite3.Error) as exc:
+            except UNAVAILABLE as exc:
                 logger.error(
                     "approval expiry sweep failed (retrying in %ss): %s", self.config.sweep_interval_s, exc
                 )

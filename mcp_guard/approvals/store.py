@@ -102,8 +102,13 @@ class ApprovalStore:
             with anyio.CancelScope(shield=True):
                 await conn.close()
 
-    async def insert(self, request: ApprovalRequest, channels: Sequence[str]) -> None:
-        """Persist a new request and one pending delivery per channel, in one transaction."""
+    async def insert(
+        self, request: ApprovalRequest, channels: Sequence[str], *, before_commit: BeforeCommit | None = None
+    ) -> None:
+        """Persist a new request and one pending delivery per channel, in one transaction.
+
+        ``before_commit`` sees the request inside the transaction; when it raises, nothing is stored.
+        """
         ctx = request.context
         row = (
             request.id,
@@ -127,6 +132,8 @@ class ApprovalStore:
                 "INSERT INTO deliveries (request_id, channel, state, updated_at) VALUES (?, ?, 'pending', ?)",
                 [(request.id, ch, now) for ch in channels],
             )
+            if before_commit is not None:
+                await before_commit(request)
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
         rows = await self._query(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,))
@@ -176,20 +183,37 @@ class ApprovalStore:
         to_state: ApprovalState,
         at: datetime,
         reason: str | None,
+        *,
+        before_commit: BeforeCommit | None = None,
     ) -> ApprovalRequest | None:
-        """Move a request from one of ``from_states`` to ``to_state``; ``None`` if it was in none of them."""
+        """Move a request from one of ``from_states`` to ``to_state``; ``None`` if it was in none of them.
+
+        ``before_commit`` sees the closed request inside the transaction; when it raises,
+        nothing changes and the error propagates.
+        """
         states = [s.value for s in from_states]
         marks = ", ".join("?" * len(states))
         return await self._update_returning(
             "UPDATE requests SET state = ?, closed_at = ?, state_reason = ?"
             f" WHERE id = ? AND state IN ({marks})",
             (to_state.value, format_time(at), reason, request_id, *states),
+            before_commit=before_commit,
         )
 
     async def consume(
-        self, principal_key: str, tool: str, digest: str, now: datetime
+        self,
+        principal_key: str,
+        tool: str,
+        digest: str,
+        now: datetime,
+        *,
+        before_commit: BeforeCommit | None = None,
     ) -> ApprovalRequest | None:
-        """Atomically mark the oldest usable deferred approval of exactly this call ``used``."""
+        """Atomically mark the oldest usable deferred approval of exactly this call ``used``.
+
+        ``before_commit`` sees the used request inside the transaction; when it raises, the
+        approval stays usable and the error propagates.
+        """
         t = format_time(now)
         return await self._update_returning(
             "UPDATE requests SET state = 'used', closed_at = ? WHERE id = ("
@@ -197,6 +221,7 @@ class ApprovalStore:
             " AND state = 'approved' AND mode = 'defer' AND valid_until > ? ORDER BY created_at LIMIT 1"
             ") AND state = 'approved'",
             (t, principal_key, tool, digest, t),
+            before_commit=before_commit,
         )
 
     async def pending_deferral(

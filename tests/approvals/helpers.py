@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -166,3 +167,15 @@ def closed_port() -> int:
     port: int = sock.getsockname()[1]
     sock.close()
     return port
+
+
+@contextmanager
+def write_locked(path: Path) -> Iterator[None]:
+    """Another writer (the CLI, a backup, a ``sqlite3`` shell) holding the database's write lock."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()

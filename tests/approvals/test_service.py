@@ -372,3 +372,47 @@ async def test_a_decision_that_cannot_be_audited_does_not_take_effect(
         decided = await approvals.decide(req.id, BOB, True, "looks fine")
         assert decided.state is ApprovalState.APPROVED and approvals.verify(decided)
     assert audit.events(req.id) == ["created", "approved"]
+
+
+async def test_the_requester_cannot_approve_its_own_request_through_another_agent(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    kim = Principal(user="kim", agent="claude-desktop", roles=frozenset({"sre"}), tenant="acme")
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(principal=kim))
+        for approver in (
+            kim,
+            kim.model_copy(update={"agent": "cursor"}),
+            kim.model_copy(update={"agent": None}),
+        ):
+            with pytest.raises(SelfApprovalError):
+                await approvals.decide(req.id, approver, True, "it is me, via another agent")
+
+
+async def test_an_approver_without_a_tenant_named_like_the_requester_is_refused_as_the_requester(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    acme_kim = Principal(user="kim", agent="bot", tenant="acme")
+    untenanted_sre_kim = Principal(user="kim", roles=frozenset({"sre"}))  # a Slack or CLI approver
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        tenants_request = await approvals.create(make_context(principal=acme_kim))
+        with pytest.raises(SelfApprovalError):
+            await approvals.decide(tenants_request.id, untenanted_sre_kim, True, "")
+        untenanted_request = await approvals.create(make_context(principal=Principal(user="kim")))
+        with pytest.raises(SelfApprovalError):
+            await approvals.decide(
+                untenanted_request.id, acme_kim.model_copy(update={"roles": frozenset({"sre"})}), True, ""
+            )
+
+
+async def test_the_same_user_name_in_another_tenant_is_another_person_refused_only_as_a_foreign_approver(
+    config: ApprovalConfig, clock: FakeClock
+) -> None:
+    acme_kim = Principal(user="kim", agent="bot", tenant="acme")
+    globex_sre_kim = Principal(user="kim", roles=frozenset({"sre"}), tenant="globex")
+    assert not globex_sre_kim.same_identity(acme_kim)
+    async with ApprovalService.open(config, None, clock=clock) as approvals:
+        req = await approvals.create(make_context(principal=acme_kim))
+        with pytest.raises(NotAnApproverError):
+            await approvals.decide(req.id, globex_sre_kim, True, "")
+        assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]

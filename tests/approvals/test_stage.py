@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,9 +24,18 @@ from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
 from mcp_guard.inspection.config import InspectionConfig
 from mcp_guard.pipeline.call import ToolCall
+from mcp_guard.pipeline.chain import Chain
 from mcp_guard.pipeline.governance import ApprovalStage, InspectStage
 from mcp_guard.policy import ApprovalSpec, PolicyResult
-from tests.approvals.helpers import ALICE, APPROVERS, BOB, FakeClock, RecordingAudit
+from tests.approvals.helpers import (
+    ALICE,
+    APPROVERS,
+    BOB,
+    FakeClock,
+    RecordingAudit,
+    make_config,
+    write_locked,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -190,3 +201,29 @@ async def test_retrying_a_deferred_call_before_it_is_decided_reuses_its_pending_
         late = await inspected({"key": AWS_KEY})
         await stage(late)
         assert late.approval_id not in (None, ids[0])
+
+
+async def test_a_held_call_whose_approvals_database_fails_is_blocked_with_a_clear_reason(
+    tmp_path: Path, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    config = make_config(tmp_path, busy_timeout_ms=50)
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        call = await inspected({"key": AWS_KEY}, mode="hold")
+        with ExitStack() as another_writer:
+            locked = False
+
+            async def progress(waited: float, total: float | None, message: str | None) -> None:
+                nonlocal locked
+                if not locked:  # while the call is held, another writer locks the file
+                    another_writer.enter_context(write_locked(config.path))
+                    locked = True
+
+            call.report_progress = progress
+            with anyio.fail_after(5):
+                verdict = await Chain([ApprovalStage(approvals, hold_timeout_s=0.2)]).run(call)
+        assert verdict.decision is Decision.BLOCK
+        assert call.approval_id is not None and call.approval_id in verdict.reason
+        assert "database is locked" in verdict.reason and "not forwarded" in verdict.reason
+        final = await approvals.get(call.approval_id)
+        assert final is not None and final.state is ApprovalState.ABANDONED
+    assert audit.events(call.approval_id) == ["created", "abandoned"]
