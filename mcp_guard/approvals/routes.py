@@ -16,7 +16,6 @@ Errors are JSON ``{"error": code, "message": ...}`` with 400, 401, 403, 404, 409
 from __future__ import annotations
 
 import logging
-import sqlite3
 import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,8 +30,7 @@ from mcp_guard.approvals.bodies import read_bounded_body
 from mcp_guard.approvals.errors import ApprovalError, ApprovalNotFoundError
 from mcp_guard.approvals.models import ApprovalRequest, ApprovalState
 from mcp_guard.approvals.notifiers.base import links
-from mcp_guard.approvals.service import ApprovalService
-from mcp_guard.audit.models import AuditError
+from mcp_guard.approvals.service import UNAVAILABLE, ApprovalService
 from mcp_guard.principal import Principal, principal_in
 
 logger = logging.getLogger(__name__)
@@ -40,10 +38,6 @@ logger = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
 
 Endpoint = Callable[[Request], Awaitable[JSONResponse]]
-
-UNAVAILABLE = (AuditError, sqlite3.Error)
-"""What the approvals database or the audit log raise when they cannot serve a request."""
-
 
 BIDI_CONTROLS = frozenset("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 """Characters that reorder the text around them (``Trojan Source``): a reason shown to a
