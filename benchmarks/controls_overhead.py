@@ -104,11 +104,12 @@ async def _controls_step(c: Controls, calls: list[ControlCall]) -> Callable[[int
     async def step(i: int) -> None:
         call = calls[i % len(calls)]
         now = Instant(i * 1e-6, wall)
-        if (await c.admit(call, now)).verdict is not None:  # limits, budgets, breakers: the limits stage
+        admission = await c.admit(call, now)  # limits, budgets, breakers: the limits stage
+        if admission.verdict is not None:
             raise AssertionError("benchmark call was refused")
         async with c.concurrency(call):
             pass
-        await c.record_outcome(call, False, now.monotonic)
+        await c.record_outcome(call, False, now.monotonic, admission=admission)
 
     return step
 

@@ -246,7 +246,9 @@ class Gateway:
         self.policy = self._access(policies)
         self._rebuild_catalog()  # action classes may have changed with the policies
         if controls is not None and services is not None:
-            self.controls = controls
+            previous, self.controls = self.controls, controls
+            if previous is not None:
+                previous.hand_over(controls)  # calls waiting for a slot now keep to the new caps
             self._build_chains(services)
             await services.audit.append("policy_reload", policy_record(policies, why))
         logger.info("policies reloaded (%s)", why)
@@ -505,7 +507,9 @@ class Gateway:
                     timeout_s=timeout,
                 )
             failed = False
-            await controls.record_outcome(request, failed=False, tool_error=bool(result.is_error))
+            await controls.record_outcome(
+                request, failed=False, tool_error=bool(result.is_error), admission=call.admission
+            )
             return result
         except anyio.get_cancelled_exc_class():
             failed = False  # the caller gave up (client cancel, shutdown): not the upstream's failure
@@ -543,4 +547,4 @@ class Gateway:
         finally:
             if failed:
                 with anyio.CancelScope(shield=True):
-                    await controls.record_outcome(request, failed=True)
+                    await controls.record_outcome(request, failed=True, admission=call.admission)

@@ -30,7 +30,7 @@ from mcp_guard.controls.config import (
 )
 from mcp_guard.controls.facade import Admission, BreakerSnapshot, ControlCall, Controls
 from mcp_guard.controls.sqlite_state import EmbeddedState, open_embedded_state
-from mcp_guard.controls.state import ControlState, MemoryState, Usage
+from mcp_guard.controls.state import ChargeNotRecorded, ControlState, MemoryState, Usage
 
 __all__ = [
     "DEFAULT_READ_LIMIT",
@@ -45,6 +45,7 @@ __all__ = [
     "BreakerTransition",
     "BudgetSpec",
     "ByteBudget",
+    "ChargeNotRecorded",
     "Clock",
     "ConcurrencyRefused",
     "ConcurrencySpec",

@@ -6,6 +6,12 @@ when the failure rate over a sliding ``window`` reaches ``error_rate`` with at l
 ``retry_after``. After ``open_for`` seconds it is HALF_OPEN: up to ``half_open_probes``
 calls go through; the first success closes it, any failure reopens it. A probe whose
 outcome is never reported (cancelled call) stops holding its permit after ``open_for``.
+
+Every change of state, and every fresh set of half-open permits, starts a new
+*generation*. A call is admitted under one; its outcome counts only while that
+generation lasts. So a slow call admitted while the breaker was closed cannot close (or
+reopen) it when it answers during a later half-open period, nor can a probe of an earlier
+opening, or one whose permit lapsed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ class BreakerRecord:
     """The mutable state of one breaker (one per breaker id and upstream or tool)."""
 
     state: BreakerState = BreakerState.CLOSED
+    generation: int = 0
     consecutive: int = 0
     opened_at: float = 0.0
     probes: int = 0
@@ -60,13 +67,13 @@ class BreakerTransition(BaseModel):
 BreakerListener = Callable[[BreakerTransition], None]
 
 
-def release_probe(rec: BreakerRecord, opened_at: float) -> bool:
-    """Give back one half-open permit taken while the breaker was opened at ``opened_at``.
+def release_probe(rec: BreakerRecord, generation: int) -> bool:
+    """Give back the half-open permit of a call admitted under ``generation``.
 
-    A permit from an earlier opening is not given back: that half-open period is over,
-    and its count was reset. Returns whether the record changed.
+    Nothing is given back for a call admitted under another generation: it held no permit
+    of this half-open period, whose count started afresh. Returns whether the record changed.
     """
-    if rec.state is not BreakerState.HALF_OPEN or rec.opened_at != opened_at or rec.probes <= 0:
+    if rec.state is not BreakerState.HALF_OPEN or rec.generation != generation or rec.probes <= 0:
         return False
     rec.probes -= 1
     return True
@@ -99,19 +106,27 @@ class Breaker:
             if wait > 0:
                 return wait, None
             rec.state, rec.probes = BreakerState.HALF_OPEN, 0
+            rec.generation += 1
             change = (BreakerState.OPEN, BreakerState.HALF_OPEN, f"open for {spec.open_for:g} s; probing")
         elif rec.probes >= spec.half_open_probes:
             wait = rec.probe_at + spec.open_for - now
             if wait > 0:
                 return wait, None
             rec.probes = 0  # lost probes (cancelled, never reported) give their permits back
+            rec.generation += 1  # and, should they answer after all, no longer decide
         rec.probes += 1
         rec.probe_at = now
         return None, (None if change is None else self._transition(target, *change, now))
 
-    def record(self, rec: BreakerRecord, target: str, failed: bool, now: float) -> BreakerTransition | None:
-        """Count an outcome; returns the state change it caused, if any."""
+    def record(
+        self, rec: BreakerRecord, target: str, failed: bool, now: float, generation: int | None = None
+    ) -> BreakerTransition | None:
+        """Count the outcome of a call admitted under ``generation``; returns the state change
+        it caused, if any. An outcome from another generation is ignored; ``None`` means the
+        current one (for callers that do not track admissions)."""
         spec = self.spec
+        if generation is not None and generation != rec.generation:
+            return None
         if rec.state is BreakerState.HALF_OPEN:
             if failed:
                 self._open(rec, now)
@@ -119,6 +134,7 @@ class Breaker:
                     target, BreakerState.HALF_OPEN, BreakerState.OPEN, "probe failed", now
                 )
             rec.state, rec.consecutive, rec.probes = BreakerState.CLOSED, 0, 0
+            rec.generation += 1
             rec.window.clear()
             return self._transition(
                 target, BreakerState.HALF_OPEN, BreakerState.CLOSED, "probe succeeded", now
@@ -176,6 +192,7 @@ class Breaker:
     @staticmethod
     def _open(rec: BreakerRecord, now: float) -> None:
         rec.state, rec.opened_at, rec.probes, rec.consecutive = BreakerState.OPEN, now, 0, 0
+        rec.generation += 1
         rec.window.clear()
 
     def _transition(

@@ -130,6 +130,37 @@ class Budget:
             raise CostError(f"argument '{spec.arg}' must be finite")
         return float(raw) * spec.scale
 
+    def never_fits(self, cost: float) -> bool:
+        """Whether a call of ``cost`` would be refused even in a period with nothing used."""
+        spec = self.spec
+        return (spec.max_calls is not None and spec.max_calls < 1) or (
+            spec.max_cost is not None and cost > spec.max_cost
+        )
+
+    def never_fits_refusal(self, label: str, cost: float) -> Verdict:
+        """The refusal of a call no period can hold: no ``retry_after``, since waiting will not help."""
+        spec = self.spec
+        if spec.max_calls is not None and spec.max_calls < 1:
+            why = f"the budget allows {spec.max_calls} calls per {spec.period}"
+        else:
+            why = f"it costs {cost:g} cost units and the budget allows {spec.max_cost:g} per {spec.period}"
+        return Verdict(
+            decision=spec.decision,
+            rules=(spec.id,),
+            reason=(
+                f"Budget '{spec.id}' ({spec.period}) can never admit this call for {label}: {why}; "
+                "waiting for the reset will not help."
+            ),
+            details={
+                "control": "budget",
+                "never_fits": True,
+                "key": label,
+                "max_calls": spec.max_calls,
+                "max_cost": spec.max_cost,
+                "call_cost": cost,
+            },
+        )
+
     def refusal(
         self, label: str, *, calls: int, cost: float, this_cost: float, reset_iso: str, retry_after: float
     ) -> Verdict:
@@ -163,6 +194,18 @@ class Budget:
                 "call_cost": this_cost,
                 "resets_at": reset_iso,
             },
+        )
+
+    def unrecorded_refusal(self, label: str, message: str) -> Verdict:
+        # Fail closed whatever the configured decision: a charge the state could not store.
+        return Verdict(
+            decision=Decision.BLOCK,
+            rules=(self.spec.id,),
+            reason=(
+                f"Budget '{self.spec.id}' could not record this call's charge ({message}); "
+                "the call was not forwarded."
+            ),
+            details={"control": "budget", "key": label},
         )
 
     def cost_refusal(self, message: str) -> Verdict:

@@ -4,14 +4,16 @@
 cap and key, and gives them all back when the block exits — normally, by exception or
 by cancellation. When a cap is full the call is refused at once with
 :class:`ConcurrencyRefused`, unless the cap has ``wait > 0``: then the call waits (in
-real time, on the event loop's clock) for a release, up to that bound.
+real time, on the event loop's clock) for a release, up to that bound. Each time it
+wakes it asks again which caps apply (a reload may have raised, lowered or removed
+them) and keeps to those; the bound still counts from when it started waiting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import anyio
 
@@ -21,6 +23,9 @@ from mcp_guard.controls.ratelimit import scope_matcher
 from mcp_guard.controls.state import ControlState, MemoryState
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import GuardError
+
+if TYPE_CHECKING:
+    from mcp_guard.controls.facade import ControlCall
 
 
 class ControlRefused(GuardError):
@@ -60,6 +65,10 @@ class ConcurrencyLimit:
         )
 
 
+Wanted = Sequence[tuple[ConcurrencyLimit, str]]
+"""The caps a call must hold a slot under: (cap, counter key), one per key."""
+
+
 class Releases:
     """Wakes waiters when any slot is released (only allocates while someone waits)."""
 
@@ -83,6 +92,12 @@ class Releases:
             self._waiting -= 1
 
 
+class CapsInForce(Protocol):
+    """Where a waiting call asks again which caps apply to it (a reload may change them)."""
+
+    def caps_in_force(self, call: ControlCall) -> Wanted: ...
+
+
 class Slot(NamedTuple):
     """The slots a call holds: ``keys`` (one per cap and key) and seconds spent waiting."""
 
@@ -97,30 +112,31 @@ class SlotGuard:
         ConcurrencyRefused: a cap is full; its ``verdict`` names the cap.
     """
 
-    __slots__ = ("_held", "_releases", "_shield", "_state", "_wanted")
+    __slots__ = ("_call", "_held", "_releases", "_shield", "_source", "_state", "_wanted")
 
     def __init__(
         self,
         state: ControlState,
         releases: Releases,
-        wanted: Sequence[tuple[ConcurrencyLimit, str]],
+        wanted: Wanted,
+        source: CapsInForce,
+        call: ControlCall,
     ) -> None:
         self._state = state
         self._releases = releases
         self._wanted = wanted
+        self._source = source
+        self._call = call
         self._held: list[str] = []
         # In-memory releases never suspend, so cancellation cannot interrupt them.
         self._shield = not isinstance(state, MemoryState)
 
     async def __aenter__(self) -> Slot:
-        if not self._wanted:
-            return Slot((), 0.0)
         started: float | None = None
-        while True:
+        while self._wanted:
             refused = await self._try()
             if refused is None:
-                waited = 0.0 if started is None else anyio.current_time() - started
-                return Slot(tuple(self._held), waited)
+                break
             limit, key = refused
             now = anyio.current_time()
             if started is None:
@@ -129,6 +145,9 @@ class SlotGuard:
             if remaining <= 0:
                 raise ConcurrencyRefused(limit.refusal(describe(key), now - started))
             await self._releases.wait(remaining)
+            self._wanted = self._source.caps_in_force(self._call)
+        waited = 0.0 if started is None else anyio.current_time() - started
+        return Slot(tuple(self._held), waited)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -176,6 +176,13 @@ class BudgetSpec(_PrincipalSelected):
     def _check(self) -> BudgetSpec:
         if self.max_calls is None and self.max_cost is None:
             raise ValueError("a budget needs max_calls, max_cost or both")
+        fixed = self.cost.fixed if self.cost is not None else None
+        if fixed is not None and self.max_cost is not None and fixed > self.max_cost:
+            # Every call would be refused, each told to wait for a reset that cannot help.
+            raise ValueError(
+                f"cost: a fixed cost of {fixed:g} is more than max_cost {self.max_cost:g} "
+                "(no call would ever fit)"
+            )
         try:
             ZoneInfo(self.tz)
         except (ZoneInfoNotFoundError, ValueError):

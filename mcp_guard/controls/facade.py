@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import anyio
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict
 
@@ -27,11 +28,11 @@ from mcp_guard.controls.breaker import (
 )
 from mcp_guard.controls.budgets import Budget, CostError
 from mcp_guard.controls.clock import Clock, Instant, SystemClock
-from mcp_guard.controls.concurrency import ConcurrencyLimit, Releases, SlotGuard
+from mcp_guard.controls.concurrency import ConcurrencyLimit, Releases, SlotGuard, Wanted
 from mcp_guard.controls.config import BoundsSpec, ControlsConfig, TimeoutSpec
 from mcp_guard.controls.keys import GlobMatcher, counter_keys, describe, glob_matcher, specificity
 from mcp_guard.controls.ratelimit import RateLimit
-from mcp_guard.controls.state import ControlState, MemoryState
+from mcp_guard.controls.state import ChargeNotRecorded, ControlState, MemoryState
 from mcp_guard.decision import Verdict, most_severe
 from mcp_guard.principal import Principal
 
@@ -63,14 +64,16 @@ class Admission:
 
     ``verdict`` is ``None`` or a refusal (one that forwards: WARN, MONITOR_ONLY, or one
     that stops the call, which then holds nothing). ``taken`` (bucket tokens and budget
-    charges) and ``probes`` (half-open breaker permits, with the ``opened_at`` they
-    belong to) are what :meth:`Controls.withdraw` gives back when the call is never
-    forwarded after all.
+    charges) is what :meth:`Controls.withdraw` gives back when the call is never
+    forwarded after all. ``breakers`` are the breakers that let it through, each with the
+    generation it was admitted under: :meth:`Controls.record_outcome` counts the call's
+    outcome only against those generations, and :meth:`Controls.withdraw` gives back a
+    half-open permit only to the half-open period that granted it.
     """
 
     verdict: Verdict | None = None
     taken: list[_Taken] = field(default_factory=list)
-    probes: list[tuple[str, float]] = field(default_factory=list)
+    breakers: list[tuple[str, int]] = field(default_factory=list)
 
 
 class BreakerSnapshot(BaseModel):
@@ -142,6 +145,26 @@ class Controls:
         self._by_value: dict[tuple[str, str | None, str, str], _Resolved] = {}
         self._local = isinstance(self.state, MemoryState)
         self._releases = Releases()
+        self._successor: Controls | None = None
+
+    def hand_over(self, successor: Controls) -> None:
+        """``successor`` (built from a reloaded config) replaces these controls.
+
+        Calls waiting here for a concurrency slot are woken at once and try again under
+        the successor's caps: admitted when a raised or removed cap has room, held to a
+        lowered one, refused when its ``wait`` is already spent. Call this when the
+        successor takes over, before it takes calls.
+
+        Raises:
+            ValueError: the successor keeps its state elsewhere (slots in use would not count).
+        """
+        if successor is self:
+            raise ValueError("controls cannot hand over to themselves")
+        if successor.state is not self.state:
+            raise ValueError("controls can hand over only to controls on the same control state")
+        self._successor = successor
+        successor._releases = self._releases
+        self._releases.notify()
 
     # -- limits stage ------------------------------------------------------------------
 
@@ -188,20 +211,31 @@ class Controls:
     async def release_probes(self, admission: Admission) -> None:
         """Give back the half-open permits of a call whose outcome will never be reported
         (cancelled), so the next probe need not wait ``open_for`` for the lost one."""
-        probes, admission.probes = admission.probes, []
-        for key, opened_at in probes:
+        admitted, admission.breakers = admission.breakers, []
+        for key, generation in admitted:
             rec = await self.state.breaker_get(key)
-            if release_probe(rec, opened_at) and not self._local:
+            if release_probe(rec, generation) and not self._local:
                 await self.state.breaker_put(key, rec)
 
     async def _take(self, call: ControlCall, now: Instant | None) -> tuple[Verdict | None, list[_Taken]]:
-        """:meth:`check`, also returning what was taken so a later refusal can give it back."""
-        taken: list[_Taken] = []
+        """:meth:`check`, also returning what was taken so a later refusal can give it back.
+
+        Cancelled part-way (a state that writes through suspends), it gives back what it took.
+        """
         resolved = self._resolve(call)
         if not resolved.limits and not resolved.budgets:
-            return None, taken
-        if now is None:
-            now = self.clock.now()
+            return None, []
+        taken: list[_Taken] = []
+        try:
+            return await self._take_from(call, self.clock.now() if now is None else now, resolved, taken)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._undo(taken)
+            raise
+
+    async def _take_from(
+        self, call: ControlCall, now: Instant, resolved: _Resolved, taken: list[_Taken]
+    ) -> tuple[Verdict | None, list[_Taken]]:
         state = self.state
         soft: Verdict | None = None
         for limit, keys in resolved.limits:
@@ -224,19 +258,31 @@ class Controls:
                 return budget.cost_refusal(str(exc)), []
             start, end, end_iso = budget.window.at(now.wall)
             for key in keys:
-                added, usage = await state.counter_add(
-                    key, start, end=end, calls=1, cost=cost, max_calls=spec.max_calls, max_cost=spec.max_cost
-                )
-                if not added:
-                    retry = end - now.wall.timestamp()
-                    verdict = budget.refusal(
-                        describe(key),
-                        calls=usage.calls,
-                        cost=usage.cost,
-                        this_cost=cost,
-                        reset_iso=end_iso,
-                        retry_after=retry,
+                try:
+                    added, usage = await state.counter_add(
+                        key,
+                        start,
+                        end=end,
+                        calls=1,
+                        cost=cost,
+                        max_calls=spec.max_calls,
+                        max_cost=spec.max_cost,
                     )
+                except ChargeNotRecorded as exc:  # fail closed, whatever the configured decision
+                    await self._undo(taken)
+                    return budget.unrecorded_refusal(describe(key), str(exc)), []
+                if not added:
+                    if budget.never_fits(cost):
+                        verdict = budget.never_fits_refusal(describe(key), cost)
+                    else:
+                        verdict = budget.refusal(
+                            describe(key),
+                            calls=usage.calls,
+                            cost=usage.cost,
+                            this_cost=cost,
+                            reset_iso=end_iso,
+                            retry_after=end - now.wall.timestamp(),
+                        )
                     if not verdict.decision.forwards:
                         await self._undo(taken)
                         return verdict, []
@@ -245,8 +291,10 @@ class Controls:
                     taken.append((key, start, 1.0, cost))
         return soft, taken
 
-    async def _undo(self, taken: Sequence[_Taken]) -> None:
-        for key, period, amount, extra in taken:
+    async def _undo(self, taken: list[_Taken]) -> None:
+        """Give back everything in ``taken``, emptying it as it goes (so nothing twice)."""
+        while taken:
+            key, period, amount, extra = taken.pop()
             if period < 0:
                 await self.state.bucket_give_back(key, extra, amount)
             else:
@@ -258,7 +306,14 @@ class Controls:
         Raises (on enter):
             ConcurrencyRefused: a cap is full (after waiting, if the cap allows waiting).
         """
-        return SlotGuard(self.state, self._releases, self._resolve(call).concurrency)
+        return SlotGuard(self.state, self._releases, self._resolve(call).concurrency, self, call)
+
+    def caps_in_force(self, call: ControlCall) -> Wanted:
+        """The concurrency caps for ``call`` under the controls now in force (see :meth:`hand_over`)."""
+        current = self
+        while current._successor is not None:
+            current = current._successor
+        return current._resolve(call).concurrency
 
     # -- forward stage -------------------------------------------------------------------
 
@@ -273,8 +328,9 @@ class Controls:
 
     async def _ask_breakers(
         self, call: ControlCall, now: float | None
-    ) -> tuple[Verdict | None, list[tuple[str, float]]]:
-        """:meth:`breaker_check`, also returning the half-open permits the call now holds.
+    ) -> tuple[Verdict | None, list[tuple[str, int]]]:
+        """:meth:`breaker_check`, also returning the breakers that admitted the call, each
+        with the generation it was admitted under (a half-open one's permit is held).
 
         When a later breaker refuses, the permits the earlier ones gave are released: the
         refused call will never report the outcome that would free them.
@@ -283,7 +339,7 @@ class Controls:
         if not plan.breakers:
             return None, []
         mono = self.clock.monotonic() if now is None else now
-        probes: list[tuple[str, float]] = []
+        admitted: list[tuple[str, int]] = []
         for breaker, key, target in plan.breakers:
             rec = await self.state.breaker_get(key)
             wait, change = breaker.admit(rec, target, mono)
@@ -292,28 +348,45 @@ class Controls:
             if change is not None:
                 self._emit(change)
             if wait is not None:
-                await self.release_probes(Admission(probes=probes))
+                await self.release_probes(Admission(breakers=admitted))
                 return breaker.refusal(target, wait), []
-            if rec.state is BreakerState.HALF_OPEN:
-                probes.append((key, rec.opened_at))
-        return None, probes
+            admitted.append((key, rec.generation))
+        return None, admitted
 
     async def record_outcome(
-        self, call: ControlCall, failed: bool, now: float | None = None, *, tool_error: bool = False
+        self,
+        call: ControlCall,
+        failed: bool,
+        now: float | None = None,
+        *,
+        tool_error: bool = False,
+        admission: Admission | None = None,
     ) -> None:
         """Report how a forwarded call ended.
 
         ``failed``: a transport error or timeout. ``tool_error``: the result had
         ``isError`` — a failure only for breakers with ``count_tool_errors: true``.
+        ``admission``: what :meth:`admit` returned for the call. The outcome then counts
+        only against the breaker generations that admitted it, and only once; without it
+        the outcome is taken to belong to each breaker's current generation, which is
+        right only when no other call was admitted since (the gateway always passes it).
         """
         plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
         if not plan.breakers:
             return
+        generations: dict[str, int] | None = None
+        if admission is not None:
+            generations, admission.breakers = dict(admission.breakers), []
         mono = self.clock.monotonic() if now is None else now
         for breaker, key, target in plan.breakers:
+            generation = None
+            if generations is not None:
+                generation = generations.get(key)
+                if generation is None:  # a breaker added by a reload since: it never admitted the call
+                    continue
             rec = await self.state.breaker_get(key)
             change = breaker.record(
-                rec, target, failed or (tool_error and breaker.spec.count_tool_errors), mono
+                rec, target, failed or (tool_error and breaker.spec.count_tool_errors), mono, generation
             )
             if not self._local:
                 await self.state.breaker_put(key, rec)

@@ -11,6 +11,13 @@ Durability trade-off: a crash (not a clean shutdown) loses at most the increment
 the last ``flush_interval`` — those calls go uncounted, so a budget may be exceeded by
 what was spent in that interval. ``flush_interval=0`` writes through after every
 change instead (see docs/controls.md for measured costs).
+
+When a write fails, the stored counters must never end up below what was forwarded:
+write-behind keeps counting in memory and retries (the file lags by what a crash would
+lose anyway); write-through refuses the call whose charge it could not write
+(:class:`ChargeNotRecorded`) and keeps its counter as it was; a give-back that cannot
+be written is kept in memory and written with the next write that succeeds, the file
+over-counting until then.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from time import time
 import aiosqlite
 import anyio
 
-from mcp_guard.controls.state import MemoryState, Usage
+from mcp_guard.controls.state import ChargeNotRecorded, MemoryState, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +114,26 @@ class EmbeddedState(MemoryState):
             key, period, end=end, calls=calls, cost=cost, max_calls=max_calls, max_cost=max_cost
         )
         if added and self.flush_interval == 0:
-            await self.flush()
+            try:
+                await self.flush()
+            except BaseException as exc:  # not written (or cancelled): the call is not counted
+                await super().counter_sub(key, period, calls, cost)
+                if isinstance(exc, sqlite3.Error):
+                    raise ChargeNotRecorded(f"writing the budget counters to SQLite failed: {exc}") from exc
+                raise
         return added, usage
 
     async def counter_sub(self, key: str, period: float, calls: int, cost: float) -> None:
         await super().counter_sub(key, period, calls, cost)
         if self.flush_interval == 0:
-            await self.flush()
+            try:
+                await self.flush()
+            except sqlite3.Error as exc:
+                logger.error(
+                    "controls: writing a budget give-back to SQLite failed (%s); the file counts "
+                    "too much until the next write succeeds",
+                    exc,
+                )
 
     def _changed(self, key: str, period: float) -> None:
         self._dirty.add((key, period))

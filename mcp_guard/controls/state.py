@@ -26,9 +26,14 @@ from typing import Protocol
 
 from mcp_guard.controls.breaker import BreakerRecord
 from mcp_guard.controls.ratelimit import Bucket, give_back, take
+from mcp_guard.errors import GuardError
 
 PRUNE_AT = 10_000
 """Full buckets are forgotten when the bucket count reaches this (then twice the live count)."""
+
+
+class ChargeNotRecorded(GuardError):
+    """:meth:`ControlState.counter_add` could not record a charge durably; nothing was added."""
 
 
 @dataclass(slots=True)
@@ -65,11 +70,19 @@ class ControlState(Protocol):
         """Add to the counter of ``period`` unless that would exceed a maximum.
 
         Returns ``(added, usage)``: the usage after adding, or as it was when refused.
+
+        Raises:
+            ChargeNotRecorded: a backend that promises durability could not store the
+                charge; the counter is as it was (the call must not go ahead).
         """
         ...
 
     async def counter_sub(self, key: str, period: float, calls: int, cost: float) -> None:
-        """Undo a :meth:`counter_add` for a call that did not go ahead."""
+        """Undo a :meth:`counter_add` for a call that did not go ahead.
+
+        Never raises for a storage failure: a give-back that cannot be stored yet leaves the
+        stored counter too high (the safe side) until it can be.
+        """
         ...
 
     async def counter_get(self, key: str, period: float) -> Usage:

@@ -126,7 +126,7 @@ async def test_a_withdrawn_half_open_probe_lets_the_next_probe_through_at_once()
     c = Controls(config(breakers=[BREAKER]))
     await open_breaker(c)
     probe = await c.admit(call(), at(30.0))
-    assert probe.verdict is None and probe.probes
+    assert probe.verdict is None and probe.breakers
     assert (await c.admit(call(), at(31.0))).verdict is not None  # one probe at a time
 
     await c.withdraw(probe)  # the probe was refused later, or cancelled before it was sent

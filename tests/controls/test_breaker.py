@@ -4,7 +4,7 @@ import pytest
 
 from mcp_guard.controls import BreakerState, BreakerTransition, Controls
 from mcp_guard.decision import Decision
-from tests.controls.controls_support import call, config
+from tests.controls.controls_support import at, call, config
 
 pytestmark = pytest.mark.anyio
 
@@ -124,3 +124,71 @@ async def test_snapshot_shows_state_and_time_to_next_probe() -> None:
     assert snap.breaker == "bank-breaker" and snap.target == "bank"
     assert snap.state is BreakerState.OPEN
     assert snap.retry_after == pytest.approx(18.0)
+
+
+async def test_a_breaker_ignores_the_outcome_of_a_call_admitted_while_it_was_closed() -> None:
+    c, changes = breaker(consecutive_failures=1)
+    slow = await c.admit(call(), at(0.0))  # admitted while closed; answers only later
+    await fail(c, 1, 0.0)
+    probe = await c.admit(call(), at(30.0))
+    assert probe.verdict is None
+
+    await c.record_outcome(call(), False, 31.0, admission=slow)
+
+    assert (await c.admit(call(), at(31.0))).verdict is not None  # still half-open, probe in flight
+    await c.record_outcome(call(), False, 32.0, admission=probe)
+    assert [t.new for t in changes] == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+    assert changes[-1].at == 32.0
+
+
+async def test_a_breaker_ignores_outcomes_of_probes_from_an_earlier_opening() -> None:
+    c, changes = breaker(consecutive_failures=1, half_open_probes=2)
+    await fail(c, 1, 0.0)
+    stale = await c.admit(call(), at(30.0))
+    failed = await c.admit(call(), at(30.0))
+    await c.record_outcome(call(), True, 31.0, admission=failed)  # open again, from 31.0
+    probe = await c.admit(call(), at(61.0))
+    assert probe.verdict is None
+
+    await c.record_outcome(call(), False, 62.0, admission=stale)  # the first opening's probe
+
+    assert (await c.snapshot(62.0))[0].state is BreakerState.HALF_OPEN
+    await c.record_outcome(call(), True, 63.0, admission=probe)
+    assert [t.new for t in changes][-1] is BreakerState.OPEN and changes[-1].at == 63.0
+
+
+async def test_a_probe_whose_permit_lapsed_no_longer_decides_the_breaker() -> None:
+    c, _ = breaker(consecutive_failures=1)
+    await fail(c, 1, 0.0)
+    lapsed = await c.admit(call(), at(30.0))
+    probe = await c.admit(call(), at(60.0))  # the first probe held its permit for open_for
+    assert probe.verdict is None
+
+    await c.record_outcome(call(), True, 61.0, admission=lapsed)
+
+    assert (await c.snapshot(61.0))[0].state is BreakerState.HALF_OPEN
+    await c.record_outcome(call(), False, 62.0, admission=probe)
+    assert (await c.snapshot(62.0))[0].state is BreakerState.CLOSED
+
+
+async def test_a_late_failure_of_a_call_admitted_before_the_breaker_last_closed_is_not_counted() -> None:
+    c, changes = breaker(consecutive_failures=1)
+    slow = await c.admit(call(), at(0.0))
+    await fail(c, 1, 0.0)
+    await c.record_outcome(call(), False, 31.0, admission=await c.admit(call(), at(30.0)))  # closed again
+
+    await c.record_outcome(call(), True, 40.0, admission=slow)
+
+    assert (await c.admit(call(), at(40.0))).verdict is None
+    assert [t.new for t in changes] == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+
+
+async def test_an_outcome_is_counted_once_per_admission() -> None:
+    c, changes = breaker(consecutive_failures=2)
+    admitted = await c.admit(call(), at(0.0))
+
+    await c.record_outcome(call(), True, 1.0, admission=admitted)
+    await c.record_outcome(call(), True, 1.0, admission=admitted)
+
+    assert (await c.admit(call(), at(2.0))).verdict is None
+    assert changes == []

@@ -191,3 +191,39 @@ async def test_write_through_mode_persists_each_change_immediately(tmp_path: Pat
         assert state._dirty == set()
         async with open_embedded_state(db, flush_interval=3600, wall=noon.timestamp) as other:
             assert sum(u.calls for u in other.counters.values()) == 1
+
+
+async def test_a_call_that_costs_more_than_the_whole_budget_is_refused_as_never_fitting() -> None:
+    c = controls(budgets=[REFUNDS])
+    noon = berlin(2026, 6, 15, 12)
+
+    verdict = await c.check(refund(150), at(0, noon))
+
+    assert verdict is not None and verdict.decision is Decision.BLOCK
+    assert verdict.reason == (
+        "Budget 'daily-refunds' (day) can never admit this call for user alice: it costs 150 "
+        "cost units and the budget allows 100 per day; waiting for the reset will not help."
+    )
+    assert "retry_after" not in verdict.details and verdict.details["never_fits"] is True
+    assert "retry_after" not in verdict.meta(None)
+    assert await c.check(refund(100), at(0, noon)) is None  # nothing was counted for it
+
+
+async def test_a_budget_of_no_calls_refuses_every_call_as_never_fitting() -> None:
+    c = controls(budgets=[{"id": "frozen", "period": "day", "max_calls": 0}])
+
+    verdict = await c.check(call(), at(0))
+
+    assert verdict is not None and "can never admit this call" in verdict.reason
+    assert "allows 0 calls per day" in verdict.reason and "retry_after" not in verdict.details
+
+
+async def test_a_call_that_fits_only_an_empty_period_is_told_when_the_period_resets() -> None:
+    c = controls(budgets=[REFUNDS])
+    noon = berlin(2026, 6, 15, 12)
+    assert await c.check(refund(60), at(0, noon)) is None
+
+    verdict = await c.check(refund(100), at(0, noon))
+
+    assert verdict is not None and "exhausted" in verdict.reason
+    assert verdict.details["retry_after"] == pytest.approx(12 * 3600)

@@ -114,3 +114,104 @@ async def test_calls_without_a_matching_cap_get_an_empty_slot() -> None:
     c = controls(concurrency=[CAP])
     async with c.concurrency(call("search__web")) as slot:
         assert slot.keys == ()
+
+
+class Holder:
+    """A call holding a slot of ``controls`` until ``release`` is set."""
+
+    def __init__(self, c: Controls, tool: str = "bank__pay") -> None:
+        self.c, self.tool = c, tool
+        self.holding, self.release = anyio.Event(), anyio.Event()
+
+    async def run(self) -> None:
+        async with self.c.concurrency(call(self.tool)):
+            self.holding.set()
+            await self.release.wait()
+
+
+async def waiter_admitted(c: Controls, admitted: anyio.Event, refused: list[ConcurrencyRefused]) -> None:
+    try:
+        async with c.concurrency(call()):
+            admitted.set()
+    except ConcurrencyRefused as exc:
+        refused.append(exc)
+        admitted.set()
+
+
+async def test_a_call_waiting_for_a_slot_is_admitted_when_a_reload_raises_the_cap() -> None:
+    old = controls(concurrency=[{**CAP, "max": 1, "wait": "1h"}])
+    holder, admitted, refused = Holder(old), anyio.Event(), []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder.run)
+            await holder.holding.wait()
+            tg.start_soon(waiter_admitted, old, admitted, refused)
+            await anyio.wait_all_tasks_blocked()
+
+            old.hand_over(controls(old.state, concurrency=[{**CAP, "max": 2, "wait": "1h"}]))
+
+            await admitted.wait()  # while the holder still holds its slot
+            assert refused == [] and not holder.release.is_set()
+            holder.release.set()
+    assert await in_flight(old) == 0
+
+
+async def test_a_call_waiting_for_a_slot_is_admitted_when_a_reload_removes_the_cap() -> None:
+    old = controls(concurrency=[{**CAP, "max": 1, "wait": "1h"}])
+    holder, admitted, refused = Holder(old), anyio.Event(), []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder.run)
+            await holder.holding.wait()
+            tg.start_soon(waiter_admitted, old, admitted, refused)
+            await anyio.wait_all_tasks_blocked()
+
+            old.hand_over(controls(old.state))
+
+            await admitted.wait()
+            assert refused == []
+            holder.release.set()
+
+
+async def test_a_call_waiting_for_a_slot_keeps_to_the_lower_cap_of_a_reload() -> None:
+    old = controls(concurrency=[{**CAP, "max": 2, "wait": "1h"}])
+    first, second, admitted, refused = Holder(old), Holder(old), anyio.Event(), []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for holder in (first, second):
+                tg.start_soon(holder.run)
+                await holder.holding.wait()
+            tg.start_soon(waiter_admitted, old, admitted, refused)
+            await anyio.wait_all_tasks_blocked()
+            old.hand_over(controls(old.state, concurrency=[{**CAP, "max": 1, "wait": "1h"}]))
+
+            first.release.set()
+            await anyio.wait_all_tasks_blocked()
+            assert not admitted.is_set() and await in_flight(old) == 1  # one in flight is the new cap
+
+            second.release.set()
+            await admitted.wait()
+    assert refused == []
+
+
+async def test_a_call_waiting_for_a_slot_is_refused_at_once_when_a_reload_stops_the_waiting() -> None:
+    old = controls(concurrency=[{**CAP, "max": 1, "wait": "1h"}])
+    holder, admitted, refused = Holder(old), anyio.Event(), []
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder.run)
+            await holder.holding.wait()
+            tg.start_soon(waiter_admitted, old, admitted, refused)
+            await anyio.wait_all_tasks_blocked()
+
+            old.hand_over(controls(old.state, concurrency=[{**CAP, "max": 1, "wait": 0}]))
+
+            await admitted.wait()
+            holder.release.set()
+    assert [r.verdict.rules for r in refused] == [("bank-inflight",)]
+    assert "1 calls already in flight (waited" in refused[0].verdict.reason
+
+
+async def test_controls_cannot_hand_over_to_controls_on_another_state() -> None:
+    with pytest.raises(ValueError, match="same control state"):
+        controls(concurrency=[CAP]).hand_over(controls(concurrency=[CAP]))

@@ -130,6 +130,15 @@ def test_a_burst_below_one_call_is_refused_since_that_bucket_would_never_admit_a
     ]
 
 
+def test_a_budget_whose_fixed_cost_exceeds_its_maximum_is_refused_since_it_would_never_admit_a_call() -> None:
+    item = {"id": "x", "period": "day", "max_cost": 3, "cost": 5}
+    with pytest.raises(ConfigError) as err:
+        parse_limit_specs([RawSpec("p.yaml", 7, "budgets", item)])
+    assert err.value.problems == [
+        "p.yaml:7: budgets[x]: cost: a fixed cost of 5 is more than max_cost 3 (no call would ever fit)"
+    ]
+
+
 def test_a_duplicate_id_names_both_places() -> None:
     item = {"id": "same", "rate": "1/s"}
     with pytest.raises(ConfigError) as err:
