@@ -25,6 +25,7 @@ import pydantic_core
 from mcp import types
 from mcp.shared.dispatcher import as_request_id
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_guard.stdio_wire import OverlongLine, StdoutPipe
 
@@ -97,7 +98,7 @@ def _why_unreadable(line: str, exc: ValidationError) -> Refusal:
 def _shape_fault(value: object, errors: list[Any]) -> str:
     """What is wrong with valid JSON that is not a JSON-RPC message, in the client's terms."""
     if isinstance(value, list):
-        return "a JSON array (a batch); MCP takes one message per line"
+        return "a JSON array (a batch); MCP takes one message at a time"
     if not isinstance(value, dict):
         return f"expected a JSON-RPC message object, got {_JSON_TYPES.get(type(value), 'a value')}"
     if value.get("jsonrpc") != "2.0":
@@ -145,3 +146,83 @@ async def answer_malformed(lines: AsyncIterable[str], out: StdoutPipe) -> AsyncI
         else:
             preview = line[:_PREVIEW_CHARS]
             logger.warning("stdio: dropped a malformed response (%s): %r", refused.reason, preview)
+
+
+_SDK_UNREADABLE = ("Parse error", "Validation error", "Could not parse message")
+"""How the SDK's HTTP transports begin the 400 answer to a body they cannot read."""
+
+
+class AnswerMalformedPosts:
+    """Pure ASGI middleware for the MCP endpoints: the SDK's answer to a POST body it cannot
+    read is replaced by :func:`refusal`'s (a ``400`` with the JSON-RPC error naming the fault
+    and the request's id), where the SDK's names neither (``Validation error: 6 validation
+    errors for union[...]``, SSE's plain ``Could not parse message``). A request with an id
+    that is not a string or an integer, which the SDK accepts as a notification (``202``),
+    is answered ``400`` too. Nothing else changes, and the body is read by the SDK alone: the
+    middleware keeps its chunks only until the answer starts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] | None = []
+        held: Message | None = None
+
+        async def teed_receive() -> Message:
+            message = await receive()
+            if chunks is not None and message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+            return message
+
+        async def rewriting_send(message: Message) -> None:
+            nonlocal chunks, held
+            if message["type"] == "http.response.start":
+                if message["status"] in (400, 202) and chunks is not None:
+                    held = message
+                    return
+                chunks = None
+            elif held is not None and message["type"] == "http.response.body":
+                start, held, body = held, None, b"".join(chunks or ())
+                chunks = None
+                replaced = _replacement(start["status"], message, body)
+                if replaced is not None:
+                    start, message = _json_answer(start, replaced)
+                await send(start)
+            await send(message)
+
+        await self.app(scope, teed_receive, rewriting_send)
+
+
+def _replacement(status: int, answer: Message, body: bytes) -> Refusal | None:
+    """The refusal that replaces the SDK's whole ``status`` answer to ``body``, if any."""
+    if answer.get("more_body"):
+        return None
+    if status == 400 and not _about_the_body(answer.get("body", b"")):
+        return None  # a 400 about something else (a session, a header)
+    if status == 202 and b'"id"' not in body:
+        return None
+    refused = refusal(body.decode("utf-8", errors="replace"))
+    return refused if refused is not None and refused.answered else None
+
+
+def _about_the_body(sent: bytes) -> bool:
+    """Whether the SDK's 400 answer says it could not read the body (as JSON-RPC or SSE's text)."""
+    if sent.startswith(_SDK_UNREADABLE[-1].encode()):
+        return True
+    try:
+        message = pydantic_core.from_json(sent)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(message, str) and message.startswith(_SDK_UNREADABLE[:2])
+
+
+def _json_answer(start: Message, refused: Refusal) -> tuple[Message, Message]:
+    body = pydantic_core.to_json(refused.answer())
+    kept = [
+        (k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")
+    ]
+    headers = [*kept, (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return {**start, "status": 400, "headers": headers}, {"type": "http.response.body", "body": body}

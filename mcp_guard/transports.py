@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.identity import AuthError, StdioIdentity
-from mcp_guard.malformed import answer_malformed
+from mcp_guard.malformed import AnswerMalformedPosts, answer_malformed
 from mcp_guard.principal import Principal, principal_in
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
@@ -200,9 +200,9 @@ def build_http_app(
                 tg.cancel_scope.cancel()
 
     routes: list[BaseRoute] = [
-        Route("/mcp", endpoint=wrap_mcp(StreamableHTTPASGIApp(manager))),
+        Route("/mcp", endpoint=wrap_mcp(AnswerMalformedPosts(StreamableHTTPASGIApp(manager)))),
         Route("/sse", endpoint=wrap_mcp(SseEndpoint()), methods=["GET"]),
-        Mount(SSE_MESSAGES_PATH, app=wrap_mcp(sse.handle_post_message)),
+        Mount(SSE_MESSAGES_PATH, app=wrap_mcp(AnswerMalformedPosts(sse.handle_post_message))),
         Route("/healthz", endpoint=health),
         *(extra_routes or []),
     ]

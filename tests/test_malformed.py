@@ -41,7 +41,7 @@ UNREADABLE: list[tuple[str, int, int | str | None, str]] = [
     ('{"jsonrpc": "2.0", "id": null, "method": "ping"}', INVALID_REQUEST, None, "not null"),
     ('{"id": 10, "method": "tools/list"}', INVALID_REQUEST, 10, '"jsonrpc" must be "2.0"'),
     ('{"jsonrpc": "1.0", "id": 10, "method": "tools/list"}', INVALID_REQUEST, 10, '"jsonrpc" must be "2.0"'),
-    ("[]", INVALID_REQUEST, None, "a JSON array (a batch); MCP takes one message per line"),
+    ("[]", INVALID_REQUEST, None, "a JSON array (a batch); MCP takes one message at a time"),
     ('[{"jsonrpc": "2.0", "id": 1, "method": "ping"}]', INVALID_REQUEST, None, "a batch"),
     ('"hello"', INVALID_REQUEST, None, "expected a JSON-RPC message object, got a string"),
     ("42", INVALID_REQUEST, None, "got a number"),

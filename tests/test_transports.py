@@ -149,6 +149,57 @@ async def test_garbage_json_rpc_gets_a_parse_error_and_the_gateway_keeps_serving
             assert (await client.list_tools()).tools
 
 
+UNREADABLE_BODIES: list[tuple[bytes, int | None, str]] = [
+    (b'{"id": 10, "method": "tools/list"}', 10, 'Invalid request: "jsonrpc" must be "2.0"'),
+    (
+        b'{"jsonrpc": "2.0", "id": 11, "method": "tools/list", "params": [1]}',
+        11,
+        '"params" must be an object',
+    ),
+    (
+        b'{"jsonrpc": "2.0", "id": 12, "method": "tools/call", "params": {"a": "\\ud800"}}',
+        12,
+        "lone surrogate",
+    ),
+    (b'{"jsonrpc": "2.0", "id": 9.5, "method": "tools/list"}', None, '"id" must be a string or an integer'),
+    (b"[]", None, "a JSON array (a batch)"),
+]
+"""Bodies the SDK refuses without naming the fault or the id (or, for id 9.5, accepts as a
+notification), with the id and the words of mcp-guard's answer."""
+
+
+async def test_an_unreadable_body_is_refused_naming_its_fault_and_id_over_both_http_transports(
+    tmp_path: Path,
+) -> None:
+    answers: dict[str, list[httpx2.Response]] = {"streamable": [], "sse": []}
+    async with http_gateway(tmp_path) as url, httpx2.AsyncClient(timeout=30) as http:
+        init = await http.post(f"{url}/mcp", json=INITIALIZE_REQUEST, headers=MCP_POST_HEADERS)
+        session = {**MCP_POST_HEADERS, "mcp-session-id": init.headers["mcp-session-id"]}
+        for body, _, _ in UNREADABLE_BODIES:
+            answers["streamable"].append(await http.post(f"{url}/mcp", content=body, headers=session))
+        async with http.stream("GET", f"{url}/sse") as events:
+            lines = events.aiter_lines()
+            endpoint = ""
+            while not endpoint.startswith("/messages/"):
+                endpoint = (await anext(lines)).removeprefix("data: ")
+            for body, _, _ in UNREADABLE_BODIES:
+                answers["sse"].append(
+                    await http.post(f"{url}{endpoint}", content=body, headers=MCP_POST_HEADERS)
+                )
+        still_served = await http.post(
+            f"{url}/mcp", json={"jsonrpc": "2.0", "id": 13, "method": "ping"}, headers=session
+        )
+    for transport, responses in answers.items():
+        for response, (_, request_id, words) in zip(responses, UNREADABLE_BODIES, strict=True):
+            assert response.status_code == 400, transport
+            assert response.headers["content-type"] == "application/json"
+            error = response.json()
+            assert error["id"] == request_id, (transport, error)
+            assert error["error"]["code"] == -32600
+            assert words in error["error"]["message"], (transport, error)
+    assert still_served.status_code == 200 and '"id":13' in still_served.text
+
+
 async def test_the_health_endpoint_counts_ready_upstreams_without_naming_them(tmp_path: Path) -> None:
     async with http_gateway(tmp_path) as url, httpx2.AsyncClient() as http:
         health = (await http.get(f"{url}/healthz")).json()
