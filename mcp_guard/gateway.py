@@ -149,7 +149,11 @@ class Gateway:
                 ScoreStage(services.scorer),
                 DecideStage(lambda: self.policy),
                 LimitsStage(controls),
-                ApprovalStage(services.approvals, arguments=self.settings.audit.arguments),
+                ApprovalStage(
+                    services.approvals,
+                    arguments=self.settings.audit.arguments,
+                    controls=lambda: self.controls or controls,  # those in force when a hold ends
+                ),
             ]
         )
         self.result_chain = ResultChain(

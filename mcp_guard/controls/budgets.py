@@ -138,14 +138,19 @@ class Budget:
         )
 
     def never_fits_refusal(self, label: str, cost: float) -> Verdict:
-        """The refusal of a call no period can hold: no ``retry_after``, since waiting will not help."""
+        """The refusal of a call no period can hold: no ``retry_after``, since waiting will not help.
+
+        A budget whose ``decision`` is APPROVAL_REQUIRED blocks it instead: no approval can
+        make it fit, so no human should be asked. WARN and MONITOR_ONLY keep their decision.
+        """
         spec = self.spec
+        decision = Decision.BLOCK if spec.decision is Decision.APPROVAL_REQUIRED else spec.decision
         if spec.max_calls is not None and spec.max_calls < 1:
             why = f"the budget allows {spec.max_calls} calls per {spec.period}"
         else:
             why = f"it costs {cost:g} cost units and the budget allows {spec.max_cost:g} per {spec.period}"
         return Verdict(
-            decision=spec.decision,
+            decision=decision,
             rules=(spec.id,),
             reason=(
                 f"Budget '{spec.id}' ({spec.period}) can never admit this call for {label}: {why}; "

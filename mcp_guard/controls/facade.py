@@ -1,10 +1,11 @@
 """The one object the gateway talks to: :class:`Controls`.
 
-The limits stage calls :meth:`Controls.check` (rate limits and budgets) and wraps the
-forward in :meth:`Controls.concurrency`; the forward stage calls
-:meth:`Controls.breaker_check` before and :meth:`Controls.record_outcome` after the
-upstream call, applies :meth:`Controls.timeout_for`, reads through
-:meth:`Controls.byte_budget` and passes the result through :meth:`Controls.bound_result`.
+The limits stage calls :meth:`Controls.admit` (rate limits, budgets, then breakers); the
+approval stage calls :meth:`Controls.recheck_breakers` for a call it held for a human. The
+forward runs inside :meth:`Controls.concurrency`, applies :meth:`Controls.timeout_for` and
+reports to :meth:`Controls.record_outcome`; a call not forwarded after all goes to
+:meth:`Controls.withdraw`. Results pass through :meth:`Controls.bound_result` (readers can
+use :meth:`Controls.byte_budget`).
 Which controls apply to a tool is worked out once per (upstream, tool) and cached.
 """
 
@@ -207,6 +208,23 @@ class Controls:
         charges, admission.taken = [t for t in admission.taken if t[1] >= 0], []
         await self._undo(charges)
         await self.release_probes(admission)
+
+    async def recheck_breakers(
+        self, call: ControlCall, admission: Admission, now: float | None = None
+    ) -> Verdict | None:
+        """Ask the breakers again for an admitted call that waited before being forwarded
+        (held for an approval): ``None`` when they let it through now, else the refusal an
+        open breaker gives any call.
+
+        The half-open permits the call still holds go back first; it is then admitted under
+        each breaker's state now, taking a permit of a half-open one (recorded in
+        ``admission``, so its outcome counts) — or, refused, holds none. Its rate-limit
+        tokens and budget charges stay as they are: :meth:`withdraw` gives the charges back
+        if the call is not forwarded after all.
+        """
+        await self.release_probes(admission)
+        verdict, admission.breakers = await self._ask_breakers(call, now)
+        return verdict
 
     async def release_probes(self, admission: Admission) -> None:
         """Give back the half-open permits of a call whose outcome will never be reported

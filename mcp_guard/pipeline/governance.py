@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from mcp_guard.approvals import ApprovalContext, ApprovalRequest, ApprovalService, ApprovalState, call_digest
 from mcp_guard.approvals.models import ApprovalSpec as ApprovalRequestSpec
-from mcp_guard.controls import ControlCall, Controls
+from mcp_guard.controls import Admission, ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
 from mcp_guard.inspection import Inspector
 from mcp_guard.pipeline.call import ToolCall
@@ -101,6 +102,11 @@ class ApprovalStage:
     ``arguments`` is the audit log's argument policy: the request an approver sees (and
     that is stored and sent to chat channels) carries the arguments as that policy
     would record them, never more.
+
+    ``controls`` gives the operational controls in force. A held call waits for minutes,
+    and the breakers the limits stage asked may open meanwhile: the call gives back its
+    half-open probe permits while it waits, and once approved it asks the breakers again,
+    refused like any call when one is open (a retry needs a new approval).
     """
 
     name = "approval"
@@ -110,10 +116,12 @@ class ApprovalStage:
         approvals: ApprovalService | None,
         hold_timeout_s: float | None = None,
         arguments: ArgumentPolicy = "redacted",
+        controls: Callable[[], Controls] | None = None,
     ) -> None:
         self.approvals = approvals
         self.hold_timeout_s = hold_timeout_s
         self.arguments = arguments
+        self.controls = controls
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         verdict = call.verdict
@@ -137,6 +145,9 @@ class ApprovalStage:
         request = None
         if spec.mode == "defer":
             request = await self._pending_deferral(call, spec, digest)
+        if self.controls is not None and call.admission is not None:
+            # not forwarded now (held for minutes, or deferred): it probes no half-open breaker
+            await self.controls().release_probes(call.admission)
         if request is None:
             request = await self.approvals.create(self._context(call, spec, digest))
         call.approval_id = request.id
@@ -172,7 +183,7 @@ class ApprovalStage:
         approved = outcome.state is ApprovalState.APPROVED
         if approved and outcome.decision is not None and self.approvals.verify(outcome):
             self._approve(call, f"approved by {outcome.decision.approver_user}")
-            return None
+            return await self._recheck_breakers(call, request_id)
         if approved:  # not signed by this gateway's key: the database was written around it
             logger.error("approval %s: its decision does not verify; the held call is refused", request_id)
             why = (
@@ -186,6 +197,25 @@ class ApprovalStage:
                 f" ({outcome.state_reason})" if outcome.state_reason else ""
             )
         return Verdict(decision=Decision.BLOCK, rules=verdict.rules, risk=verdict.risk, reason=why)
+
+    async def _recheck_breakers(self, call: ToolCall, request_id: str) -> Verdict | None:
+        """The breakers' word on a call approved after a hold: ``None`` to forward it, or
+        the refusal of a breaker that opened while a human decided (the approval unused)."""
+        if self.controls is None:
+            return None
+        if call.admission is None:
+            call.admission = Admission()
+        refused = await self.controls().recheck_breakers(control_call(call), call.admission)
+        if refused is None:
+            return None
+        return Verdict(
+            decision=refused.decision,
+            rules=refused.rules,
+            risk=call.verdict.risk,
+            reason=f"{refused.reason} Approval {request_id} was given while the call was held, but "
+            "the call was not forwarded into the open breaker; retrying needs a new approval.",
+            details={**refused.details, "approval_id": request_id},
+        )
 
     def _approve(self, call: ToolCall, how: str) -> None:
         verdict = call.verdict

@@ -218,6 +218,19 @@ async def test_a_budget_of_no_calls_refuses_every_call_as_never_fitting() -> Non
     assert "allows 0 calls per day" in verdict.reason and "retry_after" not in verdict.details
 
 
+async def test_a_budget_that_asks_for_approval_blocks_a_call_it_can_never_admit() -> None:
+    c = controls(budgets=[{**REFUNDS, "decision": "APPROVAL_REQUIRED"}])
+    noon = berlin(2026, 6, 15, 12)
+
+    never = await c.check(refund(150), at(0, noon))
+    assert await c.check(refund(60), at(0, noon)) is None
+    exhausted = await c.check(refund(60), at(0, noon))
+
+    assert never is not None and never.decision is Decision.BLOCK  # no approval can make it fit
+    assert never.details["never_fits"] is True and "can never admit this call" in never.reason
+    assert exhausted is not None and exhausted.decision is Decision.APPROVAL_REQUIRED
+
+
 async def test_a_call_that_fits_only_an_empty_period_is_told_when_the_period_resets() -> None:
     c = controls(budgets=[REFUNDS])
     noon = berlin(2026, 6, 15, 12)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Mapping
+from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 from mcp import types
 
 from mcp_guard.config.settings import GatewaySettings
-from mcp_guard.controls import Instant
+from mcp_guard.controls import BreakerState, Instant
 from mcp_guard.gateway import Gateway
-from mcp_guard.principal import LOCAL_PRINCIPAL
-from tests.harness import behaviour_upstream, gateway_client
+from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
+from tests.harness import behaviour_upstream, gateway_client, with_private_state
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +185,240 @@ async def test_a_call_waiting_for_a_concurrency_slot_is_admitted_when_a_policy_r
 
                 await answered.wait()  # while the hanging call still holds the first slot
                 tg.cancel_scope.cancel()
+
+
+# -- calls held for an approval -------------------------------------------------------
+
+SRE = Principal(user="bob", roles=frozenset({"sre"}))
+"""An approver of the calls the rules below hold."""
+BREAKER = {
+    "id": "beh-breaker",
+    "upstreams": ["beh"],
+    "consecutive_failures": 1,
+    "count_tool_errors": True,
+    "open_for": 30,
+}
+
+
+def held_record_policy(tmp_path: Path, ttl: str = "15m") -> Path:
+    """A policy folder whose one rule holds ``beh__record`` with ``id: held`` for an SRE's approval."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "hold.yaml").write_text(
+        "rules:\n"
+        "  - id: record-needs-approval\n"
+        "    match: {tools: [beh__record]}\n"
+        "    when: {args.id: held}\n"
+        "    decision: APPROVAL_REQUIRED\n"
+        f"    approval: {{mode: hold, approvers: {{roles: [sre]}}, ttl: {ttl}}}\n",
+        encoding="utf-8",
+    )
+    return policies
+
+
+def holding_settings(**controls: list[dict[str, Any]]) -> GatewaySettings:
+    return with_private_state(
+        GatewaySettings.model_validate(
+            {"controls": controls, "approvals": {"progress_interval_s": 0.05, "poll_interval_s": 0.05}}
+        )
+    )
+
+
+def forwarded_records(tmp_path: Path) -> list[str]:
+    """The ids of the ``beh__record`` calls that reached the upstream."""
+    path = tmp_path / "forwarded.txt"
+    return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
+@dataclass
+class HeldCall:
+    """A call held for an approval: ``approval_id`` is known once ``waiting``; ``result`` once ``ended``
+    (unless it was cancelled through ``scope``)."""
+
+    waiting: anyio.Event = field(default_factory=anyio.Event)
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    approval_id: str = ""
+    result: types.CallToolResult | None = None
+
+
+async def hold(gateway: Gateway, tg: TaskGroup, tool: str, arguments: Mapping[str, Any]) -> HeldCall:
+    """Start a call the policy holds; return once it waits for a decision (or has already ended)."""
+    held = HeldCall()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        if not held.waiting.is_set() and message is not None:
+            held.approval_id = message.rsplit(" ", 1)[-1]  # "waiting for approval <id>"
+            held.waiting.set()
+
+    async def run() -> None:
+        try:
+            with held.scope:
+                held.result = await gateway.call_tool(
+                    LOCAL_PRINCIPAL, "s-held", tool, arguments, on_progress=on_progress
+                )
+        finally:
+            held.waiting.set()
+            held.ended.set()
+
+    tg.start_soon(run)
+    await held.waiting.wait()
+    return held
+
+
+async def decide(gateway: Gateway, held: HeldCall, approve: bool) -> types.CallToolResult:
+    assert gateway.services is not None
+    await gateway.services.approvals.decide(held.approval_id, SRE, approve, "checked")
+    await held.ended.wait()
+    assert held.result is not None
+    return held.result
+
+
+def decision_entries(settings: GatewaySettings) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(settings.state_dir / "audit.db")) as db:
+        rows = db.execute("SELECT record FROM entries WHERE kind = 'decision' ORDER BY seq").fetchall()
+    return [json.loads(record) for (record,) in rows]
+
+
+async def test_a_call_approved_after_its_upstreams_breaker_opened_is_refused_by_the_breaker_unforwarded(
+    tmp_path: Path,
+) -> None:
+    settings = holding_settings(breakers=[BREAKER])
+    policies = held_record_policy(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        assert gateway.controls is not None
+        clock = gateway.controls.clock = HandClock()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "held"})  # admitted: breaker closed
+                await client.call_tool("beh__fail", {})  # opens the breaker while a human decides
+                clock.mono = 5.0
+                refused = await decide(gateway, held, approve=True)
+    assert decision(refused)["decision"] == "BLOCK", decision(refused)["reason"]
+    assert decision(refused)["rules"] == ["beh-breaker"]
+    assert decision(refused)["retry_after"] == 25.0
+    assert decision(refused)["approval_id"] == held.approval_id
+    assert "retrying needs a new approval" in decision(refused)["reason"]
+    assert forwarded_records(tmp_path) == []
+    audited = decision_entries(settings)[-1]
+    assert audited["rules"] == ["beh-breaker"] and audited["decision"] == "BLOCK"
+    assert audited["details"]["control"] == "circuit_breaker"
+    assert audited["details"]["approval_id"] == held.approval_id
+
+
+async def test_a_held_call_gives_back_its_half_open_probe_permit_while_it_waits(tmp_path: Path) -> None:
+    settings = holding_settings(breakers=[{**BREAKER, "half_open_probes": 1}])
+    policies = held_record_policy(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        assert gateway.controls is not None
+        clock = gateway.controls.clock = HandClock()
+        await client.call_tool("beh__fail", {})  # opens the breaker
+        clock.mono = 30.0  # the next call admitted is the half-open breaker's one probe
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "held"})
+                probe = await client.call_tool("beh__echo", {"text": "probe"})
+                approved = await decide(gateway, held, approve=True)
+    assert not probe.is_error, decision(probe)["reason"]  # forwarded
+    assert not approved.is_error, decision(approved)["reason"]  # forwarded
+    assert forwarded_records(tmp_path) == ["held"]
+
+
+async def test_a_call_approved_while_its_breaker_is_half_open_is_forwarded_as_the_probe(
+    tmp_path: Path,
+) -> None:
+    settings = holding_settings(breakers=[BREAKER])
+    policies = held_record_policy(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        assert gateway.controls is not None
+        clock = gateway.controls.clock = HandClock()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "held"})  # admitted: breaker closed
+                await client.call_tool("beh__fail", {})  # opens the breaker
+                clock.mono = 30.0  # time to probe
+                approved = await decide(gateway, held, approve=True)
+        breakers = await gateway.controls.snapshot()
+    assert not approved.is_error, decision(approved)["reason"]  # forwarded
+    assert forwarded_records(tmp_path) == ["held"]
+    assert [b.state for b in breakers] == [BreakerState.CLOSED]  # its success closed the breaker
+
+
+@pytest.mark.parametrize("ending", ["rejected", "expired", "abandoned"])
+async def test_a_held_call_that_is_not_approved_gives_back_its_budget_charge(
+    tmp_path: Path, ending: str
+) -> None:
+    one_record = {"id": "one-record", "tools": ["beh__record"], "period": "day", "max_calls": 1}
+    settings = holding_settings(budgets=[one_record])
+    policies = held_record_policy(tmp_path, ttl="200ms" if ending == "expired" else "15m")
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "held"})  # charged to the budget
+                if ending == "rejected":
+                    await decide(gateway, held, approve=False)
+                elif ending == "abandoned":
+                    held.scope.cancel()
+                await held.ended.wait()
+            after = await client.call_tool("beh__record", {"id": "after"})
+    assert not after.is_error, decision(after)["reason"]  # forwarded
+    assert forwarded_records(tmp_path) == ["after"]
+
+
+async def test_a_held_call_holds_no_concurrency_slot_while_it_waits(tmp_path: Path) -> None:
+    one_at_a_time = {"id": "beh-inflight", "upstreams": ["beh"], "max": 1}
+    settings = holding_settings(concurrency=[one_at_a_time])
+    policies = held_record_policy(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "held"})
+                meanwhile = await client.call_tool("beh__echo", {"text": "meanwhile"})
+                rejected = await decide(gateway, held, approve=False)
+            after = await client.call_tool("beh__echo", {"text": "after"})
+    assert not meanwhile.is_error, decision(meanwhile)["reason"]  # forwarded
+    assert decision(rejected)["decision"] == "BLOCK"
+    assert not after.is_error, decision(after)["reason"]  # forwarded
+
+
+async def test_a_call_that_can_never_fit_an_approval_required_budget_is_blocked_without_asking_anyone(
+    tmp_path: Path,
+) -> None:
+    frozen = {
+        "id": "no-records",
+        "tools": ["beh__record"],
+        "period": "day",
+        "max_calls": 0,
+        "decision": "APPROVAL_REQUIRED",
+    }
+    settings = holding_settings(budgets=[frozen])
+    policies = held_record_policy(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        with anyio.fail_after(10):
+            refused = await client.call_tool("beh__record", {"id": "held"})
+        assert gateway.services is not None
+        asked = await gateway.services.approvals.list()
+    assert decision(refused)["decision"] == "BLOCK", decision(refused)["reason"]
+    assert decision(refused)["rules"] == ["no-records"]
+    assert "can never admit this call" in decision(refused)["reason"]
+    assert "retry_after" not in decision(refused)
+    assert asked == []
+    assert forwarded_records(tmp_path) == []
