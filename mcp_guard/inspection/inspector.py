@@ -35,7 +35,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}(?::\d{2}(?::\d{2})?)?)?|\d{2}
 _MIN_NUMBER = 10**8
 OFF_LOOP_BYTES = 64 * 1024
 """From this size a value is scanned in a worker thread (:meth:`Inspector.scan_sized`):
-64 KB of ordinary text takes ~5 ms, a megabyte 60-90 ms, and hostile text up to a second.
+64 KB of ordinary text takes ~3 ms, a megabyte 40-50 ms, and hostile text up to a second.
 RE2's searches release the GIL, and the event loop gets its turns in between the rest."""
 _VALIDATE_FINDING = Finding.__pydantic_validator__.validate_python
 """Builds a :class:`Finding` from a dict: the same validation as ``Finding(**fields)``

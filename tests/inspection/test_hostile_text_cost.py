@@ -182,3 +182,22 @@ def test_a_chunked_search_over_its_budget_hands_the_rest_to_the_groups_and_rests
     assert switch.may_search(time.monotonic())  # once is a warm-up
     assert set(anchors._present(data, frozenset(anchors.FAMILIES), starts)) >= expected
     assert not switch.may_search(time.monotonic())
+
+
+def filler(size: int) -> bytes:
+    return ("plain words about the weekly report " * (size // 36 + 1))[:size].encode()
+
+
+@pytest.mark.parametrize("piece", [p for p in PIECES if anchors._each_alone(EVERY_FAMILY, p.encode())])
+@pytest.mark.parametrize("where", ["ends the first chunk", "begins the second chunk"])
+def test_an_anchor_next_to_a_cut_between_chunks_is_found(piece: str, where: str) -> None:
+    raw = piece.encode()
+    if where == "ends the first chunk":
+        strings = [filler(anchors._COMBINED_MAX_BYTES - len(raw) - 1), raw, filler(3000), filler(3000)]
+    else:
+        strings = [filler(anchors._COMBINED_MAX_BYTES), raw, filler(3000), filler(3000)]
+    data, starts = b"\x00".join(strings), starts_of(strings)
+    cut = starts[2] - 1 if where == "ends the first chunk" else starts[1]
+    assert cut in {edge for chunk in anchors.chunks(starts, len(data)) for edge in chunk}  # as named
+    families = set(anchors._each_alone(EVERY_FAMILY, raw))
+    assert families <= set(anchors._present(data, frozenset(anchors.FAMILIES), starts))
