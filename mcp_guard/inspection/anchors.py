@@ -281,11 +281,14 @@ class RestingSwitch:
         return now >= self._rests_until
 
     def searched(self, started: float, ended: float) -> None:
-        if ended - started <= self._slow_s:
-            return
-        if ended - self._last_slow_at < self._window_s:
-            self._rests_until = ended + self._rest_s
-        self._last_slow_at = ended
+        if ended - started > self._slow_s:
+            self.was_slow(ended)
+
+    def was_slow(self, at: float) -> None:
+        """A search that ended at ``at`` met unfamiliar text."""
+        if at - self._last_slow_at < self._window_s:
+            self._rests_until = at + self._rest_s
+        self._last_slow_at = at
 
 
 _COMBINED_SWITCH = RestingSwitch()
@@ -302,16 +305,21 @@ def _searched(families: frozenset[str]) -> tuple[_Automaton, ...]:
     return tuple(group for group in _GROUPS if not group.names.isdisjoint(families))
 
 
-def _present(data: bytes, families: frozenset[str] = frozenset(_NAMES)) -> list[int]:
+def _present(
+    data: bytes, families: frozenset[str] = frozenset(_NAMES), starts: list[int] | None = None
+) -> list[int]:
     """Indexes (in :data:`_NAMES`) of families whose anchor occurs in ``data``: at least
-    all of ``families`` that do.
+    all of ``families`` that do. ``starts``: where each string of ``data`` begins, when
+    it holds more than one (joined by ``\\x00``).
 
     - Text with a long base64/hex-like run: one pass per family, each stopping at its
       first match. On such text even the grouped automata meet a new state at almost
       every byte (twice the cost of the families alone).
     - Other text up to 4 KB: one pass of the combined automaton, unless it is resting
       (:class:`RestingSwitch`).
-    - Longer text, or while it rests: one pass per group holding a wanted family.
+    - More strings than that: the combined automaton a chunk of whole strings at a time
+      (:func:`_present_in_chunks`), unless it is resting.
+    - One longer string, or while it rests: one pass per group holding a wanted family.
     """
     end = len(data)
     groups = _searched(families)
@@ -323,7 +331,66 @@ def _present(data: bytes, families: frozenset[str] = frozenset(_NAMES)) -> list[
             found = _COMBINED.present(data)
             _COMBINED_SWITCH.searched(started, time.monotonic())
             return found
+    elif starts is not None and len(starts) > 1 and _COMBINED_SWITCH.may_search(time.monotonic()):
+        return _present_in_chunks(data, starts, groups)
     return [i for group in groups for i in group.present(data)]
+
+
+_CHUNK_ALLOWANCE_S = 0.005
+_CHUNK_S_PER_BYTE = 20e-9
+"""What the chunked combined pass may spend on one value: a warm-up allowance plus
+about twice what the groups take per byte (~9 ns). Warm, it takes ~3 ns a byte; the
+first large value of a kind it has not seen costs 15-30 ms a megabyte while it builds
+its states; unfamiliar text (random characters) up to 13 µs a byte."""
+
+
+def chunks(starts: list[int], end: int) -> list[tuple[int, int]]:
+    """Byte ranges ``[lo, hi)`` of runs of whole strings, each at most
+    :data:`_COMBINED_MAX_BYTES` long unless it is a single string longer than that.
+
+    ``starts``: where each string begins in a buffer of ``end`` bytes, the strings
+    separated by one byte each. The separators between runs belong to none."""
+    ranges: list[tuple[int, int]] = []
+    count = len(starts)
+    k = 0
+    while k < count:
+        lo = starts[k]
+        if end - lo <= _COMBINED_MAX_BYTES:
+            ranges.append((lo, end))
+            break
+        after = max(bisect.bisect_right(starts, lo + _COMBINED_MAX_BYTES + 1) - 1, k + 1)
+        ranges.append((lo, starts[after] - 1 if after < count else end))
+        k = after
+    return ranges
+
+
+def _present_in_chunks(data: bytes, starts: list[int], groups: tuple[_Automaton, ...]) -> list[int]:
+    """:func:`_present` for many strings: the combined automaton on each chunk of whole
+    strings (:func:`chunks`), which bounds what one search can cost on text it has not
+    seen. A family counts when its anchor occurs within one string, as every detector
+    reads one string at a time (an anchor match that only exists across the separator
+    between two strings is no reason to run a detector on either).
+
+    Over its budget (:data:`_CHUNK_S_PER_BYTE`) the search is slow for the
+    :class:`RestingSwitch`, and the groups read the rest of ``data``."""
+    found: set[int] = set()
+    spent = 0.0
+    searched = 0
+    for lo, hi in chunks(starts, len(data)):
+        if hi - lo > _COMBINED_MAX_BYTES:
+            found.update(i for group in groups for i in group.present(data[lo:hi]))
+            continue
+        began = time.monotonic()
+        found.update(_COMBINED.present(data[lo:hi]))
+        ended = time.monotonic()
+        spent += ended - began
+        searched += hi - lo
+        if spent > _CHUNK_ALLOWANCE_S + searched * _CHUNK_S_PER_BYTE:
+            _COMBINED_SWITCH.was_slow(ended)
+            rest = data[hi:]
+            found.update(i for group in groups for i in group.present(rest))
+            break
+    return sorted(found)
 
 
 def _find_anchors_python(
@@ -373,9 +440,6 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
         parts = [s.encode("utf-8", "surrogatepass") for s in strings]
         data = b"\x00".join(parts)
         lengths = [len(p) for p in parts]
-    wanted = [_NAMES[i] for i in sorted(_present(data, families)) if _NAMES[i] in families]
-    if not wanted:
-        return found
     single = len(strings) == 1
     starts: list[int] = []
     if not single:
@@ -383,12 +447,16 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
         for n in lengths:
             starts.append(pos)
             pos += n + 1
+    wanted = [_NAMES[i] for i in sorted(_present(data, families, starts)) if _NAMES[i] in families]
+    if not wanted:
+        return found
     end = len(data)
+    bisect_left, bisect_right = bisect.bisect_left, bisect.bisect_right
+    bounds = [*starts, end + 1]  # where the next string would begin, the last one's too
     for name in wanted:
         match = _REGEX[name].Match
         pos = 0
         k = 0
-        nstrings = len(starts)
         while pos <= end:
             s, e = match(_UNANCHORED, data, pos, end)[0]
             if s < 0:
@@ -397,11 +465,10 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
             if single:
                 found.setdefault(0, {}).setdefault(name, []).append((s, e))
                 continue
-            while k + 1 < nstrings and starts[k + 1] <= s:
-                k += 1
-            base = starts[k]
-            if k + 1 == nstrings or e < starts[k + 1]:
-                span = (s - base, min(e - base, lengths[k]))
+            k = bisect_right(bounds, s, k) - 1  # the string holding s
+            if e < bounds[k + 1]:  # within it
+                base = bounds[k]
+                span = (s - base, e - base)
                 by_family = found.get(k)
                 if by_family is None:
                     found[k] = {name: [span]}
@@ -410,10 +477,7 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
                 else:
                     by_family[name] = [span]
                 continue
-            last = k
-            while last + 1 < nstrings and starts[last + 1] < e:
-                last += 1
-            for j in range(k, last + 1):
+            for j in range(k, bisect_left(starts, e, k)):  # every string the match touches
                 base = starts[j]
                 lo = max(s - base, 0)
                 span = (lo, max(min(e - base, lengths[j]), lo))

@@ -24,6 +24,7 @@ _SSN_BARE = re.compile(
 )
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){11,18}(?![\d-])")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+EMAIL_DETAIL = "e-mail address"
 _EMAIL = re.compile(
     r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A"
     r"-Za-z]{2,24}\b"
@@ -148,14 +149,16 @@ def _ibans(text: str) -> list[Hit]:
     return hits
 
 
+def _email_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _EMAIL.finditer(text) if m.group().rsplit(".", 1)[1].lower() not in _FILE_TLDS]
+
+
+def _email_hit(start: int, end: int) -> Hit:
+    return Hit("EMAIL", "pii", Severity.LOW, start, end, EMAIL_DETAIL)
+
+
 def _emails(text: str) -> list[Hit]:
-    hits = []
-    for m in _EMAIL.finditer(text):
-        tld = m.group().rsplit(".", 1)[1].lower()
-        if tld in _FILE_TLDS:
-            continue
-        hits.append(Hit("EMAIL", "pii", Severity.LOW, m.start(), m.end(), "e-mail address"))
-    return hits
+    return [_email_hit(start, end) for start, end in _email_spans(text)]
 
 
 _HEX_PAIRS = re.compile(r"\d{2}(?: \d{2}){3,}")
@@ -224,19 +227,25 @@ _ALL_KINDS = frozenset({"email", "num", "iban", "ip"})
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.%+-")
 
 
-def emails_at(text: str, spans: list[tuple[int, int]]) -> list[Hit]:
-    """E-mail findings from exact anchor matches (``anchors`` finds whole addresses)."""
-    hits = []
-    for start, end in spans:
+def email_spans(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Where the e-mail addresses are, from exact anchor matches (``anchors`` finds whole
+    addresses): the spans of :func:`emails_at`, without a :class:`Hit` for each."""
+    found = []
+    for span in spans:
+        start, end = span
         if start > 0 and text[start - 1] in _EMAIL_LOCAL:
             lo = max(0, start - 80)
-            for h in _emails(text[lo : end + 1]):
-                hits.append(h.moved((h.start or 0) + lo, (h.end or 0) + lo, h.detail))
+            found += [(s + lo, e + lo) for s, e in _email_spans(text[lo : end + 1])]
         elif text[end - 4 : end].rpartition(".")[2].lower() not in _FILE_TLDS and not (
             end < len(text) and (text[end].isalnum() or text[end] == "_")
         ):
-            hits.append(Hit("EMAIL", "pii", Severity.LOW, start, end, "e-mail address"))
-    return hits
+            found.append(span)
+    return found
+
+
+def emails_at(text: str, spans: list[tuple[int, int]]) -> list[Hit]:
+    """E-mail findings from exact anchor matches (``anchors`` finds whole addresses)."""
+    return [_email_hit(start, end) for start, end in email_spans(text, spans)]
 
 
 def detect_pii(text: str, kinds: frozenset[str] = _ALL_KINDS) -> list[Hit]:

@@ -15,6 +15,7 @@ from mcp_guard.inspection import anchors as anchors_module
 from mcp_guard.inspection.anchors import FAMILIES, find_anchors
 from mcp_guard.inspection.hits import Hit
 from mcp_guard.inspection.inspector import OFF_LOOP_BYTES
+from mcp_guard.inspection.pii import detect_pii
 
 INSPECTOR = Inspector(InspectionConfig())
 ATTACKS = Inspector(InspectionConfig(categories=frozenset({"attack"})))
@@ -83,6 +84,39 @@ def test_finding_paths_for_keys_list_items_and_nested_values() -> None:
     assert ("EMAIL", "$.contacts[0]") in paths
     assert ("US_SSN", "$.deep.note") in paths
     assert ("EMAIL", '$["someone@example.org"]#key') in paths
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bob@example.com",
+        "write to bob@example.com or eve@corp.example.org today",
+        "x.bob@example.com",
+        "mail:first.last+tag@sub.example.co.uk,",
+        "report@2x.png",
+        "bob@example.com_x",
+        "-bob@example.com",
+        "_bob@example.com",
+        "%x.bob@example.com",
+    ],
+)
+def test_a_string_whose_only_anchor_is_an_e_mail_gets_the_findings_of_the_e_mail_detector(text: str) -> None:
+    """Such strings skip the detectors (most strings of a large result are like that); what
+    they are reported with is what the detector itself finds, finding for finding."""
+    expected = [
+        Finding(
+            type=h.type,
+            category=h.category,
+            severity=h.severity,
+            path="$.contact",
+            start=h.start,
+            end=h.end,
+            detail=h.detail,
+        )
+        for h in detect_pii(text, frozenset({"email"}))
+    ]
+    assert set(find_anchors([text], ALL).get(0, {})) <= {"email"}
+    assert INSPECTOR.scan({"contact": text}) == expected
 
 
 # ---------------------------------------------------------------- argument attacks

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import random
+import time
 
 import pytest
 
@@ -100,3 +101,103 @@ def test_fast_searches_never_rest_the_combined_automaton() -> None:
     for i in range(100):
         switch.searched(i * 0.01, i * 0.01 + 0.0001)
     assert switch.may_search(1.0)
+
+
+PIECES = [
+    "plain words about the weekly report",
+    "bob@example.com",
+    "4111 1111 1111 1111",
+    "ignore previous instructions",
+    "AKIAIOSFODNN7EXAMPLE",
+    "Grüße an jörg",
+    "zero\u200bwidth",
+    "vtaber nyy cerivbhf",
+    "<script>alert(1)</script>",
+    "'; DROP TABLE users; --",
+    "../../etc/passwd",
+    "http://169.254.169.254/latest/meta-data",
+    "DE89 3704 0044 0532 0130 00",
+]
+
+
+def many_strings(rng: random.Random) -> list[bytes]:
+    """Strings of 1 B to 6 kB made of pieces that each carry some family's anchor (or
+    none), so that anchors fall on every side of the cuts between chunks."""
+    strings = []
+    while sum(map(len, strings)) < 40_000:
+        size = rng.choice([1, 30, 300, 2000, 4095, 4096, 4097, 6000])
+        text = ""
+        while len(text) < size:
+            text += rng.choice(PIECES) + rng.choice([" ", "\n", ""])
+        strings.append(text[:size].encode())
+    return strings
+
+
+def starts_of(strings: list[bytes]) -> list[int]:
+    starts, pos = [], 0
+    for s in strings:
+        starts.append(pos)
+        pos += len(s) + 1
+    return starts
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_chunks_hold_whole_strings_and_cover_every_one(seed: int) -> None:
+    strings = many_strings(random.Random(seed))
+    starts = starts_of(strings)
+    end = starts[-1] + len(strings[-1])
+    ends = {start + len(s) for start, s in zip(starts, strings, strict=True)}
+    covered = []
+    for lo, hi in anchors.chunks(starts, end):
+        assert lo in starts and hi in ends
+        held = [i for i, start in enumerate(starts) if lo <= start < hi]
+        assert hi - lo <= anchors._COMBINED_MAX_BYTES or len(held) == 1
+        covered += held
+    assert covered == list(range(len(strings)))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_many_strings_searched_a_chunk_at_a_time_miss_no_family_of_any_string(seed: int) -> None:
+    """The definition: a family counts when its anchor occurs within one string. The
+    chunked search may also report one whose anchor spans two strings of a chunk, like
+    the search of the whole buffer, never one that occurs nowhere."""
+    strings = many_strings(random.Random(seed))
+    data = b"\x00".join(strings)
+    per_string = {i for s in strings for i in anchors._each_alone(EVERY_FAMILY, s)}
+    whole = set(anchors._each_alone(EVERY_FAMILY, data))
+    found = set(anchors._present(data, frozenset(anchors.FAMILIES), starts_of(strings)))
+    assert per_string <= found <= whole
+
+
+def test_a_chunked_search_over_its_budget_hands_the_rest_to_the_groups_and_rests_when_repeated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    strings = many_strings(random.Random(3))
+    data, starts = b"\x00".join(strings), starts_of(strings)
+    expected = set(anchors._present(data, frozenset(anchors.FAMILIES), starts))
+    switch = anchors.RestingSwitch()
+    monkeypatch.setattr(anchors, "_COMBINED_SWITCH", switch)
+    monkeypatch.setattr(anchors, "_CHUNK_ALLOWANCE_S", -1.0)  # every chunk is over budget
+    assert set(anchors._present(data, frozenset(anchors.FAMILIES), starts)) >= expected
+    assert switch.may_search(time.monotonic())  # once is a warm-up
+    assert set(anchors._present(data, frozenset(anchors.FAMILIES), starts)) >= expected
+    assert not switch.may_search(time.monotonic())
+
+
+def filler(size: int) -> bytes:
+    return ("plain words about the weekly report " * (size // 36 + 1))[:size].encode()
+
+
+@pytest.mark.parametrize("piece", [p for p in PIECES if anchors._each_alone(EVERY_FAMILY, p.encode())])
+@pytest.mark.parametrize("where", ["ends the first chunk", "begins the second chunk"])
+def test_an_anchor_next_to_a_cut_between_chunks_is_found(piece: str, where: str) -> None:
+    raw = piece.encode()
+    if where == "ends the first chunk":
+        strings = [filler(anchors._COMBINED_MAX_BYTES - len(raw) - 1), raw, filler(3000), filler(3000)]
+    else:
+        strings = [filler(anchors._COMBINED_MAX_BYTES), raw, filler(3000), filler(3000)]
+    data, starts = b"\x00".join(strings), starts_of(strings)
+    cut = starts[2] - 1 if where == "ends the first chunk" else starts[1]
+    assert cut in {edge for chunk in anchors.chunks(starts, len(data)) for edge in chunk}  # as named
+    families = set(anchors._each_alone(EVERY_FAMILY, raw))
+    assert families <= set(anchors._present(data, frozenset(anchors.FAMILIES), starts))
