@@ -12,7 +12,8 @@ from typing import Any
 import anyio
 
 from mcp_guard.findings import Finding, Severity
-from mcp_guard.inspection.anchors import ATTACK_FAMILIES, FAMILIES, PII_FAMILIES, find_anchors
+from mcp_guard.inspection.anchor_patterns import ATTACK_FAMILIES, FAMILIES, PII_FAMILIES
+from mcp_guard.inspection.anchors import find_anchors
 from mcp_guard.inspection.attacks import detect_attacks
 from mcp_guard.inspection.config import InspectionConfig
 from mcp_guard.inspection.credentials import detect_secrets

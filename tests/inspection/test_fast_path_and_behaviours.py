@@ -12,7 +12,8 @@ import pytest
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import InspectionConfig, Inspector, scan_tool_definition
 from mcp_guard.inspection import anchors as anchors_module
-from mcp_guard.inspection.anchors import FAMILIES, find_anchors
+from mcp_guard.inspection.anchor_patterns import FAMILIES
+from mcp_guard.inspection.anchors import find_anchors
 from mcp_guard.inspection.hits import Hit
 from mcp_guard.inspection.inspector import OFF_LOOP_BYTES
 from mcp_guard.inspection.pii import detect_pii
