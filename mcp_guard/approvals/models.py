@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_guard.audit.canonical import digest
+from mcp_guard.durations import MAX_DURATION_S, parse_duration
 from mcp_guard.principal import Principal
 
 
@@ -74,6 +76,55 @@ class ApprovalSpec(BaseModel):
     ttl_s: float = Field(default=900.0, gt=0)
     valid_for_s: float = Field(default=600.0, gt=0)
     channels: tuple[str, ...] | None = None
+
+
+class ApprovalBlock(BaseModel):
+    """The ``approval:`` block of an APPROVAL_REQUIRED policy rule, rate limit or budget.
+
+    The policy engine and the controls validate its shape and carry it; the approval
+    stage turns it into the :class:`ApprovalSpec` of a request. ``ttl_s`` and
+    ``valid_for_s`` are the ``ttl`` and ``valid_for`` durations in seconds (``None`` when
+    not given: the approvals defaults apply), above 0 and at most 365 days; ``channels``
+    names the notifiers to use (``None``: every configured one). ``rule_id`` names the
+    rule or control that carries it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: ApprovalMode = "hold"
+    approvers: Approvers = Field(default_factory=Approvers)
+    allow_self: bool = False
+    ttl_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    valid_for_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    channels: tuple[str, ...] | None = None
+    rule_id: str = ""
+    file: str = ""
+    line: int = 0
+
+
+BLOCK_KEYS = "mode, approvers, allow_self, ttl, valid_for, channels"
+
+
+def approval_block_fields(value: Any) -> dict[str, Any]:
+    """An ``approval:`` block as written (``ttl: 15m``) in the fields of :class:`ApprovalBlock`.
+
+    Raises:
+        ValueError: not a mapping, a duration that does not parse, or a key only the
+            gateway sets (``ttl_s``, ``rule_id``, ...).
+    """
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping ({BLOCK_KEYS})")
+    for internal in ("ttl_s", "valid_for_s", "rule_id", "file", "line"):
+        if internal in value:
+            raise ValueError(f"unknown key '{internal}'")
+    data = dict(value)
+    for key in ("ttl", "valid_for"):
+        if key in data:
+            try:
+                data[f"{key}_s"] = parse_duration(data.pop(key), positive=True)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+    return data
 
 
 class ApprovalContext(BaseModel):

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from mcp_guard.approvals.models import ApprovalBlock, approval_block_fields
 from mcp_guard.controls.keys import Dimension
 from mcp_guard.decision import Decision
 from mcp_guard.durations import parse_duration
@@ -105,12 +106,31 @@ class _PrincipalSelected(_Selected):
         return self
 
 
-class LimitSpec(_PrincipalSelected):
+Approval = Annotated[ApprovalBlock, BeforeValidator(approval_block_fields)]
+
+
+class _Refusing(_PrincipalSelected):
+    """A control that refuses calls over it with its ``decision``; under APPROVAL_REQUIRED
+    a human may let such a call through, asked as ``approval`` says (defaults when absent)."""
+
+    decision: RefusalDecision = Decision.BLOCK
+    approval: Approval | None = None
+
+    @model_validator(mode="after")
+    def _approval_only_when_asked(self) -> _Refusing:
+        if self.approval is not None and self.decision is not Decision.APPROVAL_REQUIRED:
+            raise ValueError(
+                "approval: only a control whose decision is APPROVAL_REQUIRED asks for approval "
+                f"(this one's is {self.decision.value})"
+            )
+        return self
+
+
+class LimitSpec(_Refusing):
     """A token-bucket rate limit: ``rate`` calls per period, bursts up to ``burst``."""
 
     rate: Rate
     burst: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    decision: RefusalDecision = Decision.BLOCK
 
     @model_validator(mode="after")
     def _positive(self) -> LimitSpec:
@@ -162,7 +182,7 @@ class CostSpec(_Model):
 Cost = Annotated[CostSpec, BeforeValidator(_cost)]
 
 
-class BudgetSpec(_PrincipalSelected):
+class BudgetSpec(_Refusing):
     """A calendar budget: calls and/or cost units per hour/day/week/month in a time zone."""
 
     period: Literal["hour", "day", "week", "month"]
@@ -170,7 +190,6 @@ class BudgetSpec(_PrincipalSelected):
     max_calls: int | None = Field(default=None, ge=0)
     max_cost: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     cost: Cost | None = None
-    decision: RefusalDecision = Decision.BLOCK
 
     @model_validator(mode="after")
     def _check(self) -> BudgetSpec:

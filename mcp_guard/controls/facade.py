@@ -19,6 +19,7 @@ import anyio
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ConfigDict
 
+from mcp_guard.approvals.models import ApprovalBlock
 from mcp_guard.controls.bounds import BoundsOutcome, ByteBudget, bound_result, read_limit
 from mcp_guard.controls.breaker import (
     Breaker,
@@ -34,7 +35,7 @@ from mcp_guard.controls.config import BoundsSpec, ControlsConfig, TimeoutSpec
 from mcp_guard.controls.keys import GlobMatcher, counter_keys, describe, glob_matcher, specificity
 from mcp_guard.controls.ratelimit import RateLimit
 from mcp_guard.controls.state import ChargeNotRecorded, ControlState, MemoryState
-from mcp_guard.decision import Verdict, most_severe
+from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.principal import Principal
 
 PLAN_CACHE_SIZE = 4096
@@ -70,11 +71,18 @@ class Admission:
     generation it was admitted under: :meth:`Controls.record_outcome` counts the call's
     outcome only against those generations, and :meth:`Controls.withdraw` gives back a
     half-open permit only to the half-open period that granted it.
+
+    A ``verdict`` of APPROVAL_REQUIRED is the one refusal that holds something: the call
+    is over a rate limit or budget whose decision asks a human, and it is admitted as far
+    as the controls go — charged to every budget (also those it is over), asked of the
+    breakers — so that it runs as soon as someone approves it. ``approval`` is the
+    ``approval:`` block of the first such control that has one.
     """
 
     verdict: Verdict | None = None
     taken: list[_Taken] = field(default_factory=list)
     breakers: list[tuple[str, int]] = field(default_factory=list)
+    approval: ApprovalBlock | None = None
 
 
 class BreakerSnapshot(BaseModel):
@@ -176,7 +184,7 @@ class Controls:
         stops the call (BLOCK, APPROVAL_REQUIRED) counts against none; one that lets it
         through (WARN, MONITOR_ONLY) is returned while the call is counted where it fit.
         """
-        verdict, _ = await self._take(call, now)
+        verdict, _, _ = await self._take(call, now, ask=False)
         return verdict
 
     async def admit(self, call: ControlCall, now: Instant | None = None) -> Admission:
@@ -187,15 +195,19 @@ class Controls:
         call an open breaker refuses never reaches the upstream, so like any stopping
         refusal it counts against no limit or budget. Hand the admission to
         :meth:`withdraw` if the call is not forwarded after all.
+
+        A call over a rate limit or budget whose decision is APPROVAL_REQUIRED is not
+        refused here: see :class:`Admission` (a BLOCK by another control or a breaker
+        still refuses it, and no human is asked).
         """
-        verdict, taken = await self._take(call, now)
-        if verdict is not None and not verdict.decision.forwards:
+        verdict, taken, approval = await self._take(call, now, ask=True)
+        if verdict is not None and verdict.decision is Decision.BLOCK:
             return Admission(verdict)
         broken, probes = await self._ask_breakers(call, None if now is None else now.monotonic)
         if broken is not None:
             await self._undo(taken)
             return Admission(broken)
-        return Admission(verdict, taken, probes)
+        return Admission(verdict, taken, probes, approval)
 
     async def withdraw(self, admission: Admission) -> None:
         """An admitted call that was never forwarded (refused by a later stage or cap, or
@@ -235,35 +247,45 @@ class Controls:
             if release_probe(rec, generation) and not self._local:
                 await self.state.breaker_put(key, rec)
 
-    async def _take(self, call: ControlCall, now: Instant | None) -> tuple[Verdict | None, list[_Taken]]:
+    async def _take(
+        self, call: ControlCall, now: Instant | None, *, ask: bool
+    ) -> tuple[Verdict | None, list[_Taken], ApprovalBlock | None]:
         """:meth:`check`, also returning what was taken so a later refusal can give it back.
 
+        With ``ask``, a call over controls whose decision is APPROVAL_REQUIRED (and under
+        every other) is returned with their verdict, charged to its budgets, taking no
+        token from the buckets it is over, with the first of their ``approval:`` blocks;
+        without, such a refusal stops it like a BLOCK.
         Cancelled part-way (a state that writes through suspends), it gives back what it took.
         """
         resolved = self._resolve(call)
         if not resolved.limits and not resolved.budgets:
-            return None, []
+            return None, [], None
         taken: list[_Taken] = []
         try:
-            return await self._take_from(call, self.clock.now() if now is None else now, resolved, taken)
+            return await self._take_from(call, self.clock.now() if now is None else now, resolved, taken, ask)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._undo(taken)
             raise
 
     async def _take_from(
-        self, call: ControlCall, now: Instant, resolved: _Resolved, taken: list[_Taken]
-    ) -> tuple[Verdict | None, list[_Taken]]:
+        self, call: ControlCall, now: Instant, resolved: _Resolved, taken: list[_Taken], ask: bool
+    ) -> tuple[Verdict | None, list[_Taken], ApprovalBlock | None]:
         state = self.state
         soft: Verdict | None = None
+        asking: list[tuple[Verdict, ApprovalBlock | None]] = []
         for limit, keys in resolved.limits:
             for key in keys:
                 wait = await state.bucket_take(key, limit.rate, limit.burst, 1.0, now.monotonic)
                 if wait:
                     verdict = limit.refusal(describe(key), wait)
+                    if ask and verdict.decision is Decision.APPROVAL_REQUIRED:
+                        asking.append((verdict, limit.spec.approval))  # takes no token: none is left
+                        continue
                     if not verdict.decision.forwards:
                         await self._undo(taken)
-                        return verdict, []
+                        return verdict, [], None
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, -1.0, 1.0, limit.burst))
@@ -273,7 +295,7 @@ class Controls:
                 cost = budget.cost_of(call.tool, call.arguments, call.cost)
             except CostError as exc:
                 await self._undo(taken)
-                return budget.cost_refusal(str(exc)), []
+                return budget.cost_refusal(str(exc)), [], None
             start, end, end_iso = budget.window.at(now.wall)
             for key in keys:
                 try:
@@ -288,7 +310,7 @@ class Controls:
                     )
                 except ChargeNotRecorded as exc:  # fail closed, whatever the configured decision
                     await self._undo(taken)
-                    return budget.unrecorded_refusal(describe(key), str(exc)), []
+                    return budget.unrecorded_refusal(describe(key), str(exc)), [], None
                 if not added:
                     if budget.never_fits(cost):
                         verdict = budget.never_fits_refusal(describe(key), cost)
@@ -301,13 +323,27 @@ class Controls:
                             reset_iso=end_iso,
                             retry_after=end - now.wall.timestamp(),
                         )
+                    if ask and verdict.decision is Decision.APPROVAL_REQUIRED:
+                        # an approved call runs, so its spend is real: charged over the maximum
+                        try:
+                            await state.counter_add(
+                                key, start, end=end, calls=1, cost=cost, max_calls=None, max_cost=None
+                            )
+                        except ChargeNotRecorded as exc:
+                            await self._undo(taken)
+                            return budget.unrecorded_refusal(describe(key), str(exc)), [], None
+                        taken.append((key, start, 1.0, cost))
+                        asking.append((verdict, spec.approval))
+                        continue
                     if not verdict.decision.forwards:
                         await self._undo(taken)
-                        return verdict, []
+                        return verdict, [], None
                     soft = _worse(soft, verdict)
                 else:
                     taken.append((key, start, 1.0, cost))
-        return soft, taken
+        if asking:
+            return approval_needed([v for v, _ in asking]), taken, next((b for _, b in asking if b), None)
+        return soft, taken, None
 
     async def _undo(self, taken: list[_Taken]) -> None:
         """Give back everything in ``taken``, emptying it as it goes (so nothing twice)."""
@@ -523,6 +559,22 @@ class Controls:
             self._plans.clear()
         self._plans[upstream, tool] = plan
         return plan
+
+
+def approval_needed(over: Sequence[Verdict]) -> Verdict:
+    """One APPROVAL_REQUIRED verdict for a call over the controls that refused it with ``over``.
+
+    No ``retry_after``: the call goes through when a human approves it, not when the
+    limit resets (the reasons still say when that is, for the approver).
+    """
+    rules = tuple(dict.fromkeys(rule for v in over for rule in v.rules))
+    details = {k: v for k, v in over[0].details.items() if k != "retry_after"}
+    return Verdict(
+        decision=Decision.APPROVAL_REQUIRED,
+        rules=rules,
+        reason=" ".join(dict.fromkeys(v.reason for v in over)),
+        details=details,
+    )
 
 
 def _worse(a: Verdict | None, b: Verdict) -> Verdict:

@@ -74,7 +74,11 @@ def control_call(call: ToolCall) -> ControlCall:
 
 
 class LimitsStage:
-    """Rate limits, budgets and circuit breakers, for calls the policy lets through."""
+    """Rate limits, budgets and circuit breakers, for calls the policy lets through.
+
+    A call over a rate limit or budget whose decision is APPROVAL_REQUIRED goes on to
+    the approval stage, which asks a human as the control's ``approval:`` block says.
+    """
 
     name = "limits"
 
@@ -89,11 +93,30 @@ class LimitsStage:
         refused = call.admission.verdict
         if refused is None:
             return None
+        if refused.decision is Decision.APPROVAL_REQUIRED:
+            call.verdict = needing_approval(call.verdict, refused)
+            return None
         if refused.decision.forwards:  # a WARN / MONITOR_ONLY limit: note it, keep the more severe
             if refused.decision.severity > call.verdict.decision.severity:
                 call.verdict = refused
             return None
         return refused
+
+
+def needing_approval(decided: Verdict, over: Verdict) -> Verdict:
+    """The verdict of a call the policy ``decided`` and that is ``over`` controls asking a human.
+
+    One approval covers both when the policy asks too: its rules and reason come first.
+    """
+    if decided.decision is not Decision.APPROVAL_REQUIRED:
+        return over.model_copy(update={"risk": decided.risk})
+    return Verdict(
+        decision=Decision.APPROVAL_REQUIRED,
+        rules=tuple(dict.fromkeys((*decided.rules, *over.rules))),
+        risk=decided.risk,
+        reason=f"{decided.reason.rstrip('.')}. {over.reason}",
+        details={**decided.details, **over.details},
+    )
 
 
 class ApprovalStage:
@@ -107,6 +130,10 @@ class ApprovalStage:
     and the breakers the limits stage asked may open meanwhile: the call gives back its
     half-open probe permits while it waits, and once approved it asks the breakers again,
     refused like any call when one is open (a retry needs a new approval).
+
+    The request is asked as the policy rule's ``approval:`` block says, else as that of
+    the rate limit or budget that asked for approval, else with the defaults (hold; the
+    approvals config's ``default_approvers``).
     """
 
     name = "approval"
@@ -134,7 +161,10 @@ class ApprovalStage:
                 risk=verdict.risk,
                 reason=f"{verdict.reason} — approval required, but approvals are not configured",
             )
-        spec = _request_spec(call.policy.approval if call.policy else None)
+        block = call.policy.approval if call.policy else None
+        if block is None and call.admission is not None:
+            block = call.admission.approval
+        spec = _request_spec(block)
         digest = call_digest(call.principal, call.tool, call.arguments)
         if spec.mode == "defer":
             approved = await self.approvals.consume(call.principal, call.tool, digest)
@@ -156,9 +186,10 @@ class ApprovalStage:
                 decision=Decision.APPROVAL_REQUIRED,
                 rules=verdict.rules,
                 risk=verdict.risk,
-                reason=f"{verdict.reason}. A human must approve this call: approval request "
+                reason=f"{verdict.reason.rstrip('.')}. A human must approve this call: approval request "
                 f"{request.id} is waiting for a decision. Retry the same call with the same arguments "
                 "once it is approved.",
+                details={**verdict.details, "approval_id": request.id},
             )
         return await self._hold(call, request.id, spec)
 
@@ -196,7 +227,13 @@ class ApprovalStage:
             why = f"approval request {request_id} {outcome.state.value}" + (
                 f" ({outcome.state_reason})" if outcome.state_reason else ""
             )
-        return Verdict(decision=Decision.BLOCK, rules=verdict.rules, risk=verdict.risk, reason=why)
+        return Verdict(
+            decision=Decision.BLOCK,
+            rules=verdict.rules,
+            risk=verdict.risk,
+            reason=why,
+            details={**verdict.details, "approval_id": request_id},
+        )
 
     async def _recheck_breakers(self, call: ToolCall, request_id: str) -> Verdict | None:
         """The breakers' word on a call approved after a hold: ``None`` to forward it, or
@@ -224,7 +261,7 @@ class ApprovalStage:
             rules=verdict.rules,
             risk=verdict.risk,
             reason=f"{verdict.reason} — {how}",
-            details={"approval_id": call.approval_id},
+            details={**verdict.details, "approval_id": call.approval_id},
         )
 
     def _context(self, call: ToolCall, spec: ApprovalRequestSpec, digest: str) -> ApprovalContext:

@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from mcp_guard.approvals.models import Approvers
+from mcp_guard.approvals.models import ApprovalBlock
 from mcp_guard.decision import Decision, Verdict
-from mcp_guard.durations import MAX_DURATION_S
 from mcp_guard.findings import Finding
 from mcp_guard.principal import Principal
 
@@ -78,26 +75,8 @@ class PolicyRequest:
     principal_history: SessionHistory = NO_HISTORY
 
 
-class ApprovalSpec(BaseModel):
-    """The ``approval:`` block of an APPROVAL_REQUIRED rule, for the approvals feature.
-
-    The policy engine validates its shape and carries it; it does not act on it.
-    ``ttl_s`` and ``valid_for_s`` are the ``ttl`` and ``valid_for`` durations in seconds
-    (``None`` when not given: the approvals defaults apply), above 0 and at most 365 days;
-    ``channels`` names the notifiers to use (``None``: every configured one).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    mode: Literal["hold", "defer"] = "hold"
-    approvers: Approvers = Field(default_factory=Approvers)
-    allow_self: bool = False
-    ttl_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
-    valid_for_s: float | None = Field(default=None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
-    channels: tuple[str, ...] | None = None
-    rule_id: str = ""
-    file: str = ""
-    line: int = 0
+ApprovalSpec = ApprovalBlock
+"""The ``approval:`` block of an APPROVAL_REQUIRED rule (see :class:`ApprovalBlock`)."""
 
 
 @dataclass(frozen=True)

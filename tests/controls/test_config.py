@@ -176,3 +176,78 @@ def test_timeouts_resolve_tool_over_upstream_over_default() -> None:
     assert c.timeout_for("bank", "bank__pay") == 10
     assert c.timeout_for("search", "search__web") == 30
     assert controls().timeout_for("x", "x__y") == 60
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "message"),
+    [
+        (
+            "budgets",
+            {"id": "b", "period": "day", "max_calls": 1, "approval": {"approvers": {"roles": ["sre"]}}},
+            "budgets[b]: approval: only a control whose decision is APPROVAL_REQUIRED asks for approval",
+        ),
+        (
+            "limits",
+            {"id": "x", "rate": "1/minute", "decision": "APPROVAL_REQUIRED", "approval": {"mood": "hold"}},
+            "limits[x].approval.mood: unknown key",
+        ),
+        (
+            "limits",
+            {
+                "id": "x",
+                "rate": "1/m",
+                "decision": "APPROVAL_REQUIRED",
+                "approval": {"approvers": {"group": []}},
+            },
+            "limits[x].approval.approvers.group: unknown key",
+        ),
+        (
+            "limits",
+            {"id": "x", "rate": "1/minute", "decision": "APPROVAL_REQUIRED", "approval": {"ttl_s": 5}},
+            "limits[x].approval: unknown key 'ttl_s'",
+        ),
+        (
+            "budgets",
+            {
+                "id": "b",
+                "period": "day",
+                "max_calls": 1,
+                "decision": "APPROVAL_REQUIRED",
+                "approval": {"ttl": "soon"},
+            },
+            "budgets[b].approval: ttl: invalid duration 'soon'",
+        ),
+        (
+            "budgets",
+            {
+                "id": "b",
+                "period": "day",
+                "max_calls": 1,
+                "decision": "APPROVAL_REQUIRED",
+                "approval": "finance",
+            },
+            "budgets[b].approval: must be a mapping",
+        ),
+    ],
+)
+def test_a_controls_approval_block_is_checked_as_a_rules_is(kind: str, data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_limit_specs([RawSpec("p.yaml", 7, kind, data)])
+    assert any(p.startswith("p.yaml:7: ") and message in p for p in err.value.problems), err.value.problems
+
+
+def test_a_controls_approval_block_takes_the_same_keys_as_a_rules() -> None:
+    block = {
+        "mode": "defer",
+        "approvers": {"roles": ["finance"], "users": ["erin"]},
+        "allow_self": True,
+        "ttl": "30m",
+        "valid_for": "5m",
+        "channels": ["ops-slack"],
+    }
+    item = {"id": "b", "period": "day", "max_cost": 100, "decision": "approval_required", "approval": block}
+    (budget,) = parse_limit_specs([RawSpec("p.yaml", 7, "budgets", item)]).budgets
+    assert budget.approval is not None
+    assert budget.approval.mode == "defer" and budget.approval.approvers.roles == ("finance",)
+    assert budget.approval.ttl_s == 1800 and budget.approval.valid_for_s == 300
+    assert budget.approval.allow_self and budget.approval.channels == ("ops-slack",)

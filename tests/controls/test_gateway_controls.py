@@ -16,6 +16,7 @@ import pytest
 from anyio.abc import TaskGroup
 from mcp import types
 
+from mcp_guard.approvals import Approvers
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerState, Instant
 from mcp_guard.gateway import Gateway
@@ -191,6 +192,7 @@ async def test_a_call_waiting_for_a_concurrency_slot_is_admitted_when_a_policy_r
 
 SRE = Principal(user="bob", roles=frozenset({"sre"}))
 """An approver of the calls the rules below hold."""
+SRE_APPROVERS = Approvers(roles=("sre",))
 BREAKER = {
     "id": "beh-breaker",
     "upstreams": ["beh"],
@@ -422,3 +424,156 @@ async def test_a_call_that_can_never_fit_an_approval_required_budget_is_blocked_
     assert "retry_after" not in decision(refused)
     assert asked == []
     assert forwarded_records(tmp_path) == []
+
+
+# -- controls whose decision is APPROVAL_REQUIRED ----------------------------------------
+
+ONE_RECORD_A_DAY = {
+    "id": "one-record-a-day",
+    "tools": ["beh__record"],
+    "period": "day",
+    "max_calls": 1,
+    "decision": "APPROVAL_REQUIRED",
+    "approval": {"approvers": {"roles": ["sre"]}},
+}
+ONE_ECHO_AN_HOUR = {
+    "id": "one-echo-an-hour",
+    "tools": ["beh__echo"],
+    "rate": "1/hour",
+    "burst": 1,
+    "decision": "APPROVAL_REQUIRED",
+}
+
+
+async def test_a_call_over_an_approval_required_budget_is_held_for_a_human_and_charged_once_approved(
+    tmp_path: Path,
+) -> None:
+    settings = holding_settings(budgets=[ONE_RECORD_A_DAY])
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (gateway, client):
+        assert gateway.services is not None
+        with anyio.fail_after(10):
+            first = await client.call_tool("beh__record", {"id": "first"})
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "over"})
+                assert forwarded_records(tmp_path) == ["first"]  # waits for a human, unforwarded
+                approved = await decide(gateway, held, approve=True)
+            async with anyio.create_task_group() as tg:
+                next_one = await hold(gateway, tg, "beh__record", {"id": "next"})
+                await decide(gateway, next_one, approve=False)
+        asked = {r.id: r for r in await gateway.services.approvals.list()}
+    assert not first.is_error, decision(first)["reason"]
+    request = asked[held.approval_id]
+    assert request.context.rules == ("one-record-a-day",)
+    assert request.spec.approvers.roles == ("sre",)  # the budget's approval: block
+    assert "1 of 1 calls used" in request.context.reason
+    assert not approved.is_error, decision(approved)["reason"]
+    assert decision(approved)["decision"] == "ALLOW"
+    assert decision(approved)["rules"] == ["one-record-a-day"]
+    assert decision(approved)["approval_id"] == held.approval_id
+    assert "retry_after" not in decision(approved)
+    assert forwarded_records(tmp_path) == ["first", "over"]
+    assert "2 of 1 calls used" in asked[next_one.approval_id].context.reason  # the approved call is charged
+    (audited,) = [
+        e for e in decision_entries(settings) if e["details"].get("approval_id") == held.approval_id
+    ]
+    assert audited["decision"] == "ALLOW" and audited["rules"] == ["one-record-a-day"]
+    assert audited["details"]["control"] == "budget"
+
+
+async def test_a_call_over_an_approval_required_rate_limit_is_forwarded_once_approved_without_taking_a_token(
+    tmp_path: Path,
+) -> None:
+    settings = holding_settings(limits=[ONE_ECHO_AN_HOUR])
+    settings = settings.model_copy(
+        update={"approvals": settings.approvals.model_copy(update={"default_approvers": SRE_APPROVERS})}
+    )
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (gateway, client):
+        assert gateway.controls is not None and gateway.services is not None
+        clock = gateway.controls.clock = HandClock()
+        with anyio.fail_after(10):
+            first = await client.call_tool("beh__echo", {"text": "first"})
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__echo", {"text": "over"})
+                approved = await decide(gateway, held, approve=True)
+            clock.mono = 3600.0  # one token back: the approved call took none, so owes none
+            after = await client.call_tool("beh__echo", {"text": "after"})
+        (request,) = await gateway.services.approvals.list()
+    assert not first.is_error, decision(first)["reason"]
+    assert request.spec.approvers.empty  # no approval: block, so approvals.default_approvers decide
+    assert not approved.is_error, decision(approved)["reason"]
+    assert decision(approved)["rules"] == ["one-echo-an-hour"]
+    assert decision(approved)["approval_id"] == held.approval_id
+    assert not after.is_error, decision(after)["reason"]
+    assert decision(after)["rules"] == []
+
+
+async def test_a_deferred_call_over_an_approval_required_budget_is_charged_once_when_its_retry_runs(
+    tmp_path: Path,
+) -> None:
+    deferring = {**ONE_RECORD_A_DAY, "approval": {"mode": "defer", "approvers": {"roles": ["sre"]}}}
+    settings = holding_settings(budgets=[deferring])
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (gateway, client):
+        assert gateway.services is not None
+        with anyio.fail_after(10):
+            await client.call_tool("beh__record", {"id": "first"})
+            deferred = await client.call_tool("beh__record", {"id": "over"})
+            again = await client.call_tool("beh__record", {"id": "over"})  # before anyone decided
+            approval_id = decision(deferred)["approval_id"]
+            await gateway.services.approvals.decide(approval_id, SRE, True, "one more is fine")
+            retried = await client.call_tool("beh__record", {"id": "over"})
+            next_one = await client.call_tool("beh__record", {"id": "next"})
+        asked = {r.id: r for r in await gateway.services.approvals.list()}
+    assert decision(deferred)["decision"] == "APPROVAL_REQUIRED", decision(deferred)["reason"]
+    assert decision(deferred)["rules"] == ["one-record-a-day"]
+    assert "retry_after" not in decision(deferred)  # retry once approved, not at the reset
+    assert decision(again)["approval_id"] == approval_id
+    assert not retried.is_error, decision(retried)["reason"]
+    assert decision(retried)["approval_id"] == approval_id
+    assert forwarded_records(tmp_path) == ["first", "over"]
+    assert decision(next_one)["decision"] == "APPROVAL_REQUIRED"
+    # charged once: for the retry that ran, not for the refusals before it
+    assert "2 of 1 calls used" in asked[decision(next_one)["approval_id"]].context.reason
+    audited = [e for e in decision_entries(settings) if e["details"].get("approval_id") == approval_id]
+    assert [e["decision"] for e in audited] == ["APPROVAL_REQUIRED", "APPROVAL_REQUIRED", "ALLOW"]
+    assert all(e["rules"] == ["one-record-a-day"] for e in audited)
+
+
+async def test_a_call_over_an_approval_required_limit_is_refused_by_an_open_breaker_without_asking_anyone(
+    tmp_path: Path,
+) -> None:
+    settings = holding_settings(limits=[ONE_ECHO_AN_HOUR], breakers=[BREAKER])
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (gateway, client):
+        assert gateway.controls is not None and gateway.services is not None
+        gateway.controls.clock = HandClock()
+        with anyio.fail_after(10):
+            await client.call_tool("beh__echo", {"text": "first"})
+            await client.call_tool("beh__fail", {})  # opens the breaker
+            refused = await client.call_tool("beh__echo", {"text": "over"})
+        asked = await gateway.services.approvals.list()
+    assert decision(refused)["decision"] == "BLOCK"
+    assert decision(refused)["rules"] == ["beh-breaker"]
+    assert asked == []
+
+
+async def test_a_call_both_a_rule_and_a_budget_ask_approval_for_files_one_request_as_the_rule_says(
+    tmp_path: Path,
+) -> None:
+    finance_budget = {**ONE_RECORD_A_DAY, "approval": {"approvers": {"roles": ["finance"]}}}
+    settings = holding_settings(budgets=[finance_budget])
+    policies = held_record_policy(tmp_path)
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        assert gateway.services is not None
+        with anyio.fail_after(10):
+            await client.call_tool("beh__record", {"id": "first"})  # the rule does not ask for this one
+            async with anyio.create_task_group() as tg:
+                held = await hold(gateway, tg, "beh__record", {"id": "held"})
+                approved = await decide(gateway, held, approve=True)
+        (request,) = await gateway.services.approvals.list()
+    assert request.context.rules == ("record-needs-approval", "one-record-a-day")
+    assert "Budget 'one-record-a-day' (day) exhausted" in request.context.reason
+    assert request.spec.approvers.roles == ("sre",)  # the rule's approval: block
+    assert not approved.is_error, decision(approved)["reason"]
+    assert forwarded_records(tmp_path) == ["first", "held"]
