@@ -350,7 +350,7 @@ async def run(args: argparse.Namespace, settings: str) -> None:
             print(table)
             print("\nverdict (median added latency vs the direct path over the same client transport):")
             print("\n".join(verdict(paths, added)))
-            if args.concurrency > 0:
+            if args.concurrency > 0 and args.concurrent_calls > 0:  # 0 calls: no throughput table
                 n, calls = args.concurrency, args.concurrent_calls
                 print(f"\nthroughput, {n} calls in flight, {calls} calls per path:")
                 print(f"{'path':<19} {'calls/s':>8} {'p50 µs':>8} {'p99 µs':>8}")
