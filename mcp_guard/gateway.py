@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,12 @@ from mcp_guard.policy.compiler import unknown_glob_warnings, unknown_upstream_wa
 from mcp_guard.principal import Principal
 from mcp_guard.services import Services, controls_config, open_services
 from mcp_guard.sessions import CallRecord, SessionMismatch
+from mcp_guard.tool_wire import WireForms, WireTool
 from mcp_guard.upstreams.catalog import Catalog, Route, build_catalog
 from mcp_guard.upstreams.config import UpstreamsFile
 from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.supervisor import Backoff, Listing, Status, Upstream
+from mcp_guard.visibility import VisibilityCache, Visible
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,9 @@ class Gateway:
         self.chain = Chain([])
         self.result_chain = ResultChain([])
         self._tools: dict[str, tuple[Route, types.Tool, ToolInfo]] = {}
+        self._bare = self._bare_namespaces()
+        self._visibility = VisibilityCache()
+        self._wire = WireForms()
         self._allowed: dict[str, tuple[types.Tool, ...]] = {}
         self._reviewing = {name: anyio.Lock() for name in self.upstreams}
         """One review of an upstream at a time, so the last listing reviewed is the last one exposed."""
@@ -335,11 +340,22 @@ class Gateway:
             for n, u in self.upstreams.items()
         }
         prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
-        self.catalog = build_catalog(listings, prefixes)
+        self.catalog = build_catalog(listings, prefixes, self.catalog)
         self._tools = {
             name: (route, tool, self._tool_info(name, route, tool))
             for name, (route, tool) in self.catalog.tools.items()
         }
+        self._wire.retain(tool for _, tool, _ in self._tools.values())
+        self._bare = self._bare_namespaces()
+
+    def _bare_namespaces(self) -> tuple[ToolInfo, ...]:
+        """The bare namespace ``<prefix>__`` of each upstream serving no tools (what decides
+        whether a principal sees its resources and prompts)."""
+        with_tools = {route.upstream for route, _, _ in self._tools.values()}
+        return tuple(
+            ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
+            for upstream in self.upstreams.keys() - with_tools
+        )
 
     def _tool_info(self, name: str, route: Route, tool: types.Tool) -> ToolInfo:
         annotations = (
@@ -361,12 +377,25 @@ class Gateway:
         """Where an exposed tool lives, its definition and what policies know of it."""
         return self._tools.get(name)
 
-    def visible_tools(self, principal: Principal) -> list[types.Tool]:
-        policy = self.policy
-        return [tool for _, tool, info in self._tools.values() if policy.visible(principal, info)]
+    def visible(self, principal: Principal) -> Visible:
+        """What ``principal`` sees of the current catalogue under the current policy (kept
+        until either is replaced: see :mod:`mcp_guard.visibility`)."""
+        return self._visibility.of(principal, self._tools, self._bare, self.policy)
+
+    def visible_tools(self, principal: Principal) -> tuple[types.Tool, ...]:
+        return self.visible(principal).tools
 
     def visible_tool_names(self, principal: Principal) -> frozenset[str]:
-        return frozenset(tool.name for tool in self.visible_tools(principal))
+        return self.visible(principal).names
+
+    def wire_tools(self, tools: Sequence[types.Tool], version: str) -> list[WireTool]:
+        """``tools`` of the current catalogue as the SDK shapes them for protocol ``version``
+        (each shaped once, until it changes: see :mod:`mcp_guard.tool_wire`).
+
+        Raises:
+            MCPError: a tool does not fit ``version``'s schema.
+        """
+        return self._wire.of(tools, version)
 
     # -- resources and prompts ----------------------------------------------------------
 
@@ -374,14 +403,7 @@ class Gateway:
         """The upstreams whose resources and prompts ``principal`` may list and read: those
         with a tool it may see, and those serving no tools whose bare namespace
         ``<prefix>__`` it may see (so a rule hiding the upstream hides them too)."""
-        policy = self.policy
-        with_tools = {route.upstream for route, _, _ in self._tools.values()}
-        seen = {route.upstream for route, _, info in self._tools.values() if policy.visible(principal, info)}
-        for upstream in self.upstreams.keys() - with_tools:
-            bare = ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
-            if policy.visible(principal, bare):
-                seen.add(upstream)
-        return frozenset(seen)
+        return self.visible(principal).upstreams
 
     async def admit_read(
         self, principal: Principal, session_id: str, method: str, target: str, upstream: str | None

@@ -53,8 +53,13 @@ class ListChangedNotifier:
         return len(self._clients)
 
     async def tools_changed(self) -> None:
-        """Tell every client whose visible tool set changed (and every listen subscriber)."""
+        """Tell every client whose visible tool set changed (and every listen subscriber).
+
+        Working out a principal's view can take tens of milliseconds with thousands of
+        tools: other requests get the event loop between one client and the next.
+        """
         for key, client in list(self._clients.items()):
+            await anyio.lowlevel.checkpoint()
             now = self.visible_tools(client.principal)
             if now == client.visible:
                 continue

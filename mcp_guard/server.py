@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import anyio
@@ -27,6 +27,7 @@ from mcp_guard import __version__
 from mcp_guard.errors import UnknownToolError, UpstreamUnavailableError
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
+from mcp_guard.tool_wire import SplicedToolPages, tool_page
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,15 @@ INSTRUCTIONS = (
 
 class GuardServer(Server[Any]):
     """Advertises list-changed notifications on every transport (the SDK default is off),
-    and opens an OpenTelemetry span per request only when a tracer provider is installed
-    (a span costs ~0.1 ms per request even when nobody collects it)."""
+    opens an OpenTelemetry span per request only when a tracer provider is installed
+    (a span costs ~0.1 ms per request even when nobody collects it), and answers
+    ``tools/list`` with tools shaped once, not once a page (:mod:`mcp_guard.tool_wire`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not tracing_configured():
             self.middleware = [m for m in self.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+        self.middleware.append(SplicedToolPages())  # innermost, as it must be
 
     def create_initialization_options(
         self,
@@ -104,7 +107,7 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
     ) -> types.ListToolsResult:
         tools = gateway.visible_tools(principal(ctx))
         page, cursor = _page(tools, params.cursor if params else None, page_size)
-        return types.ListToolsResult(tools=page, next_cursor=cursor)
+        return tool_page(page, cursor, lambda: gateway.wire_tools(page, ctx.protocol_version))
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -251,7 +254,7 @@ async def _relay(request: Callable[[], Awaitable[T]]) -> T:
         raise MCPError(code=types.INTERNAL_ERROR, message="upstream did not answer in time") from None
 
 
-def _page(items: list[Any], cursor: str | None, size: int) -> tuple[list[Any], str | None]:
+def _page(items: Sequence[T], cursor: str | None, size: int) -> tuple[list[T], str | None]:
     """Offset pagination with an opaque cursor."""
     try:
         start = int(cursor, 16) if cursor else 0
@@ -260,4 +263,4 @@ def _page(items: list[Any], cursor: str | None, size: int) -> tuple[list[Any], s
     if start < 0 or start > len(items):
         raise MCPError(code=types.INVALID_PARAMS, message="invalid cursor")
     end = start + size
-    return items[start:end], (format(end, "x") if end < len(items) else None)
+    return list(items[start:end]), (format(end, "x") if end < len(items) else None)

@@ -30,6 +30,7 @@ from mcp_guard.principal import Principal, principal_in
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
 from mcp_guard.stdio_lane import StdioCallLane
 from mcp_guard.stdio_wire import StdinLines, StdoutClosed, StdoutPipe, claimed_stdout, pollable
+from mcp_guard.tool_wire import SplicedToolPages
 from mcp_guard.upstreams.supervisor import Status
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,11 @@ async def serve_stdio(gateway: Gateway, identity: StdioIdentity) -> None:
         with contextlib.ExitStack() as fds:
             stdin: AsyncIterable[str] | None = StdinLines(0) if pollable(0) else None
             stdout = StdoutPipe(fds.enter_context(claimed_stdout())) if pollable(1) else None
-            # The lane bypasses the SDK's middleware, so it stays off when any is installed (tracing).
-            lane = gateway.settings.server.fast_stdio_calls and not server.middleware
+            # The lane bypasses the SDK's middleware, so it stays off when any that sees calls
+            # is installed (tracing); SplicedToolPages touches tools/list alone.
+            lane = gateway.settings.server.fast_stdio_calls and all(
+                isinstance(m, SplicedToolPages) for m in server.middleware
+            )
             info = server.server_info_stamp
             try:
                 async with anyio.create_task_group() as calls:

@@ -238,6 +238,37 @@ rules:
     assert decision(other)["decision"] != "BLOCK"  # another principal's count is its own
 
 
+async def test_a_flood_of_sessions_by_one_principal_does_not_reset_anothers_per_connection_history(
+    tmp_path: Path,
+) -> None:
+    """Opening session after session must not evict another principal's session (and so
+    reset the history rules that count its connection)."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "burst.yaml").write_text(
+        """
+risk_thresholds: {}
+rules:
+  - id: echo-burst-per-connection
+    priority: 10
+    match: {tools: ["beh__echo"]}
+    when:
+      history: {tool: "beh__echo", within: 60s, count: {gte: 1}}
+    decision: BLOCK
+""",
+        encoding="utf-8",
+    )
+    settings = GatewaySettings.model_validate({"sessions": {"max_sessions": 4}})
+    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (gateway, _):
+        first = await gateway.call_tool(FIONA, "fiona-connection", "beh__echo", {"text": "x"})
+        for i in range(10):  # another principal opens session after session
+            await gateway.call_tool(LOCAL_PRINCIPAL, f"flood-{i}", "beh__echo", {"text": "x"})
+        again = await gateway.call_tool(FIONA, "fiona-connection", "beh__echo", {"text": "x"})
+    assert decision(first)["decision"] == "ALLOW"
+    assert decision(again)["decision"] == "BLOCK"  # her connection still remembers the first call
+    assert decision(again)["rules"] == ["echo-burst-per-connection"]
+
+
 async def test_a_rate_limit_in_a_policy_file_refuses_the_excess_call_with_retry_after(tmp_path: Path) -> None:
     policies = tmp_path / "policies"
     policies.mkdir()

@@ -21,7 +21,14 @@ from mcp_guard.principal import Principal
 
 
 class AccessPolicy(Protocol):
-    def visible(self, principal: Principal, tool: ToolInfo) -> bool: ...
+    def visible(self, principal: Principal, tool: ToolInfo, at: datetime | None = None) -> bool:
+        """Whether ``principal`` may see ``tool``, now or at the moment ``at``."""
+        ...
+
+    def listing_moment(self) -> datetime | None:
+        """The moment to ask :meth:`visible` at for a listing that may be kept and reused:
+        ``None`` when no answer of :meth:`visible` can change with the clock alone."""
+        ...
 
     async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict: ...
 
@@ -29,8 +36,11 @@ class AccessPolicy(Protocol):
 class AllowAll:
     """Every principal sees and may call every tool (only for trusted local use)."""
 
-    def visible(self, principal: Principal, tool: ToolInfo) -> bool:
+    def visible(self, principal: Principal, tool: ToolInfo, at: datetime | None = None) -> bool:
         return True
+
+    def listing_moment(self) -> datetime | None:
+        return None
 
     async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
         return ALLOWED
@@ -67,8 +77,11 @@ class AllowlistPolicy:
     def __init__(self, grants: Sequence[Grant]) -> None:
         self.grants = tuple(grants)
 
-    def visible(self, principal: Principal, tool: ToolInfo) -> bool:
+    def visible(self, principal: Principal, tool: ToolInfo, at: datetime | None = None) -> bool:
         return any(g.applies_to(principal) and g.covers(tool.name) for g in self.grants)
+
+    def listing_moment(self) -> datetime | None:
+        return None
 
     async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
         if self.visible(call.principal, tool):
@@ -83,8 +96,16 @@ class PolicyAccess:
         self.policies = policies
         self.clock = clock or (lambda: datetime.now(UTC))
 
-    def visible(self, principal: Principal, tool: ToolInfo) -> bool:
-        return self.policies.visible(principal, tool, self.clock())
+    def visible(self, principal: Principal, tool: ToolInfo, at: datetime | None = None) -> bool:
+        return self.policies.visible(principal, tool, at or self.clock())
+
+    def listing_moment(self) -> datetime | None:
+        """Now, cut to the minute, when a HIDE rule reads the clock: time windows are whole
+        minutes of local time, and every zone's offset today is a whole number of
+        minutes, so an answer at the minute's start holds until its end."""
+        if not self.policies.visibility_reads_clock:
+            return None
+        return self.clock().astimezone(UTC).replace(second=0, microsecond=0)
 
     async def decide(self, call: ToolCall, tool: ToolInfo) -> Verdict:
         """The enforced verdict; the full result (shadow, matched rules, approval spec) goes on ``call``.

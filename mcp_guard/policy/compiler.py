@@ -43,6 +43,9 @@ class CompiledRule:
     override_risk: bool
     approval: ApprovalSpec | None
     scope_key: tuple[tuple[str, tuple[str, ...]], ...]
+    reads_clock: bool = False
+    """Whether the conditions read the clock (``time``), so the rule may hold at one moment
+    and not the next for the same principal and tool."""
 
     @property
     def hides(self) -> bool:
@@ -107,6 +110,7 @@ def compile_rule(spec: RuleSpec, order: int, file_shadow: bool) -> CompiledRule 
         override_risk=spec.override_risk,
         approval=spec.approval,
         scope_key=scope_key,
+        reads_clock=compiled.reads_clock,
     )
 
 

@@ -35,11 +35,13 @@ def _true(_: PolicyRequest) -> bool:
 
 @dataclass
 class Compiled:
-    """A compiled condition and whether it reads call-only data (arguments, findings...)."""
+    """A compiled condition, whether it reads call-only data (arguments, findings...) and
+    whether it reads the clock (``time``: its answer may change with ``now`` alone)."""
 
     cond: Cond
     call_only: bool = False
     always: bool = False
+    reads_clock: bool = False
 
 
 def compile_when(spec: Any, loc: Located) -> Compiled | None:
@@ -64,16 +66,17 @@ def compile_when(spec: Any, loc: Located) -> Compiled | None:
 
 def _conj(parts: list[Compiled]) -> Compiled:
     call_only = any(p.call_only for p in parts)
+    clock = any(p.reads_clock for p in parts)
     conds = [p.cond for p in parts if not p.always]
     if not conds:
         return Compiled(_true, call_only, always=True)
     if len(conds) == 1:
-        return Compiled(conds[0], call_only)
+        return Compiled(conds[0], call_only, reads_clock=clock)
     if len(conds) == 2:
         a, b = conds
-        return Compiled(lambda r: a(r) and b(r), call_only)
+        return Compiled(lambda r: a(r) and b(r), call_only, reads_clock=clock)
     tup = tuple(conds)
-    return Compiled(lambda r: all(c(r) for c in tup), call_only)
+    return Compiled(lambda r: all(c(r) for c in tup), call_only, reads_clock=clock)
 
 
 def _compile_subject(key: str, value: Any, loc: Located) -> Compiled | None:
@@ -86,7 +89,7 @@ def _compile_subject(key: str, value: Any, loc: Located) -> Compiled | None:
         if inner is None:
             return None
         c = inner.cond
-        return Compiled(lambda r: not c(r), inner.call_only)
+        return Compiled(lambda r: not c(r), inner.call_only, reads_clock=inner.reads_clock)
     if key.startswith("principal."):
         return _principal(key[len("principal.") :], value, loc)
     if key.startswith("tool.") or key == "environment":
@@ -119,7 +122,11 @@ def _combinator(key: str, value: Any, loc: Located) -> Compiled | None:
     if key == "all":
         return _conj(done)
     conds = tuple(p.cond for p in done)
-    return Compiled(lambda r: any(c(r) for c in conds), any(p.call_only for p in done))
+    return Compiled(
+        lambda r: any(c(r) for c in conds),
+        any(p.call_only for p in done),
+        reads_clock=any(p.reads_clock for p in done),
+    )
 
 
 def _value(
@@ -315,8 +322,8 @@ def _time(spec: Any, loc: Located) -> Compiled | None:
         return None
     window = TimeWindow(start, end, days, zone)
     if key == "outside":
-        return Compiled(lambda r: not window.contains(r.now))
-    return Compiled(lambda r: window.contains(r.now))
+        return Compiled(lambda r: not window.contains(r.now), reads_clock=True)
+    return Compiled(lambda r: window.contains(r.now), reads_clock=True)
 
 
 def _history(spec: Any, loc: Located) -> Compiled | None:
@@ -362,4 +369,4 @@ def _history(spec: Any, loc: Located) -> Compiled | None:
         history = r.principal_history if of_principal else r.history
         return history.count(glob if glob is not None else r.tool.name, within, r.now)
 
-    return Compiled(lambda r: pred(counted(r)), call_only=True)
+    return Compiled(lambda r: pred(counted(r)), call_only=True, reads_clock=True)

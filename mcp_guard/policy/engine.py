@@ -94,6 +94,9 @@ class PolicySet:
         self._thresholds = sorted(self.risk_thresholds.items(), key=lambda kv: -kv[0].severity)
         self._index = RuleIndex(self.rules)
         self._hiders: dict[str, tuple[CompiledRule, ...]] = {}
+        self.visibility_reads_clock = any(r.hides and not r.shadow and r.reads_clock for r in self.rules)
+        """Whether :meth:`visible` may change its answer with ``now`` alone (a live HIDE rule
+        has a ``time`` condition); otherwise it depends on the principal and the tool only."""
 
     # -- public API -----------------------------------------------------------------
 

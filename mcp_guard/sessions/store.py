@@ -1,12 +1,15 @@
-"""The session store: sessions by id, bound to one principal, LRU-bounded, idle-expiring.
+"""The session store: sessions by id, bound to one principal, bounded, idle-expiring.
 
-Two kinds of session live in one store and share its bounds:
+Two kinds of session share one table, bounded overall and per principal (so that one
+principal's sessions never crowd out another's):
 
 - the MCP session (``get(session_id, principal)``): one per connection;
 - the workflow session (``workflow(workflow_id, principal)``): calls that carry the same
   agent-supplied workflow id in ``_meta`` (see :func:`workflow_id`), possibly across
   connections. Workflow ids are namespaced by the principal key, so one principal can
   never read or pollute another's workflow by guessing its id.
+
+Each principal's own session (``of_principal``) lives in a table of its own.
 
 The clock is injected (a monotonic float source); idle expiry and LRU order use it.
 """
@@ -53,12 +56,22 @@ def workflow_id(meta: Mapping[str, Any] | None, config: SessionConfig) -> str | 
     return None
 
 
-class SessionStore:
-    """Sessions by key, at most ``config.max_sessions``, forgotten after ``config.idle_ttl_s`` idle.
+Key = tuple[str, ...]
 
-    Principals' sessions (:meth:`of_principal`) are kept apart, up to ``max_sessions`` of
-    their own: a client opening connection after connection evicts MCP and workflow
-    sessions, never another principal's record of its calls.
+
+class SessionStore:
+    """Sessions by key, forgotten after ``config.idle_ttl_s`` idle, bounded per principal and overall.
+
+    MCP and workflow sessions share one table of at most ``max_sessions``, and each
+    principal holds at most ``max_sessions_per_principal`` of them. Past either bound a
+    session is evicted, least recently used first, from the principal over its own bound,
+    else from the principal holding the most (the oldest such session when several tie):
+    a client opening session after session, or naming a fresh workflow id for each call,
+    evicts its own sessions, never those of a principal holding fewer, whose history
+    (the policy ``history`` conditions, taint) would otherwise be erased.
+
+    Principals' sessions (:meth:`of_principal`) are kept apart, up to ``max_sessions``
+    principals, least recently used evicted: no flood of connections reaches them.
 
     "Used" means fetched with :meth:`get` or :meth:`workflow`; recording into a session
     object does not refresh it. Not thread-safe: use it from one event loop.
@@ -69,10 +82,12 @@ class SessionStore:
     ) -> None:
         self.config = config or SessionConfig()
         self._clock = clock
-        self._sessions: OrderedDict[tuple[str, ...], Session] = OrderedDict()
-        self._principals: OrderedDict[tuple[str, ...], Session] = OrderedDict()
+        self._sessions: OrderedDict[Key, Session] = OrderedDict()
+        self._held: dict[str, OrderedDict[Key, None]] = {}
+        """Each principal's keys in ``_sessions``, least recently used first."""
+        self._principals: OrderedDict[Key, Session] = OrderedDict()
         self.evicted = 0
-        """Sessions dropped because the store was full (least recently used first)."""
+        """Sessions dropped because a bound was reached (least recently used first)."""
         self.expired = 0
         """Sessions dropped because they were idle longer than ``idle_ttl_s``."""
 
@@ -91,7 +106,24 @@ class SessionStore:
     def of_principal(self, principal: Principal) -> Session:
         """Every call of ``principal``, whatever its connection or workflow: what a client
         cannot shed by reconnecting or by naming a fresh workflow id."""
-        return self._fetch(("p", principal.key), principal.key, principal, self._principals)
+        key = ("p", principal.key)
+        table = self._principals
+        now = self._clock()
+        session = table.get(key)
+        if session is not None and self._idle(session, now):
+            del table[key]
+            self.expired += 1
+            session = None
+        if session is None:
+            self.expire()
+            session = table[key] = self._new(principal.key, principal)
+            while len(table) > self.config.max_sessions:
+                table.popitem(last=False)
+                self.evicted += 1
+            return session
+        session.last_used = now
+        table.move_to_end(key)
+        return session
 
     def for_call(
         self, session_id: str, principal: Principal, meta: Mapping[str, Any] | None = None
@@ -114,21 +146,30 @@ class SessionStore:
             return None
         return session
 
+    def held_by(self, principal: Principal) -> int:
+        """How many MCP and workflow sessions ``principal`` holds now."""
+        return len(self._held.get(principal.key, ()))
+
     def drop(self, session_id: str) -> bool:
         """Forget the MCP session ``session_id`` (on disconnect); whether it existed."""
-        return self._sessions.pop(("s", session_id), None) is not None
+        return self._forget(("s", session_id)) is not None
 
     def expire(self) -> int:
         """Forget every idle session now; returns how many (also done lazily by :meth:`get`)."""
         now = self._clock()
         n = 0
-        for table in (self._sessions, self._principals):
-            while table:
-                key, oldest = next(iter(table.items()))
-                if not self._idle(oldest, now):
-                    break
-                del table[key]
-                n += 1
+        while self._sessions:
+            key, oldest = next(iter(self._sessions.items()))
+            if not self._idle(oldest, now):
+                break
+            self._forget(key)
+            n += 1
+        while self._principals:
+            key, oldest = next(iter(self._principals.items()))
+            if not self._idle(oldest, now):
+                break
+            del self._principals[key]
+            n += 1
         self.expired += n
         return n
 
@@ -138,36 +179,60 @@ class SessionStore:
     def _idle(self, session: Session, now: float) -> bool:
         return now - session.last_used > self.config.idle_ttl_s
 
-    def _fetch(
-        self,
-        key: tuple[str, ...],
-        session_id: str,
-        principal: Principal,
-        table: OrderedDict[tuple[str, ...], Session] | None = None,
-    ) -> Session:
-        table = self._sessions if table is None else table
+    def _new(self, session_id: str, principal: Principal) -> Session:
+        return Session(
+            session_id,
+            principal.key,
+            max_calls=self.config.max_calls,
+            max_taints=self.config.max_taints,
+            clock=self._clock,
+        )
+
+    def _fetch(self, key: Key, session_id: str, principal: Principal) -> Session:
         now = self._clock()
-        session = table.get(key)
+        session = self._sessions.get(key)
         if session is not None and self._idle(session, now):
-            del table[key]
+            self._forget(key)
             self.expired += 1
             session = None
         if session is None:
             self.expire()
-            session = Session(
-                session_id,
-                principal.key,
-                max_calls=self.config.max_calls,
-                max_taints=self.config.max_taints,
-                clock=self._clock,
-            )
-            table[key] = session
-            while len(table) > self.config.max_sessions:
-                table.popitem(last=False)
-                self.evicted += 1
+            session = self._sessions[key] = self._new(session_id, principal)
+            self._held.setdefault(principal.key, OrderedDict())[key] = None
+            self._bound(principal.key)
             return session
         if session.principal_key != principal.key:
             raise SessionMismatch(session_id, session.principal_key, principal.key)
         session.last_used = now
-        table.move_to_end(key)
+        self._sessions.move_to_end(key)
+        self._held[principal.key].move_to_end(key)
+        return session
+
+    def _bound(self, principal_key: str) -> None:
+        """Evict until ``principal_key`` and the whole table are within their bounds."""
+        own = self._held[principal_key]
+        while len(own) > self.config.max_sessions_per_principal:
+            self._evict(next(iter(own)))
+        while len(self._sessions) > self.config.max_sessions:
+            self._evict(self._most_held_oldest())
+
+    def _most_held_oldest(self) -> Key:
+        """The least recently used session of the principal holding the most sessions
+        (of the one whose such session is oldest, when several hold as many). Looks at
+        every principal holding sessions, which happens only while the table is full."""
+        most = max(len(keys) for keys in self._held.values())
+        oldest = (next(iter(keys)) for keys in self._held.values() if len(keys) == most)
+        return min(oldest, key=lambda key: self._sessions[key].last_used)
+
+    def _evict(self, key: Key) -> None:
+        self._forget(key)
+        self.evicted += 1
+
+    def _forget(self, key: Key) -> Session | None:
+        session = self._sessions.pop(key, None)
+        if session is not None:
+            keys = self._held[session.principal_key]
+            del keys[key]
+            if not keys:
+                del self._held[session.principal_key]
         return session

@@ -3,7 +3,9 @@
 Tools and prompts are exposed as ``<prefix>__<name>`` (the prefix defaults to the
 upstream's name; an empty prefix exposes the original name). Resource URIs are kept
 as they are and routed by exact URI, then by resource-template prefix. The catalog
-is an immutable snapshot, rebuilt whenever an upstream's listing changes.
+is an immutable snapshot, rebuilt whenever an upstream's listing changes; a rebuild
+keeps the exposed definition (the same object) of every tool whose upstream listed the
+same definition object again, so what is derived from it can be kept too.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Catalog:
     prompts: Mapping[str, tuple[Route, types.Prompt]] = field(default_factory=dict)
     resources: Mapping[str, tuple[str, types.Resource]] = field(default_factory=dict)
     templates: tuple[tuple[str, types.ResourceTemplate], ...] = ()
+    originals: Mapping[str, types.Tool] = field(default_factory=dict)
+    """Each exposed tool's definition as its upstream listed it (that very object)."""
 
     def resource_upstream(self, uri: str) -> str | None:
         """The upstream serving ``uri``: an exact listed URI, else the longest template prefix."""
@@ -53,9 +57,15 @@ class Catalog:
         return best[1] if best else None
 
 
-def build_catalog(listings: Mapping[str, Listing], prefixes: Mapping[str, str]) -> Catalog:
-    """Merge listings (in upstream order). A name clash keeps the first and logs both upstreams."""
+def build_catalog(
+    listings: Mapping[str, Listing], prefixes: Mapping[str, str], previous: Catalog | None = None
+) -> Catalog:
+    """Merge listings (in upstream order). A name clash keeps the first and logs both upstreams.
+
+    A tool listed by the same definition object as in ``previous`` keeps its exposed entry.
+    """
     tools: dict[str, tuple[Route, types.Tool]] = {}
+    originals: dict[str, types.Tool] = {}
     prompts: dict[str, tuple[Route, types.Prompt]] = {}
     resources: dict[str, tuple[str, types.Resource]] = {}
     templates: list[tuple[str, types.ResourceTemplate]] = []
@@ -64,7 +74,11 @@ def build_catalog(listings: Mapping[str, Listing], prefixes: Mapping[str, str]) 
         for tool in listing.tools:
             name = exposed_name(prefix, tool.name)
             if _admit(name, tools, upstream, "tool"):
-                tools[name] = (Route(upstream, tool.name), tool.model_copy(update={"name": name}))
+                if previous is not None and previous.originals.get(name) is tool:
+                    tools[name] = previous.tools[name]
+                else:
+                    tools[name] = (Route(upstream, tool.name), tool.model_copy(update={"name": name}))
+                originals[name] = tool
         for prompt in listing.prompts:
             name = exposed_name(prefix, prompt.name)
             if _admit(name, prompts, upstream, "prompt"):
@@ -87,7 +101,7 @@ def build_catalog(listings: Mapping[str, Listing], prefixes: Mapping[str, str]) 
         templates.extend(
             (upstream, t.model_copy(update={"name": exposed_name(prefix, t.name)})) for t in listing.templates
         )
-    return Catalog(tools, prompts, resources, tuple(templates))
+    return Catalog(tools, prompts, resources, tuple(templates), originals)
 
 
 def _admit(name: str, taken: Mapping[str, tuple[Route, object]], upstream: str, kind: str) -> bool:

@@ -9,6 +9,8 @@ from mcp_guard.principal import Principal
 from mcp_guard.sessions import SessionConfig, SessionMismatch, workflow_id
 from tests.risk.helpers import ALICE, BOB, FakeClock, sessions
 
+CAROL = Principal(user="carol", agent="invoice-bot")
+
 
 def test_the_same_id_and_principal_get_the_same_session() -> None:
     store = sessions()
@@ -41,13 +43,80 @@ def test_the_least_recently_used_session_is_evicted_when_the_store_is_full() -> 
     assert store.peek("a") is first
 
 
-def test_a_flood_of_connections_evicts_sessions_but_not_another_principals_record_of_its_calls() -> None:
-    store = sessions(max_sessions=3)
-    _, _, alices = store.for_call("alice-1", ALICE)
+def test_a_flood_of_connections_evicts_the_flooders_own_sessions_never_another_principals() -> None:
+    clock = FakeClock()
+    store = sessions(clock, max_sessions=3)
+    alices_connection, _, alices = store.for_call("alice-1", ALICE)
     for i in range(10):  # Bob opens connection after connection
+        clock.advance(1)
         store.for_call(f"bob-{i}", BOB)
-    assert store.peek("alice-1") is None  # Alice's connection went...
-    assert store.of_principal(ALICE) is alices  # ...her principal's session did not
+    assert store.peek("alice-1") is alices_connection  # her connection's history stays...
+    assert store.of_principal(ALICE) is alices  # ...and so does her principal's session
+    assert [store.peek(f"bob-{i}") is not None for i in range(10)] == [False] * 8 + [True] * 2
+    assert store.evicted == 8
+
+
+def test_a_flood_of_workflow_ids_evicts_the_flooders_own_workflows_never_another_principals() -> None:
+    clock = FakeClock()
+    store = sessions(clock, max_sessions=3)
+    alices = store.workflow("quarterly-close", ALICE)
+    store.get("bob-connection", BOB)
+    for i in range(10):  # a fresh workflow id for every call
+        clock.advance(1)
+        store.for_call("bob-connection", BOB, {"mcp-guard/workflow": f"run-{i}"})
+    assert store.workflow("quarterly-close", ALICE) is alices
+    assert store.held_by(BOB) == 2
+
+
+def test_a_principal_past_its_own_bound_loses_its_least_recently_used_session_first() -> None:
+    clock = FakeClock()
+    store = sessions(clock, max_sessions=100, max_sessions_per_principal=2)
+    first = store.get("bob-1", BOB)
+    clock.advance(1)
+    store.get("bob-2", BOB)
+    clock.advance(1)
+    assert store.get("bob-1", BOB) is first  # "bob-2" is now Bob's least recently used
+    store.get("bob-3", BOB)
+    assert (store.peek("bob-1"), store.peek("bob-2")) == (first, None)
+    assert store.held_by(BOB) == 2
+    assert store.evicted == 1
+
+
+def test_a_full_store_evicts_from_the_principal_holding_the_most_sessions() -> None:
+    clock = FakeClock()
+    store = sessions(clock, max_sessions=4)
+    store.get("alice-1", ALICE)
+    for i in range(3):
+        clock.advance(1)
+        store.get(f"bob-{i}", BOB)
+    clock.advance(1)
+    store.get("carol-1", CAROL)  # the store is full: Bob, holding the most, loses his oldest
+    assert store.peek("alice-1") is not None
+    assert store.peek("bob-0") is None
+    assert (store.held_by(ALICE), store.held_by(BOB), store.held_by(CAROL)) == (1, 2, 1)
+
+
+def test_when_principals_hold_as_many_sessions_the_oldest_of_theirs_is_evicted() -> None:
+    clock = FakeClock()
+    store = sessions(clock, max_sessions=2)
+    store.get("alice-1", ALICE)
+    clock.advance(1)
+    store.get("bob-1", BOB)
+    clock.advance(1)
+    store.get("carol-1", CAROL)  # more principals than the store holds: the oldest goes
+    assert [store.peek(s) is not None for s in ("alice-1", "bob-1", "carol-1")] == [False, True, True]
+
+
+def test_a_forgotten_session_no_longer_counts_against_its_principal() -> None:
+    clock = FakeClock()
+    store = sessions(clock, idle_ttl_s=60, max_sessions_per_principal=2)
+    store.get("bob-1", BOB)
+    store.workflow("run", BOB)
+    assert store.drop("bob-1")
+    assert store.held_by(BOB) == 1
+    clock.advance(61)
+    assert store.expire() == 1  # the workflow
+    assert store.held_by(BOB) == 0
 
 
 def test_an_idle_session_expires_and_a_new_one_starts_in_its_place() -> None:
