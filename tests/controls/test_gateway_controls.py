@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from contextlib import closing
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from anyio.abc import TaskGroup
-from mcp import types
+from mcp import ClientSession, types
 
 from mcp_guard.approvals import Approvers
 from mcp_guard.config.settings import GatewaySettings
@@ -226,6 +226,19 @@ def holding_settings(**controls: list[dict[str, Any]]) -> GatewaySettings:
     )
 
 
+@asynccontextmanager
+async def breaker_gateway(
+    tmp_path: Path, settings: GatewaySettings
+) -> AsyncIterator[tuple[Gateway, ClientSession, HandClock]]:
+    """A gateway whose rule holds ``beh__record`` for approval, its controls on a hand clock."""
+    async with gateway_client(
+        behaviour_upstream(tmp_path), settings, policy_dir=held_record_policy(tmp_path)
+    ) as (gateway, client):
+        assert gateway.controls is not None
+        clock = gateway.controls.clock = HandClock()
+        yield gateway, client, clock
+
+
 def forwarded_records(tmp_path: Path) -> list[str]:
     """The ids of the ``beh__record`` calls that reached the upstream."""
     path = tmp_path / "forwarded.txt"
@@ -286,13 +299,7 @@ async def test_a_call_approved_after_its_upstreams_breaker_opened_is_refused_by_
     tmp_path: Path,
 ) -> None:
     settings = holding_settings(breakers=[BREAKER])
-    policies = held_record_policy(tmp_path)
-    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
-        gateway,
-        client,
-    ):
-        assert gateway.controls is not None
-        clock = gateway.controls.clock = HandClock()
+    async with breaker_gateway(tmp_path, settings) as (gateway, client, clock):
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 held = await hold(gateway, tg, "beh__record", {"id": "held"})  # admitted: breaker closed
@@ -313,13 +320,7 @@ async def test_a_call_approved_after_its_upstreams_breaker_opened_is_refused_by_
 
 async def test_a_held_call_gives_back_its_half_open_probe_permit_while_it_waits(tmp_path: Path) -> None:
     settings = holding_settings(breakers=[{**BREAKER, "half_open_probes": 1}])
-    policies = held_record_policy(tmp_path)
-    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
-        gateway,
-        client,
-    ):
-        assert gateway.controls is not None
-        clock = gateway.controls.clock = HandClock()
+    async with breaker_gateway(tmp_path, settings) as (gateway, client, clock):
         await client.call_tool("beh__fail", {})  # opens the breaker
         clock.mono = 30.0  # the next call admitted is the half-open breaker's one probe
         with anyio.fail_after(10):
@@ -336,13 +337,7 @@ async def test_a_call_approved_while_its_breaker_is_half_open_is_forwarded_as_th
     tmp_path: Path,
 ) -> None:
     settings = holding_settings(breakers=[BREAKER])
-    policies = held_record_policy(tmp_path)
-    async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (
-        gateway,
-        client,
-    ):
-        assert gateway.controls is not None
-        clock = gateway.controls.clock = HandClock()
+    async with breaker_gateway(tmp_path, settings) as (gateway, client, clock):
         with anyio.fail_after(10):
             async with anyio.create_task_group() as tg:
                 held = await hold(gateway, tg, "beh__record", {"id": "held"})  # admitted: breaker closed
