@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -138,7 +140,12 @@ async def waiter_admitted(c: Controls, admitted: anyio.Event, refused: list[Conc
         admitted.set()
 
 
-async def test_a_call_waiting_for_a_slot_is_admitted_when_a_reload_raises_the_cap() -> None:
+@pytest.mark.parametrize(
+    "successor", [[{**CAP, "max": 2, "wait": "1h"}], []], ids=["raises-the-cap", "removes-the-cap"]
+)
+async def test_a_call_waiting_for_a_slot_is_admitted_when_a_reload_raises_or_removes_the_cap(
+    successor: list[dict[str, Any]],
+) -> None:
     old = controls(concurrency=[{**CAP, "max": 1, "wait": "1h"}])
     holder, admitted, refused = Holder(old), anyio.Event(), []
     with anyio.fail_after(5):
@@ -148,29 +155,12 @@ async def test_a_call_waiting_for_a_slot_is_admitted_when_a_reload_raises_the_ca
             tg.start_soon(waiter_admitted, old, admitted, refused)
             await anyio.wait_all_tasks_blocked()
 
-            old.hand_over(controls(old.state, concurrency=[{**CAP, "max": 2, "wait": "1h"}]))
+            old.hand_over(controls(old.state, concurrency=successor))
 
             await admitted.wait()  # while the holder still holds its slot
             assert refused == [] and not holder.release.is_set()
             holder.release.set()
     assert await in_flight(old) == 0
-
-
-async def test_a_call_waiting_for_a_slot_is_admitted_when_a_reload_removes_the_cap() -> None:
-    old = controls(concurrency=[{**CAP, "max": 1, "wait": "1h"}])
-    holder, admitted, refused = Holder(old), anyio.Event(), []
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(holder.run)
-            await holder.holding.wait()
-            tg.start_soon(waiter_admitted, old, admitted, refused)
-            await anyio.wait_all_tasks_blocked()
-
-            old.hand_over(controls(old.state))
-
-            await admitted.wait()
-            assert refused == []
-            holder.release.set()
 
 
 async def test_a_call_waiting_for_a_slot_keeps_to_the_lower_cap_of_a_reload() -> None:
