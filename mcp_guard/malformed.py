@@ -1,4 +1,4 @@
-"""Lines a stdio client sends that the SDK cannot read as JSON-RPC, and the error answering each.
+"""Messages a client sends that the SDK cannot read as JSON-RPC, and the error answering each.
 
 The SDK's stdio transport drops such a line without a word (its dispatcher logs the
 parse failure at debug level), so a client that sent a request with a typo, a float
@@ -10,7 +10,9 @@ lines the SDK reads pass unchanged, and are parsed by it exactly as before.
 
 A line longer than :data:`~mcp_guard.stdio_wire.MAX_LINE_BYTES` is refused too, its id
 unread. A malformed *response* (a message with ``result`` or ``error`` and no ``method``)
-is logged and never answered: JSON-RPC does not answer responses.
+is logged and never answered: JSON-RPC does not answer responses. Over HTTP the SDK does
+answer, but without naming the fault or the id: :class:`AnswerMalformedPosts` replaces
+those answers with the same errors.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def refusal(line: str) -> Refusal | None:
     except ValidationError as exc:
         return _why_unreadable(line, exc)
     if isinstance(message, types.JSONRPCNotification) and '"id"' in line:
-        value = pydantic_core.from_json(line)  # parsed by the SDK a moment ago: cannot fail
+        value = _parsed(line)
         if isinstance(value, dict) and "id" in value:
             shown = json.dumps(value["id"])[:40]
             return Refusal(types.INVALID_REQUEST, f'"id" must be a string or an integer, not {shown}')
@@ -91,8 +93,16 @@ def _why_unreadable(line: str, exc: ValidationError) -> Refusal:
             return Refusal(types.PARSE_ERROR, where)
         reason = f"a string holds a lone surrogate escape, which is not Unicode text ({where})"
         return Refusal(types.INVALID_REQUEST, reason, _id_of(value), _answered(value))
-    value = pydantic_core.from_json(line)  # valid JSON: the error was the message's shape
+    value = _parsed(line)  # valid JSON: the error was the message's shape
     return Refusal(types.INVALID_REQUEST, _shape_fault(value, errors), _id_of(value), _answered(value))
+
+
+def _parsed(line: str) -> object:
+    """``line`` as JSON (which the SDK's parser has already read), or None should it fail."""
+    try:
+        return pydantic_core.from_json(line)
+    except ValueError:
+        return None
 
 
 def _shape_fault(value: object, errors: list[Any]) -> str:
