@@ -28,7 +28,8 @@ from mcp_guard.controls.config import (
     TimeoutSpec,
     parse_limit_specs,
 )
-from mcp_guard.controls.facade import Admission, BreakerSnapshot, ControlCall, Controls
+from mcp_guard.controls.facade import Admission, BreakerSnapshot, Controls
+from mcp_guard.controls.plans import ControlCall
 from mcp_guard.controls.sqlite_state import EmbeddedState, open_embedded_state
 from mcp_guard.controls.state import ChargeNotRecorded, ControlState, MemoryState, Usage
 

@@ -25,7 +25,7 @@ from mcp_guard.decision import Decision, Verdict
 from mcp_guard.errors import GuardError
 
 if TYPE_CHECKING:
-    from mcp_guard.controls.facade import ControlCall
+    from mcp_guard.controls.plans import ControlCall
 
 
 class ControlRefused(GuardError):

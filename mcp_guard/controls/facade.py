@@ -6,14 +6,13 @@ forward runs inside :meth:`Controls.concurrency`, applies :meth:`Controls.timeou
 reports to :meth:`Controls.record_outcome`; a call not forwarded after all goes to
 :meth:`Controls.withdraw`. Results pass through :meth:`Controls.bound_result` (readers can
 use :meth:`Controls.byte_budget`).
-Which controls apply to a tool is worked out once per (upstream, tool) and cached.
+Which controls apply to a call is worked out once and cached (:mod:`mcp_guard.controls.plans`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 import anyio
 from mcp.types import CallToolResult
@@ -22,42 +21,22 @@ from pydantic import BaseModel, ConfigDict
 from mcp_guard.approvals.models import ApprovalBlock
 from mcp_guard.controls.bounds import BoundsOutcome, ByteBudget, bound_result, read_limit
 from mcp_guard.controls.breaker import (
-    Breaker,
     BreakerListener,
     BreakerState,
     BreakerTransition,
     release_probe,
 )
-from mcp_guard.controls.budgets import Budget, CostError
+from mcp_guard.controls.budgets import CostError
 from mcp_guard.controls.clock import Clock, Instant, SystemClock
-from mcp_guard.controls.concurrency import ConcurrencyLimit, Releases, SlotGuard, Wanted
-from mcp_guard.controls.config import BoundsSpec, ControlsConfig, TimeoutSpec
-from mcp_guard.controls.keys import GlobMatcher, counter_keys, describe, glob_matcher, specificity
-from mcp_guard.controls.ratelimit import RateLimit
+from mcp_guard.controls.concurrency import Releases, SlotGuard, Wanted
+from mcp_guard.controls.config import BoundsSpec, ControlsConfig
+from mcp_guard.controls.keys import describe
+from mcp_guard.controls.plans import ControlCall, ControlPlans, Resolved
 from mcp_guard.controls.state import ChargeNotRecorded, ControlState, MemoryState
 from mcp_guard.decision import Decision, Verdict, most_severe
-from mcp_guard.principal import Principal
 
-PLAN_CACHE_SIZE = 4096
-RESOLVED_CACHE_SIZE = 16384
-S = TypeVar("S", TimeoutSpec, BoundsSpec)
 _Taken = tuple[str, float, float, float]
 """What one call took: (key, period or -1 for a bucket, amount, cost or bucket burst)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ControlCall:
-    """What the controls need to know about one ``tools/call``.
-
-    ``tool`` is the namespaced name (``bank__refund``); ``cost`` is a price the gateway
-    computed itself, used by budgets that configure no ``cost`` of their own.
-    """
-
-    principal: Principal
-    tool: str
-    upstream: str
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-    cost: float | None = None
 
 
 @dataclass(slots=True)
@@ -99,26 +78,6 @@ class BreakerSnapshot(BaseModel):
     retry_after: float | None
 
 
-@dataclass(slots=True)
-class _Resolved:
-    """The controls and counter keys of one principal's calls to one tool (cached)."""
-
-    principal: Principal
-    limits: tuple[tuple[RateLimit, tuple[str, ...]], ...]
-    budgets: tuple[tuple[Budget, tuple[str, ...]], ...]
-    concurrency: tuple[tuple[ConcurrencyLimit, str], ...]
-
-
-@dataclass(slots=True)
-class _Plan:
-    limits: tuple[RateLimit, ...]
-    budgets: tuple[Budget, ...]
-    concurrency: tuple[ConcurrencyLimit, ...]
-    breakers: tuple[tuple[Breaker, str, str], ...]  # (breaker, state key, target)
-    bounds: BoundsSpec | None
-    timeout: float
-
-
 class Controls:
     """Rate limits, budgets, concurrency caps, breakers, timeouts and result bounds.
 
@@ -141,17 +100,7 @@ class Controls:
         self.state: ControlState = MemoryState() if store is None else store
         self.clock: Clock = SystemClock() if clock is None else clock
         self.on_breaker_change = on_breaker_change
-        self._limits = tuple(RateLimit(s) for s in config.limits)
-        self._budgets = tuple(Budget(s) for s in config.budgets)
-        self._concurrency = tuple(ConcurrencyLimit(s) for s in config.concurrency)
-        self._breakers = tuple(Breaker(s) for s in config.breakers)
-        self._timeouts = _ranked(config.timeouts)
-        self._bounds = _ranked(config.result_bounds)
-        self._plans: dict[tuple[str, str], _Plan] = {}
-        # by principal object (identity check; the entry holds the object so its id stays
-        # unique) and, for a new object of a known principal, by value (equality check)
-        self._by_object: dict[tuple[int, str, str], _Resolved] = {}
-        self._by_value: dict[tuple[str, str | None, str, str], _Resolved] = {}
+        self._plans = ControlPlans(config)
         self._local = isinstance(self.state, MemoryState)
         self._releases = Releases()
         self._successor: Controls | None = None
@@ -258,7 +207,7 @@ class Controls:
         without, such a refusal stops it like a BLOCK.
         Cancelled part-way (a state that writes through suspends), it gives back what it took.
         """
-        resolved = self._resolve(call)
+        resolved = self._plans.for_call(call)
         if not resolved.limits and not resolved.budgets:
             return None, [], None
         taken: list[_Taken] = []
@@ -270,7 +219,7 @@ class Controls:
             raise
 
     async def _take_from(
-        self, call: ControlCall, now: Instant, resolved: _Resolved, taken: list[_Taken], ask: bool
+        self, call: ControlCall, now: Instant, resolved: Resolved, taken: list[_Taken], ask: bool
     ) -> tuple[Verdict | None, list[_Taken], ApprovalBlock | None]:
         state = self.state
         soft: Verdict | None = None
@@ -360,14 +309,14 @@ class Controls:
         Raises (on enter):
             ConcurrencyRefused: a cap is full (after waiting, if the cap allows waiting).
         """
-        return SlotGuard(self.state, self._releases, self._resolve(call).concurrency, self, call)
+        return SlotGuard(self.state, self._releases, self._plans.for_call(call).concurrency, self, call)
 
     def caps_in_force(self, call: ControlCall) -> Wanted:
         """The concurrency caps for ``call`` under the controls now in force (see :meth:`hand_over`)."""
         current = self
         while current._successor is not None:
             current = current._successor
-        return current._resolve(call).concurrency
+        return current._plans.for_call(call).concurrency
 
     # -- forward stage -------------------------------------------------------------------
 
@@ -389,7 +338,7 @@ class Controls:
         When a later breaker refuses, the permits the earlier ones gave are released: the
         refused call will never report the outcome that would free them.
         """
-        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
+        plan = self._plans.for_tool(call.upstream, call.tool)
         if not plan.breakers:
             return None, []
         mono = self.clock.monotonic() if now is None else now
@@ -425,7 +374,7 @@ class Controls:
         the outcome is taken to belong to each breaker's current generation, which is
         right only when no other call was admitted since (the gateway always passes it).
         """
-        plan = self._plans.get((call.upstream, call.tool)) or self._plan(call.upstream, call.tool)
+        plan = self._plans.for_tool(call.upstream, call.tool)
         if not plan.breakers:
             return
         generations: dict[str, int] | None = None
@@ -449,19 +398,19 @@ class Controls:
 
     def timeout_for(self, upstream: str, tool: str) -> float:
         """Seconds a forwarded call may take: the most specific matching ``timeouts`` item."""
-        return self._plan_for(upstream, tool).timeout
+        return self._plans.for_tool(upstream, tool).timeout
 
     def bounds_for(self, upstream: str, tool: str) -> BoundsSpec | None:
         """The most specific matching ``result_bounds`` item, if any."""
-        return self._plan_for(upstream, tool).bounds
+        return self._plans.for_tool(upstream, tool).bounds
 
     def byte_budget(self, upstream: str, tool: str) -> ByteBudget:
         """A fresh hard cap for reading one result of this tool (see :func:`read_limit`)."""
-        return ByteBudget(read_limit(self._plan_for(upstream, tool).bounds))
+        return ByteBudget(read_limit(self._plans.for_tool(upstream, tool).bounds))
 
     def bound_result(self, upstream: str, tool: str, result: CallToolResult) -> BoundsOutcome:
         """Apply the tool's result bounds (unchanged when none match)."""
-        spec = self._plan_for(upstream, tool).bounds
+        spec = self._plans.for_tool(upstream, tool).bounds
         return BoundsOutcome(result) if spec is None else bound_result(result, spec)
 
     # -- operators -------------------------------------------------------------------------
@@ -469,7 +418,7 @@ class Controls:
     async def snapshot(self, now: float | None = None) -> list[BreakerSnapshot]:
         """Every breaker that has seen a call, with its state and time to the next probe."""
         mono = self.clock.monotonic() if now is None else now
-        by_id = {b.spec.id: b for b in self._breakers}
+        by_id = {b.spec.id: b for b in self._plans.breakers}
         out = []
         for key, rec in await self.state.breaker_items():
             ident, _, target = key.partition("|")
@@ -499,67 +448,6 @@ class Controls:
         if self.on_breaker_change is not None:
             self.on_breaker_change(change)
 
-    def _resolve(self, call: ControlCall) -> _Resolved:
-        principal = call.principal
-        object_key = (id(principal), call.upstream, call.tool)
-        resolved = self._by_object.get(object_key)
-        if resolved is not None and resolved.principal is principal:
-            return resolved
-        value_key = (principal.user, principal.agent, call.upstream, call.tool)
-        resolved = self._by_value.get(value_key)
-        if resolved is None or resolved.principal != principal:
-            resolved = self._resolve_new(call)
-            if len(self._by_value) >= RESOLVED_CACHE_SIZE:
-                self._by_value.clear()
-            self._by_value[value_key] = resolved
-        if len(self._by_object) >= RESOLVED_CACHE_SIZE:
-            self._by_object.clear()
-        mine = _Resolved(principal, resolved.limits, resolved.budgets, resolved.concurrency)
-        self._by_object[object_key] = mine
-        return mine
-
-    def _resolve_new(self, call: ControlCall) -> _Resolved:
-        principal = call.principal
-        plan = self._plan_for(call.upstream, call.tool)
-
-        def keys(c: RateLimit | Budget | ConcurrencyLimit) -> tuple[str, ...]:
-            return tuple(counter_keys(c.spec.id, c.spec.per, principal, call.upstream, call.tool))
-
-        def applies(c: RateLimit | Budget | ConcurrencyLimit) -> bool:
-            return c.scope is None or c.scope(principal)
-
-        return _Resolved(
-            principal=principal,
-            limits=tuple((c, keys(c)) for c in plan.limits if applies(c)),
-            budgets=tuple((c, keys(c)) for c in plan.budgets if applies(c)),
-            concurrency=tuple((c, k) for c in plan.concurrency if applies(c) for k in keys(c)),
-        )
-
-    def _plan_for(self, upstream: str, tool: str) -> _Plan:
-        return self._plans.get((upstream, tool)) or self._plan(upstream, tool)
-
-    def _plan(self, upstream: str, tool: str) -> _Plan:
-        def hit(c: RateLimit | Budget | ConcurrencyLimit | Breaker) -> bool:
-            return c.matches_tool(tool) and c.matches_upstream(upstream)
-
-        timeout = _pick(self._timeouts, upstream, tool)
-        plan = _Plan(
-            limits=tuple(c for c in self._limits if hit(c)),
-            budgets=tuple(c for c in self._budgets if hit(c)),
-            concurrency=tuple(c for c in self._concurrency if hit(c)),
-            breakers=tuple(
-                (b, f"{b.spec.id}|{b.target(upstream, tool)}", b.target(upstream, tool))
-                for b in self._breakers
-                if hit(b)
-            ),
-            bounds=_pick(self._bounds, upstream, tool),
-            timeout=self.config.default_timeout if timeout is None else timeout.seconds,
-        )
-        if len(self._plans) >= PLAN_CACHE_SIZE:
-            self._plans.clear()
-        self._plans[upstream, tool] = plan
-        return plan
-
 
 def approval_needed(over: Sequence[Verdict]) -> Verdict:
     """One APPROVAL_REQUIRED verdict for a call over the controls that refused it with ``over``.
@@ -579,19 +467,3 @@ def approval_needed(over: Sequence[Verdict]) -> Verdict:
 
 def _worse(a: Verdict | None, b: Verdict) -> Verdict:
     return b if a is None or most_severe(a.decision, b.decision) is not a.decision else a
-
-
-def _ranked(specs: Sequence[S]) -> list[tuple[GlobMatcher, GlobMatcher, S]]:
-    """Most specific first: tool globs beat upstream globs; then more literal characters; then file order."""
-    ranked = sorted(
-        enumerate(specs),
-        key=lambda p: (-specificity(p[1].tools), -specificity(p[1].upstreams), p[0]),
-    )
-    return [(glob_matcher(s.tools), glob_matcher(s.upstreams), s) for _, s in ranked]
-
-
-def _pick(ranked: Sequence[tuple[GlobMatcher, GlobMatcher, S]], upstream: str, tool: str) -> S | None:
-    for match_tool, match_upstream, spec in ranked:
-        if match_tool(tool) and match_upstream(upstream):
-            return spec
-    return None
