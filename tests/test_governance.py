@@ -205,6 +205,32 @@ async def test_a_deferred_transfer_runs_once_after_approval_and_not_with_other_a
     assert decision(again).get("approval_id") != approval_id
 
 
+async def test_a_call_over_the_pending_approvals_cap_is_blocked_and_audited_like_any_block(
+    tmp_path: Path,
+) -> None:
+    settings = GatewaySettings.model_validate({"approvals": {"max_pending_per_principal": 1}})
+    args = {"from_account": "ACC-1001", "to_iban": "DE89370400440532013000", "amount": 15000}
+    async with gateway_client(
+        write_upstreams(tmp_path, DEMO), settings, principal=FIONA, policy_dir=POLICIES
+    ) as (gateway, client):
+        first = await client.call_tool("bank__transfer", args)
+        over = await client.call_tool("bank__transfer", {**args, "amount": 15001})
+        assert gateway.services is not None
+        pending = await gateway.services.approvals.list()
+        audit_db = gateway.services.audit.config.path  # type: ignore[attr-defined]
+    assert decision(first)["decision"] == "APPROVAL_REQUIRED"
+    assert isinstance(over, types.CallToolResult) and over.is_error
+    assert decision(over)["decision"] == "BLOCK" and "approval_id" not in decision(over)
+    assert "max_pending_per_principal = 1" in text(over)
+    assert [r.id for r in pending] == [decision(first)["approval_id"]]
+    with closing(sqlite3.connect(audit_db)) as db:
+        blocked = db.execute(
+            "SELECT json_extract(record, '$.reason') FROM entries WHERE kind = 'decision' "
+            "AND json_extract(record, '$.decision') = 'BLOCK'"
+        ).fetchall()
+    assert len(blocked) == 1 and "max_pending_per_principal = 1" in blocked[0][0]
+
+
 async def test_a_history_rule_across_the_principal_counts_calls_from_every_connection(tmp_path: Path) -> None:
     """Reconnecting for each call must not reset a burst rule that counts across the principal."""
     policies = tmp_path / "policies"

@@ -29,7 +29,9 @@ from mcp_guard.approvals.errors import (
     ApprovalNotPendingError,
     NotAnApproverError,
     SelfApprovalError,
+    TooManyPendingError,
 )
+from mcp_guard.approvals.holds import HeldCall
 from mcp_guard.approvals.models import (
     ApprovalContext,
     ApprovalMode,
@@ -65,6 +67,7 @@ __all__ = [
     "ChannelConfig",
     "DeliveryError",
     "DeliveryStatus",
+    "HeldCall",
     "NotAnApproverError",
     "Notifier",
     "OnTick",
@@ -76,6 +79,7 @@ __all__ = [
     "SlackInteractivity",
     "SlackSignatureError",
     "TeamsChannel",
+    "TooManyPendingError",
     "WebhookChannel",
     "approval_routes",
     "call_digest",

@@ -104,6 +104,9 @@ class ApprovalConfig(BaseModel):
     """Used when a rule's ``approval:`` block names no approvers. Empty: nobody can decide."""
     admin_roles: tuple[str, ...] = ("approvals-admin",)
     """Roles that may list and read every request in the admin API (deciding still needs a match)."""
+    max_pending_per_principal: int = Field(default=20, ge=1)
+    """At most this many requests pending at once per principal (user, agent and tenant).
+    A call that would file one more is blocked at once; nothing is filed or notified."""
     progress_interval_s: float = Field(default=5.0, gt=0)
     """Hold mode: how often ``wait`` calls its ``on_tick`` (the caller sends MCP progress)."""
     poll_interval_s: float = Field(default=2.0, gt=0)

@@ -78,15 +78,36 @@ class SelfApprovalError(ApprovalError):
 
 class ApprovalHoldFailedError(ApprovalError):
     """Holding a call for a decision failed (the approvals database, the audit log or the
-    progress report raised): the call is not forwarded and its request is abandoned."""
+    progress report raised): the call is not forwarded, and its request is abandoned unless
+    identical calls still hold it (``abandoned`` says which)."""
 
     code = "hold_failed"
     status = 503
 
-    def __init__(self, request_id: str, cause: str) -> None:
+    def __init__(self, request_id: str, cause: str, *, abandoned: bool = True) -> None:
         self.cause = cause
+        self.abandoned = abandoned
+        what = (
+            "the request is abandoned" if abandoned else "the request stays pending for identical held calls"
+        )
         super().__init__(
             request_id,
             f"approval request '{request_id}': holding the call failed ({cause}); the call was not "
-            "forwarded and the request is abandoned",
+            f"forwarded and {what}",
+        )
+
+
+class TooManyPendingError(GuardError):
+    """A principal already has ``limit`` requests pending: no new one is filed (or notified)."""
+
+    code = "too_many_pending"
+    status = 429
+
+    def __init__(self, principal_key: str, limit: int) -> None:
+        self.principal_key = principal_key
+        self.limit = limit
+        super().__init__(
+            f"approval required, but {principal_key} already has {limit} approval requests pending "
+            f"(approvals.max_pending_per_principal = {limit}); nothing was filed or notified: "
+            "wait for a decision on the pending ones"
         )

@@ -25,6 +25,7 @@ from mcp_guard.approvals.decisions import verify_decision
 from mcp_guard.approvals.delivery import OnDelivery, Sleep, deliver
 from mcp_guard.approvals.errors import ApprovalError, ApprovalHoldFailedError, ApprovalNotFoundError
 from mcp_guard.approvals.events import audited
+from mcp_guard.approvals.holds import HeldCall, HoldKey, SharedHolds
 from mcp_guard.approvals.models import (
     ApprovalContext,
     ApprovalRequest,
@@ -86,6 +87,9 @@ class ApprovalService:
         self._on_delivery = on_delivery
         self._tasks = tasks
         self._wakeups = Wakeups()
+        self._holds = SharedHolds()
+        self._filing = anyio.Lock()
+        """Held calls file or join one at a time, so identical parallel calls file one request."""
         self._stranded: dict[str, str] = {}
         """Held requests whose hold failed and that could not be abandoned yet: id -> reason."""
 
@@ -168,6 +172,8 @@ class ApprovalService:
         """Persist a new pending request, audit it, then schedule its notifications.
 
         Raises:
+            TooManyPendingError: the principal already has ``config.max_pending_per_principal``
+                requests pending; nothing was stored, audited or notified.
             mcp_guard.audit.AuditUnavailableError: the creation could not be audited, so
                 nothing was stored or notified (the caller should fail closed).
         """
@@ -180,10 +186,56 @@ class ApprovalService:
             context=context,
         )
         channels = self._channels_for(context.spec)
-        await self._store.insert(request, channels, before_commit=audited(self._audit, "created"))
+        await self._store.insert(
+            request,
+            channels,
+            before_commit=audited(self._audit, "created"),
+            max_pending=self.config.max_pending_per_principal,
+        )
         for name in channels:
             self._start_delivery(name, request.id, 0)
         return request
+
+    @asynccontextmanager
+    async def hold(self, context: ApprovalContext, timeout_s: float | None = None) -> AsyncIterator[HeldCall]:
+        """Hold-mode: file a request for this call, or join the pending request of an
+        identical call already held (same principal, tool, arguments digest and spec).
+
+        Wait on the yielded place with :meth:`wait_held`. A joining call files and
+        notifies nothing, and times out with the call that filed the request
+        (``timeout_s`` is that call's). A call leaving without an outcome abandons the
+        request only when no identical call still holds it.
+
+        Raises:
+            TooManyPendingError, mcp_guard.audit.AuditUnavailableError: as :meth:`create`.
+        """
+        async with self._filing:
+            held = self._holds.join(HoldKey.of(context))
+            if held is None:
+                request = await self.create(context)
+                deadline = None if timeout_s is None else anyio.current_time() + timeout_s
+                held = self._holds.add(HoldKey.of(context), request.id, timeout_s, deadline)
+        try:
+            yield held
+        finally:
+            self._holds.leave(held)
+
+    async def wait_held(self, held: HeldCall, on_tick: OnTick | None = None) -> ApprovalRequest:
+        """:meth:`wait` for a call's place on a shared hold, until the hold's own deadline.
+
+        Raises:
+            ApprovalNotFoundError: no such request.
+            ApprovalHoldFailedError: the hold failed; the call must not be forwarded.
+        """
+        hold = held.hold
+        return await self._wait(
+            hold.request_id, hold.timeout_s, hold.deadline, on_tick, lambda: self._holds.leave(held)
+        )
+
+    def release(self, held: HeldCall) -> bool:
+        """Whether the approval of ``held``'s request forwards this call: only the first of the
+        identical calls holding it asks and gets ``True`` (an approval is used once)."""
+        return self._holds.release(held)
 
     async def consume(self, principal: Principal, tool: str, digest: str) -> str | None:
         """Use an approved, unexpired, unused deferred approval of exactly this call, once.
@@ -308,20 +360,36 @@ class ApprovalService:
             ApprovalNotFoundError: no such request.
             ApprovalHoldFailedError: the hold failed; the call must not be forwarded.
         """
+        deadline = None if timeout_s is None else anyio.current_time() + timeout_s
+        return await self._wait(request_id, timeout_s, deadline, on_tick, lambda: True)
+
+    async def _wait(
+        self,
+        request_id: str,
+        timeout_s: float | None,
+        deadline: float | None,
+        on_tick: OnTick | None,
+        last_out: Callable[[], bool],
+    ) -> ApprovalRequest:
+        """:meth:`wait` until ``deadline``; ``last_out`` says, as a waiter leaves without an
+        outcome, whether nobody else holds the request (then it is abandoned)."""
         try:
             with self._wakeups.watching(request_id) as next_change:
-                return await self._hold(request_id, timeout_s, on_tick, next_change)
+                return await self._hold(request_id, timeout_s, deadline, on_tick, next_change)
         except anyio.get_cancelled_exc_class():
-            with anyio.CancelScope(shield=True):
-                await self._give_up(request_id, "the waiting client went away")
+            if last_out():
+                with anyio.CancelScope(shield=True):
+                    await self._give_up(request_id, "the waiting client went away")
             raise
         except ApprovalError:
             raise
-        except Exception as exc:  # boundary: whatever failed, the request ends abandoned, the call refused
+        except Exception as exc:  # boundary: whatever failed, the call is refused, the request abandoned
             cause = f"{type(exc).__name__}: {exc}"
             logger.exception("approval %s: holding the call failed (%s)", request_id, cause)
-            await self._give_up(request_id, f"holding the call failed ({cause})")
-            raise ApprovalHoldFailedError(request_id, cause) from exc
+            last = last_out()
+            if last:
+                await self._give_up(request_id, f"holding the call failed ({cause})")
+            raise ApprovalHoldFailedError(request_id, cause, abandoned=last) from exc
 
     async def sweep(self) -> builtins.list[ApprovalRequest]:
         """Abandon the requests of failed holds (those it can), then expire every overdue
@@ -369,18 +437,18 @@ class ApprovalService:
             default_approvers=self.config.default_approvers,
             self_confirmation=self_confirmation,
         )
-        self._wakeups.wake(request_id)
+        self._changed(request_id)
         return decided
 
     async def _hold(
         self,
         request_id: str,
         timeout_s: float | None,
+        deadline: float | None,
         on_tick: OnTick | None,
         next_change: Callable[[], anyio.Event],
     ) -> ApprovalRequest:
         start = anyio.current_time()
-        deadline = None if timeout_s is None else start + timeout_s
         tick = self.config.progress_interval_s
         next_tick = start + tick
         while True:
@@ -389,6 +457,7 @@ class ApprovalService:
             if request is None:
                 raise ApprovalNotFoundError(request_id)
             if request.state is not ApprovalState.PENDING:
+                self._holds.close(request_id)  # decided in another process (the CLI)
                 return request
             now = anyio.current_time()
             if deadline is not None and now >= deadline:
@@ -424,7 +493,7 @@ class ApprovalService:
             before_commit=audited(self._audit, "expired", reason),
         )
         if done is not None:
-            self._wakeups.wake(request.id)
+            self._changed(request.id)
         return done
 
     async def _abandon(self, request_id: str, reason: str) -> None:
@@ -437,7 +506,12 @@ class ApprovalService:
             before_commit=audited(self._audit, "abandoned", reason),
         )
         if done is not None:
-            self._wakeups.wake(request_id)
+            self._changed(request_id)
+
+    def _changed(self, request_id: str) -> None:
+        """``request_id`` left ``pending``: wake its waiters; no identical call joins it any more."""
+        self._holds.close(request_id)
+        self._wakeups.wake(request_id)
 
     async def _give_up(self, request_id: str, reason: str) -> None:
         """Abandon a request whose hold ended without an outcome; when the database or the

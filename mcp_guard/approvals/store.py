@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from mcp_guard.approvals.errors import TooManyPendingError
 from mcp_guard.approvals.models import (
     ApprovalContext,
     ApprovalRequest,
@@ -103,11 +104,20 @@ class ApprovalStore:
                 await conn.close()
 
     async def insert(
-        self, request: ApprovalRequest, channels: Sequence[str], *, before_commit: BeforeCommit | None = None
+        self,
+        request: ApprovalRequest,
+        channels: Sequence[str],
+        *,
+        before_commit: BeforeCommit | None = None,
+        max_pending: int | None = None,
     ) -> None:
         """Persist a new request and one pending delivery per channel, in one transaction.
 
         ``before_commit`` sees the request inside the transaction; when it raises, nothing is stored.
+
+        Raises:
+            TooManyPendingError: the principal already has ``max_pending`` unexpired pending
+                requests (counted in the same transaction, so parallel inserts cannot pass it).
         """
         ctx = request.context
         row = (
@@ -123,6 +133,10 @@ class ApprovalStore:
         )
         now = format_time(request.created_at)
         async with self._tx() as conn:
+            if max_pending is not None:
+                pending = await _pending_of(conn, ctx.principal.key, request.created_at)
+                if pending >= max_pending:
+                    raise TooManyPendingError(ctx.principal.key, max_pending)
             await conn.execute(
                 "INSERT INTO requests (id, state, created_at, expires_at, principal_key, tool, call_digest,"
                 " mode, context) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -320,6 +334,16 @@ class ApprovalStore:
                 raise
             with anyio.CancelScope(shield=True):
                 await self._conn.execute("COMMIT")
+
+
+async def _pending_of(conn: aiosqlite.Connection, principal_key: str, now: datetime) -> int:
+    """How many unexpired requests of ``principal_key`` wait for a decision."""
+    async with conn.execute(
+        "SELECT COUNT(*) FROM requests WHERE principal_key = ? AND state = 'pending' AND expires_at > ?",
+        (principal_key, format_time(now)),
+    ) as cur:
+        row = await cur.fetchone()
+    return 0 if row is None else int(row[0])
 
 
 async def _initialise(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int, *, create: bool) -> None:

@@ -6,7 +6,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from mcp_guard.approvals import ApprovalContext, ApprovalRequest, ApprovalService, ApprovalState, call_digest
+from mcp_guard.approvals import (
+    ApprovalContext,
+    ApprovalRequest,
+    ApprovalService,
+    ApprovalState,
+    HeldCall,
+    TooManyPendingError,
+    call_digest,
+)
 from mcp_guard.approvals.models import ApprovalSpec as ApprovalRequestSpec
 from mcp_guard.controls import Admission, ControlCall, Controls
 from mcp_guard.decision import Decision, Verdict
@@ -134,6 +142,11 @@ class ApprovalStage:
     The request is asked as the policy rule's ``approval:`` block says, else as that of
     the rate limit or budget that asked for approval, else with the defaults (hold; the
     approvals config's ``default_approvers``).
+
+    Repeats file nothing: a held call identical to one already held waits on that call's
+    request (one approval forwards one of them), and a deferred call retried before a
+    decision points at its pending request. A call that would file a request while its
+    principal has ``max_pending_per_principal`` pending is blocked at once.
     """
 
     name = "approval"
@@ -178,20 +191,29 @@ class ApprovalStage:
         if self.controls is not None and call.admission is not None:
             # not forwarded now (held for minutes, or deferred): it probes no half-open breaker
             await self.controls().release_probes(call.admission)
-        if request is None:
-            request = await self.approvals.create(self._context(call, spec, digest))
-        call.approval_id = request.id
-        if spec.mode == "defer":
+        try:
+            if spec.mode == "hold":
+                return await self._hold(call, self._context(call, spec, digest))
+            if request is None:
+                request = await self.approvals.create(self._context(call, spec, digest))
+        except TooManyPendingError as exc:  # nothing filed: the principal's pending requests are at the cap
             return Verdict(
-                decision=Decision.APPROVAL_REQUIRED,
+                decision=Decision.BLOCK,
                 rules=verdict.rules,
                 risk=verdict.risk,
-                reason=f"{verdict.reason.rstrip('.')}. A human must approve this call: approval request "
-                f"{request.id} is waiting for a decision. Retry the same call with the same arguments "
-                "once it is approved.",
-                details={**verdict.details, "approval_id": request.id},
+                reason=f"{verdict.reason.rstrip('.')}. {exc}",
+                details={**verdict.details, "max_pending_per_principal": exc.limit},
             )
-        return await self._hold(call, request.id, spec)
+        call.approval_id = request.id
+        return Verdict(
+            decision=Decision.APPROVAL_REQUIRED,
+            rules=verdict.rules,
+            risk=verdict.risk,
+            reason=f"{verdict.reason.rstrip('.')}. A human must approve this call: approval request "
+            f"{request.id} is waiting for a decision. Retry the same call with the same arguments "
+            "once it is approved.",
+            details={**verdict.details, "approval_id": request.id},
+        )
 
     async def _pending_deferral(
         self, call: ToolCall, spec: ApprovalRequestSpec, digest: str
@@ -201,21 +223,40 @@ class ApprovalStage:
         pending = await self.approvals.pending_deferral(call.principal, call.tool, digest)
         return pending if pending is not None and pending.spec == spec else None
 
-    async def _hold(self, call: ToolCall, request_id: str, spec: ApprovalRequestSpec) -> Verdict | None:
+    async def _hold(self, call: ToolCall, context: ApprovalContext) -> Verdict | None:
+        """File (or join an identical held call's) request and hold the call until it is decided.
+
+        Raises:
+            TooManyPendingError: the principal's pending requests are at the cap; nothing filed.
+        """
+        assert self.approvals is not None
+        spec = context.spec
+        timeout = min(spec.ttl_s, self.hold_timeout_s) if self.hold_timeout_s else spec.ttl_s
+        async with self.approvals.hold(context, timeout) as held:
+            call.approval_id = held.request_id
+            return await self._held(call, held)
+
+    async def _held(self, call: ToolCall, held: HeldCall) -> Verdict | None:
         assert self.approvals is not None
         verdict = call.verdict
+        request_id = held.request_id
 
         async def tick(waited: float) -> None:
             if call.report_progress is not None:
                 await call.report_progress(waited, None, f"waiting for approval {request_id}")
 
-        timeout = min(spec.ttl_s, self.hold_timeout_s) if self.hold_timeout_s else spec.ttl_s
-        outcome = await self.approvals.wait(request_id, timeout, on_tick=tick)
+        outcome = await self.approvals.wait_held(held, on_tick=tick)
         approved = outcome.state is ApprovalState.APPROVED
-        if approved and outcome.decision is not None and self.approvals.verify(outcome):
+        verified = approved and outcome.decision is not None and self.approvals.verify(outcome)
+        if verified and outcome.decision is not None and self.approvals.release(held):
             self._approve(call, f"approved by {outcome.decision.approver_user}")
             return await self._recheck_breakers(call, request_id)
-        if approved:  # not signed by this gateway's key: the database was written around it
+        if verified:  # one approval forwards one call: another identical held call was forwarded
+            why = (
+                f"approval request {request_id} was approved once and released another identical call "
+                "held on it; this one was not forwarded (retry it to ask for a new approval)"
+            )
+        elif approved:  # not signed by this gateway's key: the database was written around it
             logger.error("approval %s: its decision does not verify; the held call is refused", request_id)
             why = (
                 f"approval request {request_id} is approved, but its decision does not verify "

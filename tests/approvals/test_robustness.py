@@ -147,8 +147,10 @@ async def test_a_use_the_audit_log_cannot_record_leaves_the_approval_usable(
 async def test_holds_decided_in_another_process_leave_no_wakeup_entries_behind(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    config = make_config(tmp_path, poll_interval_s=0.02, progress_interval_s=0.02)
     n = 50
+    config = make_config(
+        tmp_path, poll_interval_s=0.02, progress_interval_s=0.02, max_pending_per_principal=n
+    )
     async with ApprovalService.open(config, None, clock=clock) as approvals:
         ids = [(await approvals.create(make_context(arguments={"n": i}))).id for i in range(n)]
         holding: set[str] = set()

@@ -10,12 +10,14 @@ import pytest
 from mcp_guard.approvals import (
     ApprovalConfig,
     ApprovalExpiredError,
+    ApprovalHoldFailedError,
     ApprovalNotFoundError,
     ApprovalNotPendingError,
     ApprovalService,
     ApprovalState,
     NotAnApproverError,
     SelfApprovalError,
+    TooManyPendingError,
     call_digest,
 )
 from mcp_guard.approvals import service as service_module
@@ -416,3 +418,47 @@ async def test_the_same_user_name_in_another_tenant_is_another_person_refused_on
         with pytest.raises(NotAnApproverError):
             await approvals.decide(req.id, globex_sre_kim, True, "")
         assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+
+
+async def test_a_principal_cannot_file_past_the_pending_cap_but_others_and_expired_ones_do_not_count(
+    tmp_path: Path, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    config = make_config(tmp_path, max_pending_per_principal=2)
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        await approvals.create(make_context(arguments={"n": 1}))
+        await approvals.create(make_context(arguments={"n": 2}))
+        with pytest.raises(TooManyPendingError, match="max_pending_per_principal = 2") as refused:
+            await approvals.create(make_context(arguments={"n": 3}))
+        assert refused.value.limit == 2 and refused.value.principal_key == ALICE.key
+        await approvals.create(make_context(CAROL, arguments={"n": 3}))  # another principal
+        assert len(await approvals.list(ApprovalState.PENDING)) == 3
+        assert audit.events() == ["created"] * 3
+        clock.advance(3600)  # Alice's two expire (not yet swept): they no longer count
+        await approvals.create(make_context(arguments={"n": 3}))
+
+
+async def test_a_call_joining_an_identical_held_call_times_out_with_it_and_a_failing_joiner_abandons_nothing(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        outcomes: list[str] = []
+
+        async def failing_tick(waited: float) -> None:
+            raise OSError("the client's stream is closed")
+
+        async with approvals.hold(make_context(), timeout_s=0.3) as filer:
+            async with approvals.hold(make_context(), timeout_s=3600) as joiner:
+                assert joiner.request_id == filer.request_id and not joiner.filed
+                with pytest.raises(ApprovalHoldFailedError, match="stays pending"):
+                    await approvals.wait_held(joiner, on_tick=failing_tick)
+                still = await approvals.get(filer.request_id)
+                assert still is not None and still.state is ApprovalState.PENDING
+            async with approvals.hold(make_context(), timeout_s=3600) as late:
+                assert late.request_id == filer.request_id
+                with anyio.fail_after(5):  # the filer's 0.3 s, not the late call's hour
+                    outcome = await approvals.wait_held(late)
+                outcomes.append(outcome.state.value)
+        assert outcomes == ["expired"]
+        assert audit.events() == ["created", "expired"]
+        async with approvals.hold(make_context(), timeout_s=1) as after:  # expired: a new request
+            assert after.filed and after.request_id != filer.request_id

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from mcp_guard.approvals import (
     ApprovalConfig,
@@ -227,3 +228,177 @@ async def test_a_held_call_whose_approvals_database_fails_is_blocked_with_a_clea
         final = await approvals.get(call.approval_id)
         assert final is not None and final.state is ApprovalState.ABANDONED
     assert audit.events(call.approval_id) == ["created", "abandoned"]
+
+
+class Recipients:
+    """A notifier that records which requests it was asked to announce."""
+
+    name = "ops"
+
+    def __init__(self) -> None:
+        self.announced: list[str] = []
+        self.first = anyio.Event()
+
+    async def send(self, request: ApprovalRequest, client: Any) -> None:
+        self.announced.append(request.id)
+        self.first.set()
+
+
+async def hold_all(stage: ApprovalStage, calls: list[ToolCall], verdicts: dict[int, Verdict | None]) -> None:
+    """Run every call through ``stage`` at once, each in its own task, recording its verdict by index."""
+
+    async def run(i: int, call: ToolCall) -> None:
+        verdicts[i] = await stage(call)
+
+    async with anyio.create_task_group() as tg:
+        for i, call in enumerate(calls):
+            tg.start_soon(run, i, call)
+
+
+async def until_held(calls: list[ToolCall]) -> None:
+    while any(c.approval_id is None for c in calls):
+        await anyio.wait_all_tasks_blocked()
+    await anyio.wait_all_tasks_blocked()
+
+
+async def test_identical_held_calls_wait_on_one_request_and_one_approval_forwards_only_one_of_them(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    recipients = Recipients()
+    async with ApprovalService.open(config, audit, clock=clock, notifiers=[recipients]) as approvals:
+        stage = ApprovalStage(approvals)
+        calls = [await inspected({"key": AWS_KEY}, mode="hold") for _ in range(4)]
+        verdicts: dict[int, Verdict | None] = {}
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hold_all, stage, calls, verdicts)
+                await until_held(calls)
+                await recipients.first.wait()
+                request_id = calls[0].approval_id
+                assert request_id is not None and {c.approval_id for c in calls} == {request_id}
+                assert [r.id for r in await approvals.list()] == [request_id]
+                await approvals.decide(request_id, BOB, True, "rotate it once")
+    assert recipients.announced == [request_id]
+    assert audit.events() == ["created", "approved"]
+    forwarded = [i for i, v in verdicts.items() if v is None]
+    assert len(forwarded) == 1
+    for i, verdict in verdicts.items():
+        if i in forwarded:
+            continue
+        assert verdict is not None and verdict.decision is Decision.BLOCK
+        assert request_id in verdict.reason and "another identical call" in verdict.reason
+        assert "not forwarded" in verdict.reason
+
+
+async def test_a_rejection_refuses_every_identical_held_call_and_other_arguments_get_their_own_request(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        stage = ApprovalStage(approvals)
+        same = [await inspected({"key": AWS_KEY}, mode="hold") for _ in range(3)]
+        other = await inspected({"key": AWS_KEY, "region": "eu-west-1"}, mode="hold")
+        verdicts: dict[int, Verdict | None] = {}
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hold_all, stage, [*same, other], verdicts)
+                await until_held([*same, other])
+                assert len({c.approval_id for c in same}) == 1
+                assert other.approval_id != same[0].approval_id
+                assert same[0].approval_id is not None and other.approval_id is not None
+                await approvals.decide(same[0].approval_id, BOB, False, "not today")
+                await approvals.decide(other.approval_id, BOB, False, "nor that")
+    assert all(
+        v is not None and v.decision is Decision.BLOCK and "not today" in v.reason
+        for v in (verdicts[0], verdicts[1], verdicts[2])
+    )
+    assert audit.events().count("created") == 2
+
+
+async def test_a_held_call_whose_client_goes_away_leaves_the_shared_request_to_the_identical_call_still_held(
+    config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        stage = ApprovalStage(approvals)
+        leaving, staying = [await inspected({"key": AWS_KEY}, mode="hold") for _ in range(2)]
+        verdicts: dict[int, Verdict | None] = {}
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                async with anyio.create_task_group() as first:
+                    first.start_soon(stage, leaving)  # files the request
+                    await until_held([leaving])
+                    tg.start_soon(hold_all, stage, [staying], verdicts)  # joins it
+                    await until_held([staying])
+                    first.cancel_scope.cancel()  # the first client goes away
+                request_id = leaving.approval_id
+                assert request_id is not None and staying.approval_id == request_id
+                still = await approvals.get(request_id)
+                assert still is not None and still.state is ApprovalState.PENDING
+                await approvals.decide(request_id, BOB, True, "ok")
+    assert verdicts == {0: None}
+    assert audit.events() == ["created", "approved"]
+
+
+def test_the_pending_cap_must_be_a_positive_number(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="max_pending_per_principal"):
+        make_config(tmp_path, max_pending_per_principal=0)
+    assert make_config(tmp_path).max_pending_per_principal == 20
+
+
+async def test_a_principal_with_as_many_pending_requests_as_the_cap_is_refused_without_filing_or_notifying(
+    tmp_path: Path, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    config = make_config(tmp_path, max_pending_per_principal=2)
+    recipients = Recipients()
+    async with ApprovalService.open(config, audit, clock=clock, notifiers=[recipients]) as approvals:
+        stage = ApprovalStage(approvals)
+        filed = []
+        for n in range(2):
+            call = await inspected({"key": AWS_KEY, "n": n})
+            verdict = await stage(call)
+            assert verdict is not None and verdict.decision is Decision.APPROVAL_REQUIRED
+            filed.append(call.approval_id)
+        over = await inspected({"key": AWS_KEY, "n": 2})
+        verdict = await Chain([stage]).run(over)
+        assert verdict.decision is Decision.BLOCK
+        assert "2 approval requests pending" in verdict.reason
+        assert "max_pending_per_principal" in verdict.reason and "nothing was filed" in verdict.reason
+        assert verdict.rules == NEEDS_APPROVAL.rules and over.approval_id is None
+        assert sorted(r.id for r in await approvals.list()) == sorted(filed)
+        assert audit.events() == ["created", "created"]
+        retry = await inspected({"key": AWS_KEY, "n": 0})  # a retry of a pending call files nothing
+        retried = await stage(retry)
+        assert retried is not None and retried.decision is Decision.APPROVAL_REQUIRED
+        assert retry.approval_id == filed[0]
+        assert filed[0] is not None
+        await approvals.decide(filed[0], BOB, False, "no")  # decided: no longer pending
+        again = await inspected({"key": AWS_KEY, "n": 2})
+        allowed = await stage(again)
+        assert allowed is not None and allowed.decision is Decision.APPROVAL_REQUIRED
+        assert again.approval_id not in (None, *filed)
+        with anyio.fail_after(5):
+            while len(recipients.announced) < 3:
+                await anyio.wait_all_tasks_blocked()
+        assert sorted(recipients.announced) == sorted([*filed, again.approval_id])
+
+
+async def test_parallel_held_calls_never_file_more_requests_than_the_cap(
+    tmp_path: Path, clock: FakeClock, audit: RecordingAudit
+) -> None:
+    config = make_config(tmp_path, max_pending_per_principal=3)
+    async with ApprovalService.open(config, audit, clock=clock) as approvals:
+        stage = ApprovalStage(approvals)
+        calls = [await inspected({"key": AWS_KEY, "n": n}, mode="hold") for n in range(8)]
+        verdicts: dict[int, Verdict | None] = {}
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hold_all, stage, calls, verdicts)
+                while len(verdicts) < 5:  # five are refused at once, three are held
+                    await anyio.wait_all_tasks_blocked()
+                held = [c.approval_id for c in calls if c.approval_id is not None]
+                assert len(held) == 3
+                for request_id in held:
+                    assert request_id is not None
+                    await approvals.decide(request_id, BOB, False, "no")
+        refused = [v for v in verdicts.values() if v is not None and "max_pending_per_principal" in v.reason]
+        assert len(refused) == 5 and all(v.decision is Decision.BLOCK for v in refused)
+        assert audit.events().count("created") == 3
