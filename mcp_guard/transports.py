@@ -28,6 +28,7 @@ from mcp_guard.identity import AuthError, StdioIdentity
 from mcp_guard.malformed import AnswerMalformedPosts, answer_malformed
 from mcp_guard.principal import Principal, principal_in
 from mcp_guard.server import SSE_MESSAGES_PATH, build_server
+from mcp_guard.session_bounds import SessionLedger, SessionsPerPrincipal, opens_streamable_session
 from mcp_guard.stdio_lane import StdioCallLane
 from mcp_guard.stdio_wire import StdinLines, StdoutClosed, StdoutPipe, claimed_stdout, pollable
 from mcp_guard.tool_wire import SplicedToolPages
@@ -167,7 +168,9 @@ def build_http_app(
     """The HTTP app: streamable HTTP at ``/mcp``, SSE at ``/sse`` + ``/messages/``, ``/healthz``
     (unauthenticated, so it names nothing; see :func:`health_summary`).
 
-    ``wrap_mcp`` wraps the MCP endpoints (authentication middleware goes there).
+    ``wrap_mcp`` wraps the MCP endpoints (authentication middleware goes there); inside it,
+    each principal opens at most ``server.max_sessions_per_principal`` sessions
+    (:mod:`mcp_guard.session_bounds`).
     The app's lifespan owns the gateway's background tasks and the session manager.
     """
     settings = gateway.settings.server
@@ -180,6 +183,12 @@ def build_http_app(
         session_idle_timeout=settings.session_idle_timeout_s,
         max_sessions=settings.max_sessions,
         json_response=settings.json_responses,
+    )
+    ledger = SessionLedger(
+        settings.max_sessions_per_principal,
+        # The SDK keeps no public accessor for its open sessions.
+        is_open=lambda session_id: session_id in manager._server_instances,
+        sweep_above=settings.max_sessions,
     )
     sse = SseServerTransport(
         SSE_MESSAGES_PATH, security_settings=security, max_request_body_size=settings.max_body_bytes
@@ -203,9 +212,10 @@ def build_http_app(
             finally:
                 tg.cancel_scope.cancel()
 
+    streamable = SessionsPerPrincipal(StreamableHTTPASGIApp(manager), ledger, opens_streamable_session)
     routes: list[BaseRoute] = [
-        Route("/mcp", endpoint=wrap_mcp(AnswerMalformedPosts(StreamableHTTPASGIApp(manager)))),
-        Route("/sse", endpoint=wrap_mcp(SseEndpoint()), methods=["GET"]),
+        Route("/mcp", endpoint=wrap_mcp(AnswerMalformedPosts(streamable))),
+        Route("/sse", endpoint=wrap_mcp(SessionsPerPrincipal(SseEndpoint(), ledger)), methods=["GET"]),
         Mount(SSE_MESSAGES_PATH, app=wrap_mcp(AnswerMalformedPosts(sse.handle_post_message))),
         Route("/healthz", endpoint=health),
         *(extra_routes or []),

@@ -396,3 +396,11 @@ def test_a_serve_flag_is_refused_as_the_same_value_in_the_settings_file_is(
 def test_serve_flags_override_the_settings_file() -> None:
     server = with_server_flags(ServerSettings(port=9000, max_sessions=7), {"host": "::1", "port": 8000})
     assert (server.host, server.port, server.max_sessions) == ("::1", 8000, 7)
+
+
+def test_a_per_principal_session_bound_below_one_is_refused_naming_it(tmp_path: Path) -> None:
+    settings = write(tmp_path, "s.yaml", "server:\n  max_sessions_per_principal: 0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(settings, environ={})
+    (problem,) = problems(exc)
+    assert "server.max_sessions_per_principal: Input should be greater than 0" in problem

@@ -38,6 +38,11 @@ class ServerSettings(BaseModel):
     """Extra ``Origin`` values accepted; loopback origins are always allowed."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_sessions: int = Field(default=1000, gt=0)
+    """Streamable-HTTP sessions open at once; past it a request to open one gets 503."""
+    max_sessions_per_principal: int = Field(default=100, gt=0)
+    """Sessions (streamable HTTP and SSE) one principal holds at once; past it a request to
+    open one gets 429 naming this bound, and no open session is closed (mcp_guard/session_bounds.py).
+    At or above ``max_sessions`` it no longer keeps one principal from taking every session."""
     session_idle_timeout_s: float = Field(default=1800.0, gt=0)
     list_page_size: int = Field(default=1000, gt=0)
     fast_stdio_calls: bool = True
