@@ -158,8 +158,11 @@ async def answer_malformed(lines: AsyncIterable[str], out: StdoutPipe) -> AsyncI
             logger.warning("stdio: dropped a malformed response (%s): %r", refused.reason, preview)
 
 
-_SDK_UNREADABLE = ("Parse error", "Validation error", "Could not parse message")
-"""How the SDK's HTTP transports begin the 400 answer to a body they cannot read."""
+_STREAMABLE_UNREADABLE = ("Parse error", "Validation error")
+"""How the SDK's streamable-HTTP transport begins the error message of its 400 answer to a
+body it cannot read."""
+_SSE_UNREADABLE = b"Could not parse message"
+"""The SDK's SSE transport's whole (plain text) 400 answer to a body it cannot read."""
 
 
 class AnswerMalformedPosts:
@@ -220,13 +223,13 @@ def _replacement(status: int, answer: Message, body: bytes) -> Refusal | None:
 
 def _about_the_body(sent: bytes) -> bool:
     """Whether the SDK's 400 answer says it could not read the body (as JSON-RPC or SSE's text)."""
-    if sent.startswith(_SDK_UNREADABLE[-1].encode()):
+    if sent.startswith(_SSE_UNREADABLE):
         return True
     try:
         message = pydantic_core.from_json(sent)["error"]["message"]
     except (ValueError, KeyError, TypeError):
         return False
-    return isinstance(message, str) and message.startswith(_SDK_UNREADABLE[:2])
+    return isinstance(message, str) and message.startswith(_STREAMABLE_UNREADABLE)
 
 
 def _json_answer(start: Message, refused: Refusal) -> tuple[Message, Message]:

@@ -6,7 +6,7 @@ many open sessions`` and no open session is evicted. One principal opening sessi
 lock every other one out until its own sessions idle out (``server.session_idle_timeout_s``).
 :class:`SessionsPerPrincipal` sits in front of ``/mcp`` and ``/sse`` (behind authentication)
 and refuses a principal's request to open one more session than its bound with ``429`` and a
-JSON-RPC error naming the bound (:func:`refusal`). The principal's open sessions are left
+JSON-RPC error naming the bound (:func:`too_many_sessions`). The principal's open sessions are left
 alone, and so are everyone else's: a principal at its bound takes nothing from anyone.
 
 A streamable-HTTP session counts from the request that opens it (a request without an
@@ -106,7 +106,7 @@ def opens_streamable_session(scope: Scope) -> bool:
     return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
 
 
-def refusal(limit: int) -> Response:
+def too_many_sessions(limit: int) -> Response:
     """The answer to a principal asking for a session past its bound: ``429``, a JSON-RPC
     ``-32600`` error naming the bound (``null`` id, as the SDK's own ``503`` at
     ``server.max_sessions``)."""
@@ -121,7 +121,7 @@ def refusal(limit: int) -> Response:
 
 class SessionsPerPrincipal:
     """Pure ASGI middleware holding each request that ``opens_session`` to its principal's
-    bound in ``ledger``. A request past the bound is answered by :func:`refusal` and never
+    bound in ``ledger``. A request past the bound is answered by :func:`too_many_sessions` and never
     reaches ``app``; one whose answer starts below ``400`` with an ``mcp-session-id`` keeps
     its place for that session, any other gives it back when it has been served."""
 
@@ -148,7 +148,7 @@ class SessionsPerPrincipal:
                 principal.user if principal is not None else "an unidentified client",
                 self.ledger.limit,
             )
-            await refusal(self.ledger.limit)(scope, receive, send)
+            await too_many_sessions(self.ledger.limit)(scope, receive, send)
             return
 
         async def noting_the_session(message: Message) -> None:

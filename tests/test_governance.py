@@ -478,31 +478,27 @@ async def test_a_deferred_approval_given_while_the_gateway_was_down_is_honoured_
     assert verify(state / "audit.db", public_key_pem(key)).ok
 
 
-async def test_a_rule_whose_tool_pattern_matches_no_listed_tool_is_reported(tmp_path: Path) -> None:
+async def policy_warnings(tmp_path: Path, match: str) -> tuple[Path, list[str]]:
+    """The warnings a gateway on the demo upstreams reports for one BLOCK rule ``typo`` with ``match``."""
     policies = tmp_path / "policies"
     policies.mkdir()
     (policies / "rules.yaml").write_text(
-        "rules:\n  - id: typo\n    match: {tools: ['bnak__*']}\n    decision: BLOCK\n", encoding="utf-8"
+        f"rules:\n  - id: typo\n    match: {match}\n    decision: BLOCK\n", encoding="utf-8"
     )
     async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
         gateway,
         _,
     ):
-        warnings = gateway.report_policy_warnings()
+        return policies, gateway.report_policy_warnings()
+
+
+async def test_a_rule_whose_tool_pattern_matches_no_listed_tool_is_reported(tmp_path: Path) -> None:
+    _, warnings = await policy_warnings(tmp_path, "{tools: ['bnak__*']}")
     assert any("rules.yaml:2" in w and "'bnak__*' matches no known tool" in w for w in warnings)
 
 
 async def test_a_rule_naming_an_upstream_that_does_not_exist_is_reported(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "rules.yaml").write_text(
-        "rules:\n  - id: typo\n    match: {upstreams: [bank, bnak]}\n    decision: BLOCK\n", encoding="utf-8"
-    )
-    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
-        gateway,
-        _,
-    ):
-        warnings = gateway.report_policy_warnings()
+    policies, warnings = await policy_warnings(tmp_path, "{upstreams: [bank, bnak]}")
     assert [w for w in warnings if "upstream" in w] == [
         f"{policies / 'rules.yaml'}:2: rule 'typo': upstream 'bnak' is not a configured upstream"
     ]
