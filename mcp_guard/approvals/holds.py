@@ -13,7 +13,7 @@ waiting client only here (a restart abandons them), so nothing else can join it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mcp_guard.approvals.models import ApprovalContext, ApprovalSpec
 
@@ -55,7 +55,7 @@ class HeldCall:
 
     hold: SharedHold
     filed: bool
-    left: bool = field(default=False)
+    left: bool = False
 
     @property
     def request_id(self) -> str:
@@ -68,10 +68,6 @@ class SharedHolds:
     def __init__(self) -> None:
         self._joinable: dict[HoldKey, SharedHold] = {}
         self._by_id: dict[str, SharedHold] = {}
-
-    def __len__(self) -> int:
-        """How many requests held calls share right now."""
-        return len(self._by_id)
 
     def join(self, key: HoldKey) -> HeldCall | None:
         """A place on the pending request of an identical held call, or ``None`` when there is none."""

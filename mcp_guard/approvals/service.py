@@ -209,12 +209,13 @@ class ApprovalService:
         Raises:
             TooManyPendingError, mcp_guard.audit.AuditUnavailableError: as :meth:`create`.
         """
+        key = HoldKey.of(context)
         async with self._filing:
-            held = self._holds.join(HoldKey.of(context))
+            held = self._holds.join(key)
             if held is None:
                 request = await self.create(context)
                 deadline = None if timeout_s is None else anyio.current_time() + timeout_s
-                held = self._holds.add(HoldKey.of(context), request.id, timeout_s, deadline)
+                held = self._holds.add(key, request.id, timeout_s, deadline)
         try:
             yield held
         finally:

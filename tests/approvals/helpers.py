@@ -15,7 +15,14 @@ import anyio
 import uvicorn
 from starlette.types import ASGIApp
 
-from mcp_guard.approvals import ApprovalConfig, ApprovalContext, ApprovalSpec, Approvers, call_digest
+from mcp_guard.approvals import (
+    ApprovalConfig,
+    ApprovalContext,
+    ApprovalService,
+    ApprovalSpec,
+    Approvers,
+    call_digest,
+)
 from mcp_guard.audit.models import AuditReceipt, AuditUnavailableError
 from mcp_guard.principal import Principal
 
@@ -179,3 +186,17 @@ def write_locked(path: Path) -> Iterator[None]:
         conn.execute("ROLLBACK")
     finally:
         conn.close()
+
+
+async def cancel_while_holding(approvals: ApprovalService, request_id: str) -> None:
+    """Hold a call on ``request_id`` until it sends progress, then cancel it (the client went away)."""
+    ticked = anyio.Event()
+
+    async def on_tick(waited: float) -> None:
+        ticked.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(approvals.wait, request_id, 300, on_tick)
+            await ticked.wait()
+            tg.cancel_scope.cancel()

@@ -25,6 +25,7 @@ from tests.approvals.helpers import (
     FakeClock,
     RecordingAudit,
     UnavailableAudit,
+    cancel_while_holding,
     make_config,
     make_context,
     write_locked,
@@ -85,16 +86,7 @@ async def test_a_cancelled_hold_whose_abandonment_cannot_be_audited_stays_pendin
     audit = UnavailableAudit(working=1)
     async with ApprovalService.open(config, audit, clock=clock) as approvals:
         req = await approvals.create(make_context())
-        ticked = anyio.Event()
-
-        async def on_tick(waited: float) -> None:
-            ticked.set()
-
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(approvals.wait, req.id, 300, on_tick)
-                await ticked.wait()
-                tg.cancel_scope.cancel()  # the client went away; the cancellation is not replaced
+        await cancel_while_holding(approvals, req.id)  # the cancellation is not replaced
         assert await stored(config.path, req.id) is ApprovalState.PENDING
         audit.working = 10
         await approvals.sweep()

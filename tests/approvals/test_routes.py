@@ -77,6 +77,18 @@ async def admin_client(service: ApprovalService) -> AsyncIterator[httpx2.AsyncCl
         yield client
 
 
+@asynccontextmanager
+async def admin_api(
+    config: ApprovalConfig, clock: FakeClock
+) -> AsyncIterator[tuple[ApprovalService, httpx2.AsyncClient]]:
+    """An approvals service without an audit log, and a client of its admin API."""
+    async with (
+        ApprovalService.open(config, None, clock=clock) as approvals,
+        admin_client(approvals) as client,
+    ):
+        yield approvals, client
+
+
 async def test_an_approval_through_the_admin_api_served_by_uvicorn_releases_a_held_call(
     config: ApprovalConfig, clock: FakeClock, audit: RecordingAudit
 ) -> None:
@@ -108,10 +120,7 @@ async def test_an_approval_through_the_admin_api_served_by_uvicorn_releases_a_he
 async def test_an_approver_sees_the_context_package_and_the_list_filters_by_state(
     config: ApprovalConfig, clock: FakeClock
 ) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         first = await approvals.create(make_context())
         second = await approvals.create(make_context(tool="github__force_push"))
         await approvals.decide(second.id, BOB, False, "no")
@@ -132,10 +141,7 @@ async def test_an_approver_sees_the_context_package_and_the_list_filters_by_stat
 
 
 async def test_the_admin_api_answers_clear_json_errors(config: ApprovalConfig, clock: FakeClock) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         r = await client.post("/admin/approvals/missing/approve", json={}, headers=BOB_H)
         assert (r.status_code, r.json()["error"]) == (404, "not_found")
@@ -164,10 +170,7 @@ async def test_the_admin_api_answers_clear_json_errors(config: ApprovalConfig, c
 async def test_the_requester_and_admins_can_read_a_request_but_others_cannot(
     config: ApprovalConfig, clock: FakeClock
 ) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         for headers, expected in ((ALICE_H, 200), (ADMIN_H, 200), (BOB_H, 200), (CAROL_H, 404)):
             assert (await client.get(f"/admin/approvals/{req.id}", headers=headers)).status_code == expected
@@ -193,10 +196,7 @@ async def test_the_routes_also_work_under_a_mount(config: ApprovalConfig, clock:
 async def test_a_huge_decision_body_is_refused_without_being_read_into_memory(
     config: ApprovalConfig, clock: FakeClock
 ) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         body = CountingBody(total=256 * 1024 * 1024)
         with anyio.fail_after(10):
@@ -210,10 +210,7 @@ async def test_a_locked_approvals_database_answers_503_json_and_changes_nothing(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     config = make_config(tmp_path, busy_timeout_ms=0)
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         other = sqlite3.connect(config.path, isolation_level=None)
         try:
@@ -255,10 +252,7 @@ async def test_an_unavailable_audit_log_answers_503_json_not_a_bare_500(
 async def test_a_reason_with_control_or_bidi_characters_is_refused_naming_the_character(
     config: ApprovalConfig, clock: FakeClock, reason: str, named: str
 ) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         r = await client.post(f"/admin/approvals/{req.id}/approve", json={"reason": reason}, headers=BOB_H)
         assert (r.status_code, r.json()["error"]) == (400, "invalid_request")
@@ -269,10 +263,7 @@ async def test_a_reason_with_control_or_bidi_characters_is_refused_naming_the_ch
 async def test_a_rejection_whose_reason_is_only_invisible_characters_is_refused(
     config: ApprovalConfig, clock: FakeClock
 ) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         r = await client.post(
             f"/admin/approvals/{req.id}/reject", json={"reason": "\u200b\u2060 "}, headers=BOB_H
@@ -289,10 +280,7 @@ async def test_a_rejection_whose_reason_is_only_invisible_characters_is_refused(
 async def test_a_decision_body_that_is_not_json_is_refused_with_415(
     config: ApprovalConfig, clock: FakeClock
 ) -> None:
-    async with (
-        ApprovalService.open(config, None, clock=clock) as approvals,
-        admin_client(approvals) as client,
-    ):
+    async with admin_api(config, clock) as (approvals, client):
         req = await approvals.create(make_context())
         for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
             headers = {**BOB_H, **({"Content-Type": content_type} if content_type else {})}

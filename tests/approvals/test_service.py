@@ -31,6 +31,7 @@ from tests.approvals.helpers import (
     FakeClock,
     RecordingAudit,
     UnavailableAudit,
+    cancel_while_holding,
     make_config,
     make_context,
 )
@@ -317,16 +318,7 @@ async def test_a_request_is_abandoned_when_its_waiter_is_cancelled(
 ) -> None:
     async with ApprovalService.open(config, audit, clock=clock) as approvals:
         req = await approvals.create(make_context())
-        ticked = anyio.Event()
-
-        async def on_tick(elapsed: float) -> None:
-            ticked.set()
-
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(approvals.wait, req.id, 300, on_tick)
-                await ticked.wait()  # the waiter is holding and sending progress
-                tg.cancel_scope.cancel()  # the client went away
+        await cancel_while_holding(approvals, req.id)
         gone = await approvals.get(req.id)
         assert gone is not None and gone.state is ApprovalState.ABANDONED
         with pytest.raises(ApprovalNotPendingError):
