@@ -246,8 +246,8 @@ class Controls:
                 await self._undo(taken)
                 return budget.cost_refusal(str(exc)), [], None
             start, end, end_iso = budget.window.at(now.wall)
-            for key in keys:
-                try:
+            try:
+                for key in keys:
                     added, usage = await state.counter_add(
                         key,
                         start,
@@ -257,10 +257,9 @@ class Controls:
                         max_calls=spec.max_calls,
                         max_cost=spec.max_cost,
                     )
-                except ChargeNotRecorded as exc:  # fail closed, whatever the configured decision
-                    await self._undo(taken)
-                    return budget.unrecorded_refusal(describe(key), str(exc)), [], None
-                if not added:
+                    if added:
+                        taken.append((key, start, 1.0, cost))
+                        continue
                     if budget.never_fits(cost):
                         verdict = budget.never_fits_refusal(describe(key), cost)
                     else:
@@ -274,13 +273,9 @@ class Controls:
                         )
                     if ask and verdict.decision is Decision.APPROVAL_REQUIRED:
                         # an approved call runs, so its spend is real: charged over the maximum
-                        try:
-                            await state.counter_add(
-                                key, start, end=end, calls=1, cost=cost, max_calls=None, max_cost=None
-                            )
-                        except ChargeNotRecorded as exc:
-                            await self._undo(taken)
-                            return budget.unrecorded_refusal(describe(key), str(exc)), [], None
+                        await state.counter_add(
+                            key, start, end=end, calls=1, cost=cost, max_calls=None, max_cost=None
+                        )
                         taken.append((key, start, 1.0, cost))
                         asking.append((verdict, spec.approval))
                         continue
@@ -288,8 +283,9 @@ class Controls:
                         await self._undo(taken)
                         return verdict, [], None
                     soft = _worse(soft, verdict)
-                else:
-                    taken.append((key, start, 1.0, cost))
+            except ChargeNotRecorded as exc:  # fail closed, whatever the configured decision
+                await self._undo(taken)
+                return budget.unrecorded_refusal(describe(key), str(exc)), [], None
         if asking:
             return approval_needed([v for v, _ in asking]), taken, next((b for _, b in asking if b), None)
         return soft, taken, None

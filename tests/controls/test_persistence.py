@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +33,19 @@ class SetOnError(logging.Handler):
         self.event.set()
 
 
+@contextmanager
+def errors_logged() -> Iterator[anyio.Event]:
+    """An event set when the SQLite control state logs an error, while the block runs."""
+    failed = anyio.Event()
+    handler = SetOnError(failed)
+    logger = logging.getLogger("mcp_guard.controls.sqlite_state")
+    logger.addHandler(handler)
+    try:
+        yield failed
+    finally:
+        logger.removeHandler(handler)
+
+
 def rename_table(db: Path, old: str, new: str) -> None:
     with closing(sqlite3.connect(db)) as other:
         other.execute(f"ALTER TABLE {old} RENAME TO {new}")
@@ -42,11 +56,7 @@ async def test_a_failed_write_behind_flush_is_logged_and_retried_while_the_gatew
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "controls.db"
-    failed = anyio.Event()
-    handler = SetOnError(failed)
-    logger = logging.getLogger("mcp_guard.controls.sqlite_state")
-    logger.addHandler(handler)
-    try:
+    with errors_logged() as failed:
         with anyio.fail_after(10):
             async with open_embedded_state(db, flush_interval=0.001, wall=NOON.timestamp) as state:
                 rename_table(db, "budget_usage", "moved_away")  # every write now fails
@@ -55,8 +65,6 @@ async def test_a_failed_write_behind_flush_is_logged_and_retried_while_the_gatew
                 await failed.wait()
                 rename_table(db, "moved_away", "budget_usage")
                 assert await c.check(call(), at(0.0, NOON)) is None
-    finally:
-        logger.removeHandler(handler)
     async with open_embedded_state(db, flush_interval=3600, wall=NOON.timestamp) as state:
         assert sum(u.calls for u in state.counters.values()) == 2
 
@@ -95,11 +103,7 @@ async def test_a_write_through_give_back_that_cannot_be_written_is_kept_and_writ
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "controls.db"
-    failed = anyio.Event()
-    handler = SetOnError(failed)
-    logger = logging.getLogger("mcp_guard.controls.sqlite_state")
-    logger.addHandler(handler)
-    try:
+    with errors_logged() as failed:
         async with open_embedded_state(db, flush_interval=0, wall=NOON.timestamp) as state:
             c = Controls(DAILY, state)
             admitted = await c.admit(call(), at(0.0, NOON))
@@ -109,8 +113,6 @@ async def test_a_write_through_give_back_that_cannot_be_written_is_kept_and_writ
 
             assert failed.is_set() and [u.calls for u in state.counters.values()] == [0]
             rename_table(db, "moved_away", "budget_usage")
-    finally:
-        logger.removeHandler(handler)
     async with open_embedded_state(db, flush_interval=3600, wall=NOON.timestamp) as state:
         assert [u.calls for u in state.counters.values()] == [0]
 
