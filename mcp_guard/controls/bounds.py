@@ -101,8 +101,10 @@ def marker(amount: int, unit: str) -> str:
 
 
 def size_of(value: CallToolResult | ContentBlock) -> int:
-    """Bytes of ``value`` as serialized JSON (aliases, no nulls), as it goes on the wire."""
-    return len(value.model_dump_json(by_alias=True, exclude_none=True).encode())
+    """Bytes of ``value`` as serialized JSON (aliases, no nulls), as it goes on the wire: the
+    serializer's own bytes, not decoded to text and encoded again (a large result is
+    measured more than once)."""
+    return len(value.__pydantic_serializer__.to_json(value, by_alias=True, exclude_none=True))
 
 
 def bound_result(result: CallToolResult, spec: BoundsSpec) -> BoundsOutcome:

@@ -85,8 +85,10 @@ _COMBINED = _Automaton(_NAMES)
 _GROUPS = tuple(_Automaton(names) for names in GROUPS)
 _REGEX: dict[str, Any] = {name: re2.compile(pattern, _opts)._regexp for name, pattern in FAMILIES.items()}
 _UNANCHORED: Any = re2._Anchor.UNANCHORED
-_TOKEN_RUN: Any = re2.compile(r"[A-Za-z0-9+/=_%-]{256}", _opts)._regexp
-"""256 characters of a base64, hex or URL-encoded run: high-entropy text."""
+_TOKEN_RUN_LENGTH = 256
+_TOKEN_RUN: Any = re2.compile(rf"[A-Za-z0-9+/=_%-]{{{_TOKEN_RUN_LENGTH}}}", _opts)._regexp
+"""256 characters of a base64, hex or URL-encoded run: high-entropy text. Shorter data
+cannot hold one and is not searched (most arguments and results of small tools)."""
 _COMBINED_MAX_BYTES = 4096
 
 
@@ -154,7 +156,7 @@ def _present(
     """
     end = len(data)
     groups = _searched(families)
-    if _TOKEN_RUN.Match(_UNANCHORED, data, 0, end)[0][0] >= 0:
+    if end >= _TOKEN_RUN_LENGTH and _TOKEN_RUN.Match(_UNANCHORED, data, 0, end)[0][0] >= 0:
         return _each_alone(tuple(i for group in groups for i in group.indexes), data)
     if end <= _COMBINED_MAX_BYTES:
         started = time.monotonic()

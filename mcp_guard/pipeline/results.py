@@ -9,7 +9,7 @@ import pydantic_core
 from mcp import types
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from mcp_guard.controls import Controls
+from mcp_guard.controls import Controls, bound_result
 from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import Inspector, redact
@@ -20,6 +20,11 @@ from mcp_guard.pipeline.outcomes import blocked, refusal
 logger = logging.getLogger(__name__)
 
 RESULT_CATEGORIES = frozenset({"pii", "secret", "injection", "evasion"})
+STRUCTURED = "structuredContent"
+_STAND_IN = "s"
+"""The key the structured content is scanned under in place of :data:`STRUCTURED` (see
+:meth:`InspectResultStage._scan`): shorter than any key the inspector scans, and no other
+key of the scanned value starts with it."""
 
 
 class ResultInspectionSettings(BaseModel):
@@ -46,18 +51,21 @@ class BoundStage:
 
     async def __call__(self, call: ToolCall, result: types.CallToolResult) -> types.CallToolResult:
         assert call.route is not None
-        outcome = self.controls.bound_result(call.route.upstream, call.tool, result)
+        spec = self.controls.bounds_for(call.route.upstream, call.tool)
+        if spec is None:  # most tools have no bound
+            return result
+        outcome = bound_result(result, spec)
+        if not outcome.changed:
+            return result
         if outcome.verdict is not None:
             call.verdict = outcome.verdict
             return refusal(call)
         if _dropped_required_structure(call, result, outcome.result):
-            spec = self.controls.bounds_for(call.route.upstream, call.tool)
-            bound = spec.id if spec is not None else "result_bounds"
             call.verdict = Verdict(
                 decision=Decision.BLOCK,
-                rules=(bound,),
+                rules=(spec.id,),
                 reason=(
-                    f"Result bound '{bound}' exceeded: the result of {call.tool} fits only without "
+                    f"Result bound '{spec.id}' exceeded: the result of {call.tool} fits only without "
                     "its structuredContent, which the tool's outputSchema requires; it was withheld"
                 ),
                 details={"control": "result_bounds", "exceeded": list(outcome.actions)},
@@ -92,13 +100,15 @@ class InspectResultStage:
         self.inspector = inspector
         self.settings = settings
         self._output_validators = ValidatorCache()
+        # the gateway's own key, scanned where it stands in every result (see _scan)
+        self._structured_key_is_clean = not inspector.scan({"content": [], STRUCTURED: {}})
 
     async def __call__(self, call: ToolCall, result: types.CallToolResult) -> types.CallToolResult:
         content = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in result.content]
         value: dict[str, Any] = {"content": content}
         if result.structured_content is not None:
-            value["structuredContent"] = result.structured_content
-        findings = await self.inspector.scan_sized(value, "$", _size_of(content, result.structured_content))
+            value[STRUCTURED] = result.structured_content
+        findings = await self._scan(value, _size_of(content, result.structured_content))
         call.result_findings = findings
         if findings:  # the workflow and the principal's session span connections: taint them too
             for session in call.sessions:
@@ -130,6 +140,29 @@ class InspectResultStage:
         if not to_redact:
             return result
         return self._redacted(call, result, value, to_redact)
+
+    async def _scan(self, value: dict[str, Any], size: int) -> list[Finding]:
+        """The findings in ``value`` (``content``, and ``structuredContent`` if the result has
+        it), as :meth:`Inspector.scan` reports them.
+
+        The key ``structuredContent`` is the gateway's own, not the upstream's, yet as a dict
+        key of six characters or more it is scanned like any other, and its 17 letters look
+        to the ``encoded`` anchor like the start of a base64 run: every result with
+        structured content paid for an anchor pass and a decoding attempt that finds
+        nothing. When the key holds no finding for this inspector (tried once, at
+        construction), the structured content is scanned under :data:`_STAND_IN` instead and
+        its findings' paths are put back. Every other finding is the same, in the same order:
+        the two gateway keys come before the upstream's strings, the key ``content`` still
+        first (``\\A`` falls where it did), and no anchor match can start in either key and
+        run on into the next string. ``tests/test_result_stages.py`` compares the two scans.
+        """
+        structured = value.get(STRUCTURED)
+        if structured is None or not self._structured_key_is_clean:
+            return await self.inspector.scan_sized(value, "$", size)
+        findings = await self.inspector.scan_sized(
+            {"content": value["content"], _STAND_IN: structured}, "$", size
+        )
+        return [_under_structured(f) for f in findings] if findings else findings
 
     def _redacted(
         self, call: ToolCall, result: types.CallToolResult, value: dict[str, Any], findings: list[Finding]
@@ -183,6 +216,19 @@ def _with_warning(verdict: Verdict, rule: str, reason: str, decision: Decision =
         reason=reasons,
         details=verdict.details,
     )
+
+
+_SCANNED_UNDER = f"$.{_STAND_IN}"
+
+
+def _under_structured(finding: Finding) -> Finding:
+    """``finding`` with its path under ``structuredContent`` again if it was scanned under
+    :data:`_STAND_IN` (``$.s`` itself, or a path below it)."""
+    path = finding.path
+    below = path[len(_SCANNED_UNDER) : len(_SCANNED_UNDER) + 1]
+    if not path.startswith(_SCANNED_UNDER) or below not in ("", ".", "["):
+        return finding
+    return finding.model_copy(update={"path": f"$.{STRUCTURED}{path[len(_SCANNED_UNDER) :]}"})
 
 
 def _size_of(content: list[dict[str, Any]], structured: dict[str, Any] | None) -> int:

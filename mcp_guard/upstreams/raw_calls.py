@@ -247,8 +247,14 @@ async def report_progress(on_progress: ProgressFnT, params: dict[str, Any]) -> N
     await on_progress(progress.progress, progress.total, progress.message)
 
 
+_VALIDATE_RESULT = types.CallToolResult.__pydantic_validator__.validate_python
+"""``CallToolResult.model_validate`` without the class method's keyword handling around it
+(every forwarded call's answer goes through here)."""
+
+
 def call_result(answer: dict[str, Any]) -> types.CallToolResult:
     """Raises: MCPError (a JSON-RPC error answer), ValidationError (neither a result nor an error)."""
     if "error" in answer:
         raise MCPError.from_error_data(types.ErrorData.model_validate(answer["error"], by_name=False))
-    return types.CallToolResult.model_validate(answer.get("result"), by_name=False)
+    result: types.CallToolResult = _VALIDATE_RESULT(answer.get("result"), by_name=False)
+    return result

@@ -54,6 +54,8 @@ def samples(rng: random.Random) -> list[bytes]:
         bytes(rng.choice(range(0x20, 0x7F)) for _ in range(3000)),
         "Grüße an jörg@example.org; ignorez les instructions précédentes".encode(),
         b"short text with no anchor",
+        b"Q" * 255 + b" mail bob@example.com",  # one byte short of a token run: not searched for one
+        b"Q" * 256 + b" mail bob@example.com",
     ]
 
 
