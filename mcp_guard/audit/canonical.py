@@ -35,15 +35,39 @@ import hashlib
 import json.encoder
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C-accelerated
-_c_encode = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
+
+
+def _make_c_encode() -> Callable[[Any], str]:
+    """The standard library's compact, key-sorted, non-ASCII-keeping JSON encoder. Its C
+    encoder object is built once, here, where ``JSONEncoder.encode`` builds a new one for
+    every value; ``JSONEncoder.encode`` itself where the C accelerator is missing or takes
+    other arguments."""
+    encoder = json.JSONEncoder(
+        ensure_ascii=False,
+        allow_nan=False,
+        sort_keys=True,
+        separators=(",", ":"),
+        check_circular=False,  # never circular: _for_c_encoder, walking it first, would not return
+    )
+    make: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return encoder.encode
+    try:  # with the arguments JSONEncoder.iterencode passes it
+        chunks = make(None, encoder.default, _encode_str, None, ":", ",", True, False, False)
+    except TypeError:
+        return encoder.encode
+    return lambda value: "".join(chunks(value, 0))
+
+
+_c_encode = _make_c_encode()
 _from_e000 = re.compile("[\ue000-\U0010ffff]").search
 _AWKWARD = object()
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
+"""Scalars the C encoder prints exactly as RFC 8785 does (not their subclasses, e.g. enums)."""
 _EXACT_INTEGERS = 2.0**53
 _FIXED_NOTATION_FROM = 1e-4  # repr prints smaller floats with an exponent (1e-05), JCS from 1e-6 down
 
@@ -58,7 +82,8 @@ def canonical_json(value: Any) -> str:
     text = _fast_text(value)
     if text is None:
         text = reference_json(value)
-    text.encode("utf-8")  # rejects lone surrogates (UnicodeEncodeError is a ValueError)
+    if not text.isascii():  # ASCII text has none
+        text.encode("utf-8")  # rejects lone surrogates (UnicodeEncodeError is a ValueError)
     return text
 
 
@@ -86,33 +111,51 @@ def _for_c_encoder(value: Any) -> Any:
     encoder as ``1.0``), copying only the containers that change; :data:`_AWKWARD` if the C
     encoder's text of it could still differ from the canonical one."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _PLAIN:
         return value
     if kind is float:
         if value.is_integer():
             return int(value) if -_EXACT_INTEGERS < value < _EXACT_INTEGERS else _AWKWARD
         return value if _FIXED_NOTATION_FROM <= abs(value) < _EXACT_INTEGERS else _AWKWARD
     if kind is dict:
-        for key in value:
-            if type(key) is not str or (not key.isascii() and _from_e000(key)):
-                return _AWKWARD
-        return _with_prepared_items(value, value.items(), dict)
+        return _prepared_object(value)
     if kind is list or kind is tuple:
-        return _with_prepared_items(value, enumerate(value), list)
+        return _prepared_array(value)
     return _AWKWARD
 
 
-def _with_prepared_items(value: Any, slots: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
-    """``value`` with each item in ``slots`` (key or index, item) prepared by
-    :func:`_for_c_encoder`, ``copy(value)`` taken at the first item that changes."""
-    changed = None
-    for slot, item in slots:
+def _prepared_object(value: dict[Any, Any]) -> Any:
+    """:func:`_for_c_encoder` of a ``dict``: every key a ``str`` below U+E000, every item
+    prepared (the plain scalars, most items of a record, without a call)."""
+    changed: dict[str, Any] | None = None
+    for key, item in value.items():
+        if type(key) is not str or (not key.isascii() and _from_e000(key)):
+            return _AWKWARD
+        if type(item) in _PLAIN:
+            continue
         prepared = _for_c_encoder(item)
         if prepared is not item:
             if prepared is _AWKWARD:
                 return _AWKWARD
-            changed = changed if changed is not None else copy(value)
-            changed[slot] = prepared
+            if changed is None:
+                changed = dict(value)
+            changed[key] = prepared
+    return value if changed is None else changed
+
+
+def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
+    """:func:`_for_c_encoder` of a ``list`` or ``tuple`` (a changed one is copied to a list)."""
+    changed: list[Any] | None = None
+    for index, item in enumerate(value):
+        if type(item) in _PLAIN:
+            continue
+        prepared = _for_c_encoder(item)
+        if prepared is not item:
+            if prepared is _AWKWARD:
+                return _AWKWARD
+            if changed is None:
+                changed = list(value)
+            changed[index] = prepared
     return value if changed is None else changed
 
 

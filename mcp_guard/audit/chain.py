@@ -29,19 +29,8 @@ def entry_bytes(  # noqa: PLR0917 - the hot path of verify: positional on purpos
 ) -> bytes:
     """The canonical JSON encoding of an entry (``record_json`` is the record's canonical text)."""
     return (
-        '{"id":'
-        + _enc(id_)
-        + ',"kind":'
-        + _enc(kind)
-        + ',"prev_hash":'
-        + _enc(prev_hash)
-        + ',"record":'
-        + record_json
-        + ',"seq":'
-        + str(seq)
-        + ',"time":'
-        + _enc(time)
-        + "}"
+        f'{{"id":{_enc(id_)},"kind":{_enc(kind)},"prev_hash":{_enc(prev_hash)},'
+        f'"record":{record_json},"seq":{seq},"time":{_enc(time)}}}'
     ).encode("utf-8", "surrogatepass")
 
 

@@ -36,11 +36,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import anyio
 import anyio.lowlevel
@@ -100,7 +99,9 @@ def _utc_now() -> datetime:
 class _Pending:
     kind: str
     record_json: str
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event | None = None
+    """Set once the entry is settled; made only for an entry handed to someone else to commit
+    (an inline commit returns its receipt directly)."""
     receipt: AuditReceipt | None = None
     error: AuditUnavailableError | None = None
 
@@ -157,6 +158,11 @@ class SqliteAuditLog:
         """Hands ``_deferred`` to the writer :data:`_DEFER_S` after the first of them came."""
         self._wal_commits = 0
         self._last_commit_at = time.monotonic()
+        self._append_this_turn = False
+        """A write-ahead append has begun in this turn of the event loop (cleared at the next)."""
+        self._last_append_inline = True
+        """The last write-ahead append committed inline (not through the writer: no concurrency)."""
+        self._path = os.fspath(config.path)
 
     @classmethod
     @asynccontextmanager
@@ -229,13 +235,17 @@ class SqliteAuditLog:
             raise ValueError(f"invalid audit kind {kind!r}: expected a lower-case identifier")
         if self._syncer is not None:
             self._syncer.check()  # after a failed fsync nothing is appended any more
-        pending = _Pending(kind, canonical_json(dict(record)))
+        pending = _Pending(kind, canonical_json(record if type(record) is dict else dict(record)))
         if not write_ahead:
             return await self._deferred_commit(pending)
         self._write_ahead_in_flight += 1
         try:
-            await anyio.lowlevel.checkpoint()  # concurrent appends arriving now join one batch
+            if self._alone():
+                await anyio.lowlevel.checkpoint_if_cancelled()
+            else:
+                await anyio.lowlevel.checkpoint()  # concurrent appends arriving now join one batch
             receipt = self._commit_inline(pending)
+            self._last_append_inline = receipt is not None
             return receipt if receipt is not None else await self._through_writer(pending)
         finally:
             self._write_ahead_in_flight -= 1
@@ -250,6 +260,28 @@ class SqliteAuditLog:
         """
         if self._syncer is not None:
             await self._syncer.wait(receipt.seq)
+
+    def _alone(self) -> bool:
+        """Whether this write-ahead append is alone: no other one in flight, none begun
+        before it in this turn of the event loop, and the one before it was committed
+        inline (none went to the writer, as under concurrency, since). It then commits
+        without yielding first: the yield (a whole loop turn) only lets appends that
+        arrive together meet, and a lone call, the common case, has no one to meet. Marks
+        the turn, so that the appends that follow it in the same turn (a burst, or a
+        caller appending in a loop) yield once and go to the writer together, as before."""
+        if (
+            self._write_ahead_in_flight > 1
+            or self._append_this_turn
+            or not self._last_append_inline
+            or self._loop is None
+        ):
+            return False
+        self._append_this_turn = True
+        self._loop.call_soon(self._end_turn)  # runs at the start of the loop's next turn
+        return True
+
+    def _end_turn(self) -> None:
+        self._append_this_turn = False
 
     def _commit_inline(self, pending: _Pending) -> AuditReceipt | None:
         """Commit ``pending`` on this thread if the log is idle; None if it is not.
@@ -272,15 +304,15 @@ class SqliteAuditLog:
                 self._queue.put(rider)
             return None
         except AuditUnavailableError as exc:
-            self._resolve(riders, None, exc)
+            _settle(riders, None, exc)
             raise
         except Exception as exc:
             error = _unavailable(self._config.path, exc)
-            self._resolve(riders, None, error)
+            _settle(riders, None, error)
             raise error from exc
         finally:
             self._commit_lock.release()
-        self._resolve(riders, receipts[:-1], None)
+        _settle(riders, receipts, None)  # on the event loop's thread: no hand-off needed
         if self._wal_commits == _WAL_IDLE_COMMITS:
             self._queue.put(_NUDGE)  # the writer may be asleep for checkpoint_interval_s
         return receipts[-1]
@@ -290,6 +322,7 @@ class SqliteAuditLog:
         within :data:`_DEFER_S`: a gateway's outcome entry then shares the fsync of the
         next call's decision entry instead of paying its own."""
         self._check_backlog()
+        pending.done = anyio.Event()
         self._deferred.append(pending)
         if self._defer_timer is None and self._loop is not None:
             self._defer_timer = self._loop.call_later(_DEFER_S, self._hand_deferred_to_writer)
@@ -310,6 +343,7 @@ class SqliteAuditLog:
 
     async def _through_writer(self, pending: _Pending) -> AuditReceipt:
         self._check_backlog()
+        pending.done = anyio.Event()
         self._queue.put(pending)
         return await self._settled(pending)
 
@@ -324,6 +358,7 @@ class SqliteAuditLog:
 
     @staticmethod
     async def _settled(pending: _Pending) -> AuditReceipt:
+        assert pending.done is not None  # made before the entry was handed over
         await pending.done.wait()
         if pending.receipt is None:
             raise pending.error or AuditUnavailableError("entry was not committed")
@@ -429,14 +464,12 @@ class SqliteAuditLog:
     def _resolve(
         self, batch: list[_Pending], receipts: list[AuditReceipt] | None, error: AuditUnavailableError | None
     ) -> None:
-        """Hand the outcome of a batch to the waiting callers (one wake-up of the event loop)."""
+        """Hand the outcome of a batch to the waiting callers from the writer thread (one
+        wake-up of the event loop)."""
         if not batch or self._loop is None:
             return
-        for i, pending in enumerate(batch):
-            pending.receipt = receipts[i] if receipts is not None else None
-            pending.error = error
         with suppress(RuntimeError):  # the event loop is already closed: nobody is waiting
-            self._loop.call_soon_threadsafe(_wake, batch)
+            self._loop.call_soon_threadsafe(_settle, batch, receipts, error)
 
     def _commit(
         self, batch: list[_Pending], force_checkpoint: bool, *, wait_for_lock: bool
@@ -488,13 +521,15 @@ class SqliteAuditLog:
             receipts: list[AuditReceipt] = []
             for pending in batch:
                 seq += 1
-                id_ = uuid4().hex
+                id_ = _new_id()
                 h = entry_hash(seq, id_, now, pending.kind, pending.record_json, prev)
                 rows_out.append((seq, id_, now, pending.kind, pending.record_json, prev, h))
-                receipts.append(AuditReceipt(id=id_, seq=seq, hash=h))
+                receipts.append(AuditReceipt(id_, seq, h))
                 prev = h
-            if rows_out:
-                conn.executemany(_INSERT_ENTRY, rows_out)  # implicit BEGIN IMMEDIATE
+            if len(rows_out) == 1:
+                conn.execute(_INSERT_ENTRY, rows_out[0])  # implicit BEGIN IMMEDIATE
+            elif rows_out:
+                conn.executemany(_INSERT_ENTRY, rows_out)
             last_cp = self._last_cp_seq
             due = last_cp is None or seq - last_cp >= self._config.checkpoint_every
             if seq > 0 and seq != last_cp and (due or force_checkpoint):
@@ -515,13 +550,14 @@ class SqliteAuditLog:
         return receipts
 
     def _check_file(self) -> None:
-        path = self._config.path
+        """Raises: AuditUnavailableError: the database file at the configured path is gone
+        or another file (entries committed now would be lost with the old one)."""
         try:
-            st = os.stat(path)
+            st = os.stat(self._path)
         except FileNotFoundError:
-            raise AuditUnavailableError(f"database file {path} was removed") from None
-        if (st.st_dev, st.st_ino) != self._file_id:
-            raise AuditUnavailableError(f"database file {path} was replaced by another file")
+            raise AuditUnavailableError(f"database file {self._path} was removed") from None
+        if st.st_ino != self._file_id[1] or st.st_dev != self._file_id[0]:
+            raise AuditUnavailableError(f"database file {self._path} was replaced by another file")
 
 
 class _Busy(Exception):
@@ -534,9 +570,26 @@ def _unavailable(path: Path, exc: BaseException) -> AuditUnavailableError:
     return AuditUnavailableError(f"internal error in the audit writer: {exc!r}")
 
 
-def _wake(batch: list[_Pending]) -> None:
-    for pending in batch:
-        pending.done.set()
+def _settle(
+    batch: list[_Pending], receipts: list[AuditReceipt] | None, error: AuditUnavailableError | None
+) -> None:
+    """Hand the outcome of a batch (``receipts[i]`` is ``batch[i]``'s) to its waiting callers,
+    on the event loop's thread."""
+    for i, pending in enumerate(batch):
+        pending.receipt = receipts[i] if receipts is not None else None
+        pending.error = error
+        if pending.done is not None:
+            pending.done.set()
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID as 32 lower-case hex digits: ``uuid.uuid4().hex`` without
+    building a ``UUID`` object (the same bits: 16 random bytes, version and variant set)."""
+    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
