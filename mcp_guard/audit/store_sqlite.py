@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import anyio
 import anyio.lowlevel
@@ -521,7 +522,7 @@ class SqliteAuditLog:
             receipts: list[AuditReceipt] = []
             for pending in batch:
                 seq += 1
-                id_ = _new_id()
+                id_ = uuid4().hex
                 h = entry_hash(seq, id_, now, pending.kind, pending.record_json, prev)
                 rows_out.append((seq, id_, now, pending.kind, pending.record_json, prev, h))
                 receipts.append(AuditReceipt(id_, seq, h))
@@ -580,16 +581,6 @@ def _settle(
         pending.error = error
         if pending.done is not None:
             pending.done.set()
-
-
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_SET = (4 << 76) | (0x8000 << 48)
-
-
-def _new_id() -> str:
-    """A random (version 4) UUID as 32 lower-case hex digits: ``uuid.uuid4().hex`` without
-    building a ``UUID`` object (the same bits: 16 random bytes, version and variant set)."""
-    return f"{int.from_bytes(os.urandom(16), 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
