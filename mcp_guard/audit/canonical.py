@@ -35,7 +35,7 @@ import hashlib
 import json.encoder
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C-accelerated
@@ -125,28 +125,24 @@ def _for_c_encoder(value: Any) -> Any:
 
 
 def _prepared_object(value: dict[Any, Any]) -> Any:
-    """:func:`_for_c_encoder` of a ``dict``: every key a ``str`` below U+E000, every item
-    prepared (the plain scalars, most items of a record, without a call)."""
-    changed: dict[str, Any] | None = None
-    for key, item in value.items():
+    """:func:`_for_c_encoder` of a ``dict``: every key a ``str`` below U+E000, every item prepared."""
+    for key in value:
         if type(key) is not str or (not key.isascii() and _from_e000(key)):
             return _AWKWARD
-        if type(item) in _PLAIN:
-            continue
-        prepared = _for_c_encoder(item)
-        if prepared is not item:
-            if prepared is _AWKWARD:
-                return _AWKWARD
-            if changed is None:
-                changed = dict(value)
-            changed[key] = prepared
-    return value if changed is None else changed
+    return _with_prepared_items(value, value.items(), dict)
 
 
 def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
     """:func:`_for_c_encoder` of a ``list`` or ``tuple`` (a changed one is copied to a list)."""
-    changed: list[Any] | None = None
-    for index, item in enumerate(value):
+    return _with_prepared_items(value, enumerate(value), list)
+
+
+def _with_prepared_items(value: Any, slots: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
+    """``value`` with each item in ``slots`` (key or index, item) prepared by
+    :func:`_for_c_encoder` (the plain scalars, most items of a record, without a call),
+    ``copy(value)`` taken at the first item that changes."""
+    changed = None
+    for slot, item in slots:
         if type(item) in _PLAIN:
             continue
         prepared = _for_c_encoder(item)
@@ -154,8 +150,8 @@ def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
             if prepared is _AWKWARD:
                 return _AWKWARD
             if changed is None:
-                changed = list(value)
-            changed[index] = prepared
+                changed = copy(value)
+            changed[slot] = prepared
     return value if changed is None else changed
 
 
