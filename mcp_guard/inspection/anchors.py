@@ -94,13 +94,18 @@ _COMBINED_MAX_BYTES = 4096
 
 class RestingSwitch:
     """Whether the combined automaton may search now: it rests after meeting unfamiliar
-    text twice within ``window_s`` (each a search slower than ``slow_s``), for ``rest_s``.
+    text twice within ``window_s`` (each a search costing more than ``slow_s`` of CPU),
+    for ``rest_s``.
 
     Warm, the combined automaton searches 4 KB in ~15 µs; text whose states it must
     first build (random characters, or the first source file or README it sees) takes
     20-55 ms. Once-off slow searches are its warm-up and leave it working; a stream of
     them is someone feeding it unfamiliar text, and costs two such searches a minute
     instead of one per call. Only speed depends on this: both paths give one answer.
+
+    A search's cost is the CPU time of the thread that ran it, not the wall time: on a
+    busy host a cheap search preempted for a few milliseconds is no sign of unfamiliar
+    text (timed by the wall clock, half the searches of one loaded run rested it).
     """
 
     def __init__(self, *, slow_s: float = 0.002, window_s: float = 10.0, rest_s: float = 60.0) -> None:
@@ -113,12 +118,13 @@ class RestingSwitch:
     def may_search(self, now: float) -> bool:
         return now >= self._rests_until
 
-    def searched(self, started: float, ended: float) -> None:
-        if ended - started > self._slow_s:
-            self.was_slow(ended)
+    def searched(self, cost_s: float, at: float) -> None:
+        """A search at ``at`` (monotonic seconds) cost ``cost_s`` seconds of CPU."""
+        if cost_s > self._slow_s:
+            self.was_slow(at)
 
     def was_slow(self, at: float) -> None:
-        """A search that ended at ``at`` met unfamiliar text."""
+        """A search at ``at`` met unfamiliar text."""
         if at - self._last_slow_at < self._window_s:
             self._rests_until = at + self._rest_s
         self._last_slow_at = at
@@ -159,10 +165,11 @@ def _present(
     if end >= _TOKEN_RUN_LENGTH and _TOKEN_RUN.Match(_UNANCHORED, data, 0, end)[0][0] >= 0:
         return _each_alone(tuple(i for group in groups for i in group.indexes), data)
     if end <= _COMBINED_MAX_BYTES:
-        started = time.monotonic()
-        if _COMBINED_SWITCH.may_search(started):
+        now = time.monotonic()
+        if _COMBINED_SWITCH.may_search(now):
+            began = time.thread_time()
             found = _COMBINED.present(data)
-            _COMBINED_SWITCH.searched(started, time.monotonic())
+            _COMBINED_SWITCH.searched(time.thread_time() - began, now)
             return found
     elif starts is not None and len(starts) > 1 and _COMBINED_SWITCH.may_search(time.monotonic()):
         return _present_in_chunks(data, starts, groups)
@@ -204,7 +211,7 @@ def _present_in_chunks(data: bytes, starts: list[int], groups: tuple[_Automaton,
     reads one string at a time (an anchor match that only exists across the separator
     between two strings is no reason to run a detector on either).
 
-    Over its budget (:data:`_CHUNK_S_PER_BYTE`) the search is slow for the
+    Over its budget of CPU time (:data:`_CHUNK_S_PER_BYTE`) the search is slow for the
     :class:`RestingSwitch`, and the groups read the rest of ``data``."""
     found: set[int] = set()
     spent = 0.0
@@ -213,13 +220,12 @@ def _present_in_chunks(data: bytes, starts: list[int], groups: tuple[_Automaton,
         if hi - lo > _COMBINED_MAX_BYTES:
             found.update(i for group in groups for i in group.present(data[lo:hi]))
             continue
-        began = time.monotonic()
+        began = time.thread_time()
         found.update(_COMBINED.present(data[lo:hi]))
-        ended = time.monotonic()
-        spent += ended - began
+        spent += time.thread_time() - began
         searched += hi - lo
         if spent > _CHUNK_ALLOWANCE_S + searched * _CHUNK_S_PER_BYTE:
-            _COMBINED_SWITCH.was_slow(ended)
+            _COMBINED_SWITCH.was_slow(time.monotonic())
             rest = data[hi:]
             found.update(i for group in groups for i in group.present(rest))
             break

@@ -5,8 +5,10 @@ characters) cheap give the same answers as the plain definitions they replace. T
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -83,26 +85,41 @@ def test_an_automaton_that_answers_nothing_is_not_read_as_no_family(monkeypatch:
 
 def test_one_slow_search_is_a_warm_up_and_the_combined_automaton_keeps_working() -> None:
     switch = anchors.RestingSwitch(slow_s=0.002, window_s=10.0, rest_s=60.0)
-    switch.searched(100.0, 100.050)
+    switch.searched(0.050, 100.0)
     assert switch.may_search(100.1)
-    switch.searched(200.0, 200.050)  # the next slow one comes long after
+    switch.searched(0.050, 200.0)  # the next slow one comes long after
     assert switch.may_search(200.1)
 
 
 def test_slow_searches_in_a_row_rest_the_combined_automaton_for_a_while() -> None:
     switch = anchors.RestingSwitch(slow_s=0.002, window_s=10.0, rest_s=60.0)
-    switch.searched(100.0, 100.050)
-    switch.searched(101.0, 100.051 + 1.0)
+    switch.searched(0.050, 100.0)
+    switch.searched(0.050, 101.0)
     assert not switch.may_search(101.1)
     assert not switch.may_search(160.0)
-    assert switch.may_search(161.06)
+    assert switch.may_search(161.0)
 
 
 def test_fast_searches_never_rest_the_combined_automaton() -> None:
     switch = anchors.RestingSwitch(slow_s=0.002, window_s=10.0, rest_s=60.0)
     for i in range(100):
-        switch.searched(i * 0.01, i * 0.01 + 0.0001)
+        switch.searched(0.0001, i * 0.01)
     assert switch.may_search(1.0)
+
+
+def test_searches_held_off_the_cpu_by_a_busy_host_never_rest_the_combined_automaton(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    switch = anchors.RestingSwitch()
+    monkeypatch.setattr(anchors, "_COMBINED_SWITCH", switch)
+    wall = itertools.count(1000.0, 0.05)  # every read of the wall clock 50 ms on: a preempted search
+    monkeypatch.setattr(
+        anchors, "time", SimpleNamespace(monotonic=lambda: next(wall), thread_time=time.thread_time)
+    )
+    data = b"mail bob@example.com about the weekly report"
+    for _ in range(5):
+        assert anchors._NAMES.index("email") in anchors._present(data)
+    assert switch.may_search(next(wall))
 
 
 PIECES = [
