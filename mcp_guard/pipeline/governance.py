@@ -52,18 +52,17 @@ class ScoreStage:
     async def __call__(self, call: ToolCall) -> Verdict | None:
         assert call.route is not None and call.info is not None
         call.shape = argument_shape(call.arguments)
-        info = call.info
         assessment = self.scorer.score(
-            RiskInput(  # the first nine positionally: cheaper, and this runs for every call
-                call.principal,
-                call.tool,
-                call.route.upstream,
-                info.actions,
-                info.environment,
-                call.arguments,
-                call.findings,
-                call.session,
-                call.received_at,
+            RiskInput(
+                principal=call.principal,
+                tool=call.tool,
+                upstream=call.route.upstream,
+                actions=call.actions,
+                environment=call.info.environment,
+                arguments=call.arguments,
+                findings=call.findings,
+                session=call.session,
+                now=call.received_at,
                 workflow=call.workflow,
                 principal_session=call.principal_session,
                 shape=call.shape,

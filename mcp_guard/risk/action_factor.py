@@ -15,7 +15,8 @@ class ActionFactor:
         self.config = config
         self.weight = weight
         self._cache: dict[frozenset[str], FactorScore] = {}
-        """Action classes -> their score: it depends on nothing else (bounded; full, it stops growing)."""
+        """Action classes -> their score. Never stale: it depends on them and on the frozen
+        ``config`` alone. Bounded: past ``_CACHE_LIMIT`` entries new ones are not kept."""
 
     def score(self, actions: frozenset[str]) -> FactorScore:
         hit = self._cache.get(actions)

@@ -50,22 +50,11 @@ class BaselineStore:
         self._dirty: set[str] = set()
         self._db: aiosqlite.Connection | None = None
         self._lock = anyio.Lock()
-        self._last_key: tuple[Principal | None, str] = (None, "")
-        """The last principal asked about and its key: a principal is frozen, so the same
-        object always has the same key (under this store's fixed ``config.key``)."""
         self.skipped: list[str] = []
         """Keys of stored rows that could not be read at :meth:`load` (left untouched on disk)."""
 
     def key_for(self, principal: Principal) -> str:
         """The baseline key of ``principal`` (see :attr:`BaselineConfig.key`)."""
-        last, key = self._last_key
-        if principal is last:  # the calls of a connection come with the same principal
-            return key
-        key = self._key_for(principal)
-        self._last_key = (principal, key)
-        return key
-
-    def _key_for(self, principal: Principal) -> str:
         if self.config.key == "agent" and principal.agent:
             return f"{escape_key_part(principal.tenant or '')}|agent:{escape_key_part(principal.agent)}"
         return principal.key

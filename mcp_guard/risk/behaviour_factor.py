@@ -24,11 +24,10 @@ class BehaviourFactor:
         self.spill = spill
         self.weight = weight
         self._usual = FactorScore(0.0, weight)
-        self._warmup = max(1, config.warmup_calls)
 
     def warm(self, baseline: AgentBaseline | None) -> bool:
         """Whether ``baseline`` has finished its warm-up."""
-        return baseline is not None and baseline.calls >= self._warmup
+        return baseline is not None and baseline.calls >= max(1, self.config.warmup_calls)
 
     def score(
         self,
@@ -40,7 +39,7 @@ class BehaviourFactor:
     ) -> FactorScore:
         """``ts``: the call's wall time in epoch seconds."""
         cfg = self.config
-        if baseline is None or baseline.calls < self._warmup:
+        if baseline is None or not self.warm(baseline):
             seen = baseline.calls if baseline is not None else 0
             why = f"baseline warming up ({seen}/{cfg.warmup_calls} calls): muted"
             return FactorScore(0.0, self.weight, (why,))

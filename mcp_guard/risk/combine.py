@@ -44,14 +44,7 @@ def noisy_or(factors: Iterable[FactorScore]) -> float:
 def composite(factors: Mapping[str, FactorScore]) -> tuple[float, tuple[str, ...]]:
     """The composite score of ``factors`` (:func:`noisy_or`) and their reasons as
     ``"<factor>: <reason>"``, the largest contribution first."""
-    # noisy-OR inlined to rank contributions in the same pass
-    remaining = 1.0
-    ranked: list[tuple[float, str]] = []
-    for name, f in factors.items():
-        p = f.score * f.weight / 100.0
-        if p > 0.0:
-            remaining *= 1.0 - min(1.0, p)
-            ranked.append((p, name))
-    ranked.sort(reverse=True)
+    contributions = ((f.score * f.weight / 100.0, name) for name, f in factors.items())
+    ranked = sorted(((p, name) for p, name in contributions if p > 0.0), reverse=True)
     reasons = tuple(f"{name}: {r}" for _, name in ranked for r in factors[name].reasons)
-    return round(100.0 * (1.0 - remaining), 2), reasons
+    return noisy_or(factors.values()), reasons

@@ -52,9 +52,10 @@ class CorrelationFactor:
         self.weight = weight
         self._nothing = FactorScore(0.0, weight)
         self._roles: dict[tuple[str, frozenset[str]], _Role] = {}
-        """(tool, action classes) -> its :class:`_Role`: it depends on them and the
-        configuration alone, so the ``sink_tools`` globs are matched once per tool
-        (bounded; cleared when full)."""
+        """(tool, action classes) -> its :class:`_Role`, so the ``sink_tools`` globs are
+        matched once per tool. Never stale: a role depends on its key and on ``config``
+        alone, which is frozen and fixed for the scorer's life. Bounded: cleared when it
+        holds ``_CACHE_LIMIT`` entries."""
 
     def score(
         self,

@@ -62,7 +62,9 @@ class EnvironmentFactor:
         self._envs = {k.lower(): v for k, v in config.environments.items()}
         self._by_environment: dict[str | None, tuple[float, tuple[str, ...], FactorScore]] = {}
         """Environment -> its score, its reasons and the factor of a call without external
-        targets: they depend on the configuration alone (bounded; cleared when full)."""
+        targets. Never stale: they depend on the environment's name and on ``config``
+        alone, which is frozen and fixed for the scorer's life. Bounded: cleared when it
+        holds ``_CACHE_LIMIT`` entries."""
         self._cache: dict[str, bool] = {}
         """Domain or host -> internal? (bounded; cleared when full)."""
         self._urls: dict[str, str | None] = {}

@@ -88,14 +88,6 @@ class RiskAssessment(NamedTuple):
         """A JSON-ready copy for audit entries and ``_meta``: score, factors and reasons."""
         return {
             "score": rounded(self.score),
-            "factors": {
-                # FactorScore.as_dict, inlined (with rounded): this runs for every call
-                name: {
-                    "score": score if type(score) is float and score.is_integer() else round(score, 2),
-                    "weight": weight,
-                    "reasons": [*reasons],
-                }
-                for name, (score, weight, reasons) in self.factors.items()
-            },
-            "reasons": [*self.reasons],
+            "factors": {name: f.as_dict() for name, f in self.factors.items()},
+            "reasons": list(self.reasons),
         }

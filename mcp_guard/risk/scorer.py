@@ -52,9 +52,10 @@ class RiskScorer:
         self._correlation = CorrelationFactor(cfg.correlation, cfg.spill, w.correlation)
         self._threat = FindingsFactor(cfg.threat, w.threat)
         self._composites: dict[tuple[FactorScore, ...], tuple[float, tuple[str, ...]]] = {}
-        """The seven factors (by value, in breakdown order) -> :func:`composite` of them, a pure
-        function: calls of a steady workload score the same factors again and again
-        (bounded; cleared when full)."""
+        """The seven factors (by value, in breakdown order) -> :func:`composite` of them.
+        Never stale: the key is everything the composite is computed from (each factor's
+        score, weight and reasons). Calls of a steady workload score the same factors again
+        and again. Bounded: cleared when it holds ``_COMPOSITES_LIMIT`` entries."""
 
     def score(self, inp: RiskInput) -> RiskAssessment:
         """The composite score of one call with its per-factor breakdown."""

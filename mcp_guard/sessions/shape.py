@@ -15,11 +15,6 @@ from typing import Any
 
 MAX_DEPTH = 6
 MAX_PATHS = 128
-_DIGESTS_LIMIT = 4096
-_DIGESTS_TEXT_LIMIT = 512
-_DIGESTS: dict[str, str] = {}
-"""Shape text -> its digest (a pure function, so entries never go stale): calls mostly
-reuse a few shapes. Bounded: texts up to 512 characters, cleared when full."""
 
 
 _KINDS: dict[type, str] = {str: "str", bool: "bool", int: "num", float: "num", type(None): "null"}
@@ -49,12 +44,7 @@ def _walk(value: Any, prefix: str, depth: int, out: set[str]) -> None:
         for key, item in value.items():
             if len(out) >= MAX_PATHS:
                 return
-            path = f"{prefix}.{key}" if prefix else str(key)
-            scalar = _KINDS.get(type(item))
-            if scalar is not None:  # what _walk would add, without a call per scalar value
-                out.add(f"{path or '$'}:{scalar}")
-            else:
-                _walk(item, path, depth + 1, out)
+            _walk(item, f"{prefix}.{key}" if prefix else str(key), depth + 1, out)
     elif kind is list or kind is tuple:
         if depth >= MAX_DEPTH or not value:
             out.add(f"{prefix}[]:list")
@@ -77,11 +67,4 @@ def argument_shape(arguments: Mapping[str, Any]) -> str:
     if not arguments:
         return ""
     text = ",".join(shape_paths(arguments))
-    digest = _DIGESTS.get(text)
-    if digest is None:
-        digest = blake2b(text.encode(), digest_size=8).hexdigest()
-        if len(text) <= _DIGESTS_TEXT_LIMIT:
-            if len(_DIGESTS) >= _DIGESTS_LIMIT:
-                _DIGESTS.clear()
-            _DIGESTS[text] = digest
-    return digest
+    return blake2b(text.encode(), digest_size=8).hexdigest()

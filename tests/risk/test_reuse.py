@@ -1,9 +1,9 @@
 """What the scorer works out once and reuses from call to call stays right.
 
 Per-call work is cut by remembering what depends on the configuration alone (a tool's
-role in the correlation patterns, an environment's score), the last principal's baseline
-key, and the composite of seven factor scores; these tests change exactly what each
-remembered value is keyed by and check the answers follow.
+role in the correlation patterns, an environment's score) and the composite of seven
+factor scores; these tests change exactly what each remembered value is keyed by and
+check the answers follow.
 """
 
 from __future__ import annotations
