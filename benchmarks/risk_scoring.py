@@ -2,9 +2,11 @@
 
 Scores a rotating set of calls (about 4 KB of arguments each, with detector findings)
 for a principal whose baseline has finished warm-up, in a session holding 200 recent
-calls and a few tainted results, and prints p50/p99 per score. Then measures the
-write-behind cost: ``flush`` of 1 and of 100 changed baselines to a SQLite file, and
-``observe`` per call.
+calls and a few tainted results, and prints p50/p99 per score. Then the gateway's score
+stage for a tiny call (``{"account": "ACC-1001"}``) once its MCP, workflow and principal
+sessions are full (256 calls each): argument shape, score, ``factor_scores`` and
+``breakdown``. Then measures the write-behind cost: ``flush`` of 1 and of 100 changed
+baselines to a SQLite file, and ``observe`` per call.
 
     .venv/bin/python benchmarks/risk_scoring.py [--calls 20000]
 """
@@ -19,7 +21,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,56 @@ def timed(label: str, fn: Callable[[int], object], calls: int) -> None:
 def bench_scoring(calls: int) -> None:
     scorer, inputs = build(calls)
     size = len(json.dumps(inputs[0].arguments).encode())
-    shaped = [replace(i, shape=argument_shape(i.arguments)) for i in inputs]
+    shaped = [i._replace(shape=argument_shape(i.arguments)) for i in inputs]
     n = len(inputs)
     print(f"warm baseline (2000 calls), 200-call session with taint, {size} B arguments, 3 findings")
     timed("score", lambda i: scorer.score(inputs[i % n]), calls)
     timed("score, argument shape precomputed by the caller", lambda i: scorer.score(shaped[i % n]), calls)
     timed("argument_shape alone", lambda i: argument_shape(inputs[i % n].arguments), calls)
+
+
+def bench_tiny_call(calls: int) -> None:
+    """What the score stage does for a tiny call, its three sessions full (see the docstring)."""
+    config = RiskConfig()
+    baselines = BaselineStore(config.baseline)
+    scorer = RiskScorer(config, baselines)
+    store = SessionStore(SessionConfig(), clock=time.monotonic)
+    session, workflow, everywhere = store.for_call("bench", PRINCIPAL, {"mcp-guard/workflow": "wf"})
+    assert workflow is not None
+    tool, args = "bank__get_balance", {"account": "ACC-1001"}
+    shape = argument_shape(args)
+    now = START + timedelta(minutes=30)
+    for n in range(1000):  # sessions full, baseline warm: four calls a second
+        at = now - timedelta(seconds=n / 4)
+        if n < SessionConfig().max_calls:
+            record = CallRecord(tool, at, "bank", frozenset({"read"}), Decision.ALLOW, shape=shape)
+            for s in (everywhere, workflow, session):
+                s.record_call(record)
+        baselines.observe(PRINCIPAL, tool, at, shape=shape)
+
+    def stage(_: int) -> None:
+        call_shape = argument_shape(args)
+        assessment = scorer.score(
+            RiskInput(
+                principal=PRINCIPAL,
+                tool=tool,
+                upstream="bank",
+                actions=frozenset({"read"}),
+                environment="prod",
+                arguments=args,
+                findings=(),
+                session=session,
+                now=now,
+                workflow=workflow,
+                principal_session=everywhere,
+                shape=call_shape,
+            )
+        )
+        assessment.factor_scores()
+        assessment.breakdown()
+
+    print("tiny call, MCP + workflow + principal sessions of 256 calls each, warm baseline")
+    timed("score stage: shape + score + factor_scores + breakdown", stage, calls)
 
 
 async def bench_flush() -> None:
@@ -191,6 +236,7 @@ def main() -> None:
     args = parser.parse_args()
     machine_reference()
     bench_scoring(args.calls)
+    bench_tiny_call(args.calls)
     anyio.run(bench_flush)
 
 

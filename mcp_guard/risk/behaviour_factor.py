@@ -11,20 +11,19 @@ a tool the agent never used scores ``new_tool_score``, a rarely used one
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from mcp_guard.risk.baseline import AgentBaseline
 from mcp_guard.risk.combine import merge
 from mcp_guard.risk.config import BehaviourConfig
+from mcp_guard.risk.model import FactorScore
 from mcp_guard.sessions.session import Session
-
-Result = tuple[float, tuple[str, ...]]
 
 
 class BehaviourFactor:
-    def __init__(self, config: BehaviourConfig, spill: float) -> None:
+    def __init__(self, config: BehaviourConfig, spill: float, weight: float) -> None:
         self.config = config
         self.spill = spill
+        self.weight = weight
+        self._usual = FactorScore(0.0, weight)
 
     def warm(self, baseline: AgentBaseline | None) -> bool:
         """Whether ``baseline`` has finished its warm-up."""
@@ -36,12 +35,14 @@ class BehaviourFactor:
         shape: str,
         baseline: AgentBaseline | None,
         session: Session | None,
-        now: datetime,
-    ) -> Result:
+        ts: float,
+    ) -> FactorScore:
+        """``ts``: the call's wall time in epoch seconds."""
         cfg = self.config
         if baseline is None or not self.warm(baseline):
             seen = baseline.calls if baseline is not None else 0
-            return 0.0, (f"baseline warming up ({seen}/{cfg.warmup_calls} calls): muted",)
+            why = f"baseline warming up ({seen}/{cfg.warmup_calls} calls): muted"
+            return FactorScore(0.0, self.weight, (why,))
         parts: list[float] = []
         reasons: list[str] = []
         used = baseline.tool_count(tool)
@@ -55,7 +56,7 @@ class BehaviourFactor:
             parts.append(cfg.new_shape_score)
             reasons.append("argument shape never seen for this tool")
         if session is not None:
-            current = session.count("*", cfg.rate_window_s, now) + 1
+            current = session.count_tagged("*", cfg.rate_window_s, ts) + 1
             typical = max(1.0, baseline.typical_per_minute() * cfg.rate_window_s / 60.0)
             ratio = current / typical
             if ratio > cfg.rate_ratio_start:
@@ -66,4 +67,6 @@ class BehaviourFactor:
                     f"{current} calls in {cfg.rate_window_s:g} s, "
                     f"{ratio:.1f}x the agent's typical {typical:.1f}"
                 )
-        return merge(parts, self.spill), tuple(reasons)
+        if not parts:
+            return self._usual
+        return FactorScore(merge(parts, self.spill), self.weight, tuple(reasons))

@@ -17,7 +17,7 @@ largest plus ``spill`` times the rest, capped at 100.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from mcp_guard.risk.model import FactorScore
 
@@ -39,3 +39,12 @@ def noisy_or(factors: Iterable[FactorScore]) -> float:
         p = factor.score * factor.weight / 100.0
         remaining *= 1.0 - min(1.0, max(0.0, p))
     return round(100.0 * (1.0 - remaining), 2)
+
+
+def composite(factors: Mapping[str, FactorScore]) -> tuple[float, tuple[str, ...]]:
+    """The composite score of ``factors`` (:func:`noisy_or`) and their reasons as
+    ``"<factor>: <reason>"``, the largest contribution first."""
+    contributions = ((f.score * f.weight / 100.0, name) for name, f in factors.items())
+    ranked = sorted(((p, name) for p, name in contributions if p > 0.0), reverse=True)
+    reasons = tuple(f"{name}: {r}" for _, name in ranked for r in factors[name].reasons)
+    return noisy_or(factors.values()), reasons

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from mcp_guard.risk.combine import merge
 from mcp_guard.risk.config import EnvironmentConfig
+from mcp_guard.risk.model import FactorScore
 
-Result = tuple[float, tuple[str, ...]]
 _EMAIL = re.compile(r"[^@\s<>,;\"']+@([A-Za-z0-9.-]+)")
 MAX_DEPTH = 8
 MAX_NAMED = 3
@@ -55,28 +55,30 @@ def _host(value: str) -> str | None:
 
 
 class EnvironmentFactor:
-    def __init__(self, config: EnvironmentConfig, spill: float) -> None:
+    def __init__(self, config: EnvironmentConfig, spill: float, weight: float) -> None:
         self.config = config
         self.spill = spill
+        self.weight = weight
         self._envs = {k.lower(): v for k, v in config.environments.items()}
+        self._by_environment: dict[str | None, tuple[float, tuple[str, ...], FactorScore]] = {}
+        """Environment -> its score, its reasons and the factor of a call without external
+        targets. Never stale: they depend on the environment's name and on ``config``
+        alone, which is frozen and fixed for the scorer's life. Bounded: cleared when it
+        holds ``_CACHE_LIMIT`` entries."""
         self._cache: dict[str, bool] = {}
         """Domain or host -> internal? (bounded; cleared when full)."""
         self._urls: dict[str, str | None] = {}
         """URL value -> its external host or ``None`` (bounded; cleared when full)."""
 
-    def score(self, environment: str | None, arguments: Mapping[str, Any]) -> Result:
-        cfg = self.config
-        reasons: list[str] = []
-        if environment is None:
-            env = cfg.unknown_environment
-            reasons.append(f"environment not configured ({env:g})")
-        else:
-            env = self._envs.get(environment.lower(), cfg.unknown_environment)
-            if env:
-                reasons.append(f"environment '{environment}' ({env:g})")
+    def score(self, environment: str | None, arguments: Mapping[str, Any]) -> FactorScore:
+        env, env_reasons, without_targets = self._environment(environment)
         domains: set[str] = set()
         hosts: set[str] = set()
         self._targets(arguments, domains, hosts)
+        if not domains and not hosts:
+            return without_targets
+        cfg = self.config
+        reasons = list(env_reasons)
         target = 0.0
         if domains:
             target = cfg.external_recipient_score
@@ -84,7 +86,24 @@ class EnvironmentFactor:
         if hosts:
             target = max(target, cfg.external_url_score)
             reasons.append(f"external URL host: {', '.join(sorted(hosts)[:MAX_NAMED])}")
-        return merge((env, target), self.spill), tuple(reasons)
+        return FactorScore(merge((env, target), self.spill), self.weight, tuple(reasons))
+
+    def _environment(self, environment: str | None) -> tuple[float, tuple[str, ...], FactorScore]:
+        known = self._by_environment.get(environment)
+        if known is not None:
+            return known
+        cfg = self.config
+        if environment is None:
+            env = cfg.unknown_environment
+            reasons: tuple[str, ...] = (f"environment not configured ({env:g})",)
+        else:
+            env = self._envs.get(environment.lower(), cfg.unknown_environment)
+            reasons = (f"environment '{environment}' ({env:g})",) if env else ()
+        known = (env, reasons, FactorScore(merge((env, 0.0), self.spill), self.weight, reasons))
+        if len(self._by_environment) >= _CACHE_LIMIT:
+            self._by_environment.clear()
+        self._by_environment[environment] = known
+        return known
 
     def _targets(self, arguments: Mapping[str, Any], domains: set[str], hosts: set[str]) -> None:
         """Collect external recipient domains and URL hosts (see the module docstring)."""

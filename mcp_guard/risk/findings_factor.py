@@ -11,22 +11,26 @@ from collections.abc import Sequence
 
 from mcp_guard.findings import Finding
 from mcp_guard.risk.config import FindingsConfig
+from mcp_guard.risk.model import FactorScore
 
-Result = tuple[float, tuple[str, ...]]
 MAX_REASONS = 5
 
 
 class FindingsFactor:
     """Scores the findings of ``config.categories``."""
 
-    def __init__(self, config: FindingsConfig) -> None:
+    def __init__(self, config: FindingsConfig, weight: float) -> None:
         self.config = config
+        self.weight = weight
+        self._none = FactorScore(0.0, weight)
 
-    def score(self, findings: Sequence[Finding]) -> Result:
+    def score(self, findings: Sequence[Finding]) -> FactorScore:
+        if not findings:
+            return self._none
         cats = self.config.categories
         relevant = [f for f in findings if f.category in cats]
         if not relevant:
-            return 0.0, ()
+            return self._none
         cfg = self.config
         type_scores, severity_scores = cfg.type_scores, cfg.severity_scores
         by_type: dict[str, tuple[float, int, str]] = {}
@@ -51,4 +55,4 @@ class FindingsFactor:
         )
         if bonus:
             reasons += (f"+{bonus:g} for {n} findings",)
-        return min(100.0, top + bonus), reasons
+        return FactorScore(min(100.0, top + bonus), self.weight, reasons)

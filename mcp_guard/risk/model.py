@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
@@ -22,9 +21,8 @@ FACTORS: Final = (ACTION, PAYLOAD, TEMPORAL, ENVIRONMENT, BEHAVIOUR, CORRELATION
 """The seven factor names, in breakdown order (``risk.factors.<name>`` in policies)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RiskInput:
-    """One call to score.
+class RiskInput(NamedTuple):
+    """One call to score (a named tuple: immutable, and cheap to build once per call).
 
     ``actions`` are the tool's action classes from the policy layer; ``environment`` is
     the upstream's environment (``None`` when not configured); ``findings`` are the
@@ -62,11 +60,16 @@ class FactorScore(NamedTuple):
         return self.score * self.weight
 
     def as_dict(self) -> dict[str, Any]:
-        return {"score": round(self.score, 2), "weight": self.weight, "reasons": list(self.reasons)}
+        return {"score": rounded(self.score), "weight": self.weight, "reasons": list(self.reasons)}
 
 
-@dataclass(frozen=True, slots=True)
-class RiskAssessment:
+def rounded(score: float) -> float:
+    """``round(score, 2)``, skipping the costly decimal rounding of whole numbers (which it
+    leaves unchanged): most factor scores are."""
+    return score if type(score) is float and score.is_integer() else round(score, 2)
+
+
+class RiskAssessment(NamedTuple):
     """The composite ``score`` (0-100), the per-factor breakdown and the leading reasons.
 
     ``reasons`` lists ``"<factor>: <reason>"`` for every factor that scored, the largest
@@ -75,7 +78,7 @@ class RiskAssessment:
 
     score: float
     factors: dict[str, FactorScore]
-    reasons: tuple[str, ...] = field(default=())
+    reasons: tuple[str, ...] = ()
 
     def factor_scores(self) -> dict[str, float]:
         """``{factor: score}`` -- the policy engine's ``risk_factors`` (``risk.factors.<name>``)."""
@@ -84,7 +87,7 @@ class RiskAssessment:
     def breakdown(self) -> dict[str, Any]:
         """A JSON-ready copy for audit entries and ``_meta``: score, factors and reasons."""
         return {
-            "score": round(self.score, 2),
+            "score": rounded(self.score),
             "factors": {name: f.as_dict() for name, f in self.factors.items()},
             "reasons": list(self.reasons),
         }

@@ -13,6 +13,7 @@ from mcp_guard.decision import Decision
 from mcp_guard.risk.action_factor import ActionFactor
 from mcp_guard.risk.baseline_store import BaselineStore
 from mcp_guard.risk.behaviour_factor import BehaviourFactor
+from mcp_guard.risk.combine import composite
 from mcp_guard.risk.config import RiskConfig
 from mcp_guard.risk.correlation_factor import CorrelationFactor
 from mcp_guard.risk.environment_factor import EnvironmentFactor
@@ -32,9 +33,7 @@ from mcp_guard.risk.model import (
 from mcp_guard.risk.temporal_factor import TemporalFactor
 from mcp_guard.sessions.shape import argument_shape
 
-
-def _factor(result: tuple[float, tuple[str, ...]], weight: float) -> FactorScore:
-    return FactorScore(result[0], weight, result[1])
+_COMPOSITES_LIMIT = 1024
 
 
 class RiskScorer:
@@ -45,54 +44,53 @@ class RiskScorer:
         self.baselines = baselines if baselines is not None else BaselineStore(self.config.baseline)
         cfg = self.config
         w = cfg.weights
-        self._weights = (w.action, w.payload, w.temporal, w.environment, w.behaviour, w.correlation, w.threat)
-        self._action = ActionFactor(cfg.action)
-        self._payload = FindingsFactor(cfg.payload)
-        self._temporal = TemporalFactor(cfg.temporal, cfg.behaviour.warmup_calls)
-        self._environment = EnvironmentFactor(cfg.environment, cfg.spill)
-        self._behaviour = BehaviourFactor(cfg.behaviour, cfg.spill)
-        self._correlation = CorrelationFactor(cfg.correlation, cfg.spill)
-        self._threat = FindingsFactor(cfg.threat)
+        self._action = ActionFactor(cfg.action, w.action)
+        self._payload = FindingsFactor(cfg.payload, w.payload)
+        self._temporal = TemporalFactor(cfg.temporal, w.temporal)
+        self._environment = EnvironmentFactor(cfg.environment, cfg.spill, w.environment)
+        self._behaviour = BehaviourFactor(cfg.behaviour, cfg.spill, w.behaviour)
+        self._correlation = CorrelationFactor(cfg.correlation, cfg.spill, w.correlation)
+        self._threat = FindingsFactor(cfg.threat, w.threat)
+        self._composites: dict[tuple[FactorScore, ...], tuple[float, tuple[str, ...]]] = {}
+        """The seven factors (by value, in breakdown order) -> :func:`composite` of them.
+        Never stale: the key is everything the composite is computed from (each factor's
+        score, weight and reasons). Calls of a steady workload score the same factors again
+        and again. Bounded: cleared when it holds ``_COMPOSITES_LIMIT`` entries."""
 
     def score(self, inp: RiskInput) -> RiskAssessment:
         """The composite score of one call with its per-factor breakdown."""
-        w = self._weights
         now = inp.now if inp.now.tzinfo is not None else inp.now.replace(tzinfo=UTC)
         ts = now.timestamp()
         baseline = self.baselines.get(inp.principal)
-        if self._behaviour.warm(baseline):
+        warm = self._behaviour.warm(baseline)
+        shape = ""  # read only once the baseline is warm
+        if warm:
             shape = inp.shape if inp.shape is not None else argument_shape(inp.arguments)
-        else:
-            shape = ""
-        correlation = self._correlation.score(
-            inp.tool,
-            inp.actions,
-            session=inp.session,
-            workflow=inp.workflow,
-            principal_session=inp.principal_session,
-            now=now,
-            ts=ts,
-        )
         factors = {
-            ACTION: _factor(self._action.score(inp.actions), w[0]),
-            PAYLOAD: _factor(self._payload.score(inp.findings), w[1]),
-            TEMPORAL: _factor(self._temporal.score(now, ts, baseline), w[2]),
-            ENVIRONMENT: _factor(self._environment.score(inp.environment, inp.arguments), w[3]),
-            BEHAVIOUR: _factor(self._behaviour.score(inp.tool, shape, baseline, inp.session, now), w[4]),
-            CORRELATION: _factor(correlation, w[5]),
-            THREAT: _factor(self._threat.score(inp.findings), w[6]),
+            ACTION: self._action.score(inp.actions),
+            PAYLOAD: self._payload.score(inp.findings),
+            TEMPORAL: self._temporal.score(now, ts, baseline if warm else None),
+            ENVIRONMENT: self._environment.score(inp.environment, inp.arguments),
+            BEHAVIOUR: self._behaviour.score(inp.tool, shape, baseline, inp.session, ts),
+            CORRELATION: self._correlation.score(
+                inp.tool,
+                inp.actions,
+                session=inp.session,
+                workflow=inp.workflow,
+                principal_session=inp.principal_session,
+                ts=ts,
+            ),
+            THREAT: self._threat.score(inp.findings),
         }
-        # noisy-OR (combine.noisy_or), inlined to rank contributions in the same pass
-        remaining = 1.0
-        ranked: list[tuple[float, str]] = []
-        for name, f in factors.items():
-            p = f.score * f.weight / 100.0
-            if p > 0.0:
-                remaining *= 1.0 - min(1.0, p)
-                ranked.append((p, name))
-        ranked.sort(reverse=True)
-        reasons = tuple(f"{name}: {r}" for _, name in ranked for r in factors[name].reasons)
-        return RiskAssessment(score=round(100.0 * (1.0 - remaining), 2), factors=factors, reasons=reasons)
+        key = tuple(factors.values())
+        combined = self._composites.get(key)
+        if combined is None:
+            combined = composite(factors)
+            if len(self._composites) >= _COMPOSITES_LIMIT:
+                self._composites.clear()
+            self._composites[key] = combined
+        score, reasons = combined
+        return RiskAssessment(score, factors, reasons)
 
     def decision(self, assessment: RiskAssessment) -> Decision:
         """What the configured thresholds say about ``assessment``."""

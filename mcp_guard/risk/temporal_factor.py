@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from mcp_guard.risk.baseline import AgentBaseline, hour_of_week
 from mcp_guard.risk.config import TemporalConfig
+from mcp_guard.risk.model import FactorScore
 
-Result = tuple[float, tuple[str, ...]]
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -23,29 +23,30 @@ def _how_label(how: int) -> str:
 
 
 class TemporalFactor:
-    def __init__(self, config: TemporalConfig, warmup_calls: int) -> None:
+    def __init__(self, config: TemporalConfig, weight: float) -> None:
         self.config = config
-        self.warmup_calls = warmup_calls
+        self.weight = weight
+        self._usual = FactorScore(0.0, weight)
         self._zone = ZoneInfo(config.business_hours.tz)
 
-    def score(self, now: datetime, ts: float, baseline: AgentBaseline | None) -> Result:
+    def score(self, now: datetime, ts: float, baseline: AgentBaseline | None) -> FactorScore:
+        """``ts``: ``now`` in epoch seconds; ``baseline``: the agent's, once past its warm-up."""
         cfg = self.config
-        if baseline is not None and baseline.calls >= max(1, self.warmup_calls):
+        if baseline is not None:
             how = hour_of_week(ts)
             seen = baseline.hour_count(how)
             if seen == 0:
-                return cfg.never_seen_score, (
-                    f"no call by this agent within an hour of {_how_label(how)} in {baseline.calls} calls",
-                )
+                why = f"no call by this agent within an hour of {_how_label(how)} in {baseline.calls} calls"
+                return FactorScore(cfg.never_seen_score, self.weight, (why,))
             if seen / baseline.calls < cfg.rare_fraction:
-                return cfg.rare_score, (
-                    f"{_how_label(how)} is rare for this agent ({seen} of {baseline.calls} calls)",
-                )
-            return 0.0, ()
+                why = f"{_how_label(how)} is rare for this agent ({seen} of {baseline.calls} calls)"
+                return FactorScore(cfg.rare_score, self.weight, (why,))
+            return self._usual
         hours = cfg.business_hours
         local = now.astimezone(self._zone)
         clock = local.time().replace(tzinfo=None)
         if local.weekday() in hours.days and hours.start <= clock < hours.end:
-            return 0.0, ()
+            return self._usual
         when = f"{_DAYS[local.weekday()]} {clock:%H:%M} {hours.tz}"
-        return cfg.off_hours_score, (f"{when} is outside business hours (no baseline yet)",)
+        why = f"{when} is outside business hours (no baseline yet)"
+        return FactorScore(cfg.off_hours_score, self.weight, (why,))

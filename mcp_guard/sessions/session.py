@@ -145,7 +145,11 @@ class Session:
 
     def tainted(self, categories: Collection[str], within_s: float, now: datetime) -> list[Taint]:
         """Taints of any of ``categories`` recorded in ``(now - within_s, now]``, newest first."""
-        end = epoch(now)
+        return self.tainted_at(categories, within_s, epoch(now))
+
+    def tainted_at(self, categories: Collection[str], within_s: float, now_ts: float) -> list[Taint]:
+        """:meth:`tainted` with the time in epoch seconds."""
+        end = now_ts
         start = end - within_s
         out: list[Taint] = []
         for taint in reversed(self._taints):

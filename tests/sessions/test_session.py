@@ -79,6 +79,7 @@ def test_taint_is_remembered_per_category_within_a_window_and_capped() -> None:
     assert latest[0].types == frozenset({"EMAIL", "AWS_SECRET_KEY"})
     assert [t.tool for t in session.tainted({"pii"}, 60, MONDAY_10)] == ["vault__get", "crm__get"]
     assert session.tainted({"pii"}, 60, MONDAY_10 + timedelta(minutes=2)) == []
+    assert session.tainted_at({"pii"}, 60, MONDAY_10.timestamp()) == session.tainted({"pii"}, 60, MONDAY_10)
     session.record_result_findings("c__d", [finding("PHONE", "pii")], MONDAY_10)
     assert [t.tool for t in session.tainted({"pii", "secret"}, 60, MONDAY_10)] == ["c__d", "vault__get"]
 
