@@ -23,12 +23,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_guard import http_lane
+from mcp_guard.assemble import http_app
 from mcp_guard.config.settings import GatewaySettings, ServerSettings
 from mcp_guard.gateway import Gateway
 from mcp_guard.http_lane import HttpCallLane
 from mcp_guard.principal import LOCAL_PRINCIPAL
 from mcp_guard.transports import build_http_app
 from tests.harness import FAST_BACKOFF, INITIALIZE_REQUEST, MCP_POST_HEADERS, behaviour_upstream, serve_http
+from tests.test_governance import ALEX, FIONA, bearer, demo_gateway_with_tokens
 
 pytestmark = pytest.mark.anyio
 
@@ -371,3 +373,49 @@ async def test_an_sse_answer_waiting_for_its_call_sends_keep_alive_comments(
             async with http.stream("POST", "/mcp", json=HANG, headers=session) as answer:
                 first = await anext(answer.aiter_raw())
     assert re.fullmatch(rb": ping - \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\+00:00\r\n\r\n", first)
+
+
+async def test_a_call_on_a_session_another_principal_opened_is_refused_as_the_sdk_refuses_it(
+    tmp_path: Path,
+) -> None:
+    gateway = demo_gateway_with_tokens(tmp_path)
+    balance = {"name": "bank__get_balance", "arguments": {"account": "ACC-1001"}}
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": balance}
+    async with serve_http(http_app(gateway)) as url, httpx2.AsyncClient(base_url=url) as http:
+        opened = await http.post(
+            "/mcp", json=INITIALIZE_REQUEST, headers={**MCP_POST_HEADERS, **bearer(FIONA)}
+        )
+        session = {**MCP_POST_HEADERS, "mcp-session-id": opened.headers["mcp-session-id"]}
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        await http.post("/mcp", json=initialized, headers={**session, **bearer(FIONA)})
+        stolen = await http.post("/mcp", json=call, headers={**session, **bearer(ALEX)})
+        owned = await http.post("/mcp", json=call, headers={**session, **bearer(FIONA)})
+    assert (stolen.status_code, stolen.json()["error"]["message"]) == (404, "Session not found")
+    assert owned.status_code == 200 and '"id":2,"result"' in owned.text
+    (record,) = [
+        r for r in audited(tmp_path, session["mcp-session-id"]) if r.get("tool") == "bank__get_balance"
+    ]
+    assert record["principal"]["user"] == "fiona" and record["session"] == "SID"
+
+
+async def test_concurrent_calls_in_one_session_each_get_their_own_answer(tmp_path: Path) -> None:
+    answers: dict[str, Any] = {}
+    async with (
+        http_gateway(tmp_path) as (url, _),
+        httpx2.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        session = await open_session(http)
+
+        async def call(request_id: int | str) -> None:
+            echo = {"name": "beh__echo", "arguments": {"text": repr(request_id)}}
+            message = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": echo}
+            answer = await http.post("/mcp", json=message, headers=session)
+            answers[repr(request_id)] = json.loads(answer.text.split("data: ", 1)[1])
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for request_id in (1, "1", "two", 3):
+                    tg.start_soon(call, request_id)
+    assert sorted(answers) == sorted(["1", "'1'", "'two'", "3"])
+    for key, answer in answers.items():
+        assert repr(answer["id"]) == key and answer["result"]["structuredContent"] == {"echo": key}
