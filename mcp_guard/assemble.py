@@ -24,7 +24,8 @@ from mcp_guard.identity import (
     protected_resource_routes,
     resource_metadata_url,
 )
-from mcp_guard.transports import AllowedHostsOnly, build_http_app, request_principal
+from mcp_guard.principal import principal_in
+from mcp_guard.transports import AllowedHostsOnly, build_http_app
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def http_app(gateway: Gateway) -> Starlette:
 
         return build_http_app(
             gateway,
-            resolve_principal=request_principal,
+            resolve_principal=principal_in,
             wrap_mcp=protect,
             extra_routes=[*protected_resource_routes(auth), *_operator_routes(gateway, protect)],
         )
@@ -93,7 +94,7 @@ def http_app(gateway: Gateway) -> Starlette:
     logger.warning("no 'auth' configured: every HTTP client acts as local principal %r", local.user)
     return build_http_app(
         gateway,
-        resolve_principal=lambda ctx: local,
+        resolve_principal=lambda scope: local,
         extra_routes=_operator_routes(gateway, lambda app: as_principal(app, local)),
     )
 

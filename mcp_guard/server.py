@@ -86,12 +86,17 @@ def session_key(ctx: ServerRequestContext[Any, Any], fallback: str) -> str:
 
 
 def build_server(  # noqa: PLR0915 - one closure per MCP method
-    gateway: Gateway, resolve_principal: PrincipalResolver, *, stdio_session: str | None = None
+    gateway: Gateway,
+    resolve_principal: PrincipalResolver,
+    *,
+    stdio_session: str | None = None,
+    on_initialized: Callable[[ServerRequestContext[Any, Any]], None] | None = None,
 ) -> GuardServer:
     """An MCP server whose handlers delegate to ``gateway`` for the resolved principal.
 
     ``stdio_session`` is the session id of calls that arrive without a transport session
-    (stdio); a fresh one by default.
+    (stdio); a fresh one by default. ``on_initialized`` is told of each client's
+    ``notifications/initialized`` (the streamable-HTTP call lane opens a session there).
     """
     page_size = gateway.settings.server.list_page_size
     stdio_session = stdio_session or uuid.uuid4().hex
@@ -191,6 +196,8 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps no public accessor
         if found is not None and connection is not None:
             gateway.notifier.register(connection, ctx.session, found)
+        if on_initialized is not None:
+            on_initialized(ctx)
 
     server = GuardServer(
         "mcp-guard",
@@ -228,6 +235,7 @@ async def _until_the_client_leaves(
     if request is None or request.url.path.startswith(SSE_MESSAGES_PATH):
         return await call()
     answer: types.CallToolResult | None = None
+    failure: Exception | None = None
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -237,8 +245,13 @@ async def _until_the_client_leaves(
             tg.cancel_scope.cancel()
 
         tg.start_soon(watch)
-        answer = await call()
+        try:
+            answer = await call()
+        except Exception as exc:  # raised from the task group it would reach the SDK as an ExceptionGroup
+            failure = exc
         tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if answer is None:
         raise MCPError(code=types.CONNECTION_CLOSED, message="the client went away; the call was cancelled")
     return answer

@@ -23,7 +23,7 @@ client's token, and a request the client cancels is never answered.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -169,7 +169,7 @@ class StdioCallLane:
             return False  # the SDK answers a malformed or duplicate id
         scope = anyio.CancelScope()
         self._in_flight[coerce_request_id(request_id)] = scope
-        call = _Call(request_id, params, version, client_info)
+        call = Call(request_id, params, version, client_info)
         self._calls.start_soon(self._serve, call, scope, name=f"{METHOD} {request_id!r}")
         return True
 
@@ -181,7 +181,7 @@ class StdioCallLane:
         scope.cancel()
         return True
 
-    async def _serve(self, call: _Call, scope: anyio.CancelScope) -> None:
+    async def _serve(self, call: Call, scope: anyio.CancelScope) -> None:
         request_id = call.request_id
         try:
             answer: dict[str, Any] | None = None
@@ -189,7 +189,7 @@ class StdioCallLane:
                 answer = await self._answer(call)
             if answer is None and self._closing:  # stdin ended and the grace period ran out
                 closed = types.ErrorData(code=types.CONNECTION_CLOSED, message="Connection closed")
-                answer = _error_answer(request_id, closed)
+                answer = error_answer(request_id, closed)
             if answer is not None:  # a request the client cancelled is never answered
                 await self._send(answer)  # StdoutClosed ends the session (serve_stdio), as on the SDK's side
         finally:
@@ -209,83 +209,120 @@ class StdioCallLane:
         for scope in self._in_flight.values():
             scope.cancel()
 
-    async def _answer(self, call: _Call) -> dict[str, Any]:
-        """The response message: a result, or the error the SDK would have sent."""
-        request_id = call.request_id
-        try:
-            return {"jsonrpc": "2.0", "id": request_id, "result": await self._call(call)}
-        except MCPError as exc:
-            error = exc.error
-        except anyio.BrokenResourceError:
-            raise  # the client went away while progress was reported
-        except Exception:  # fail closed: a bug answers with an error and never takes the lane down
-            logger.exception("%s %r failed inside the gateway", METHOD, request_id)
-            error = types.ErrorData(code=types.INTERNAL_ERROR, message="mcp-guard failed; see its log")
-        return _error_answer(request_id, error)
-
-    async def _call(self, call: _Call) -> dict[str, Any]:
-        """Raises: MCPError — invalid parameters, an unknown tool, an invalid result."""
-        params, version = call.params, call.version
-        try:
-            validate_client_request(METHOD, version, params if isinstance(params, dict) else None)
-        except ValidationError:
-            raise MCPError(code=types.INVALID_PARAMS, message="Invalid request parameters", data="") from None
-        assert isinstance(params, dict)
-        principal = self._principal()  # as the SDK path asks after validating the parameters
-        try:
-            result = await self._gateway.call_tool(
-                principal,
-                self._session_id,
-                params["name"],
-                params.get("arguments"),
-                meta=params.get("_meta"),
-                client_info=call.client_info,
-                on_progress=self._progress_reporter(params),
-            )
-        except UnknownToolError as exc:
-            raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
-        try:
-            shaped = serialize_server_result(METHOD, version, _wire(result))
-        except ValidationError:
-            logger.exception("%s returned an invalid result", METHOD)
-            raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
-        if version in MODERN_PROTOCOL_VERSIONS:  # as the SDK's runner finishes a 2026-era result
-            if shaped.get("resultType") is None:
-                shaped["resultType"] = "complete"
-            meta = shaped.get("_meta")
-            if meta is None:
-                shaped["_meta"] = {SERVER_INFO_META_KEY: self._server_info}
-            elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
-                shaped["_meta"] = {**meta, SERVER_INFO_META_KEY: self._server_info}
-        return shaped
-
-    def _progress_reporter(self, params: dict[str, Any]) -> ProgressReporter | None:
-        token = progress_token_from_params(params)
-        if token is None:
-            return None
-
-        async def report(progress: float, total: float | None, message: str | None) -> None:
-            notice: dict[str, Any] = {"progressToken": token, "progress": progress}
-            if total is not None:
-                notice["total"] = total
-            if message is not None:
-                notice["message"] = message
-            await self._send({"jsonrpc": "2.0", "method": "notifications/progress", "params": notice})
-
-        return report
+    async def _answer(self, call: Call) -> dict[str, Any]:
+        return await answer_call(
+            self._gateway,
+            self._principal,
+            self._session_id,
+            call,
+            server_info=self._server_info,
+            send=self._send,
+        )
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self._out.send(pydantic_core.to_json(message) + b"\n")
 
 
 @dataclass(frozen=True)
-class _Call:
+class Call:
     """One ``tools/call`` the lane took, with the protocol version and client it came with."""
 
     request_id: types.RequestId
     params: object
     version: str
     client_info: dict[str, Any] | None
+
+
+async def answer_call(
+    gateway: Gateway,
+    principal: Callable[[], Principal],
+    session_id: str,
+    call: Call,
+    *,
+    server_info: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> dict[str, Any]:
+    """The response message to ``call``: a result, or the error the SDK would have sent.
+
+    ``principal`` is asked after the parameters are validated, as the SDK path asks; it
+    raises ``MCPError`` to refuse the call. ``send`` writes each progress notification
+    (only asked when the call carries a progress token)."""
+    request_id = call.request_id
+    try:
+        result = await _call(gateway, principal, session_id, call, server_info=server_info, send=send)
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+    except MCPError as exc:
+        error = exc.error
+    except anyio.BrokenResourceError:
+        raise  # the client went away while progress was reported
+    except Exception:  # fail closed: a bug answers with an error and never takes the lane down
+        logger.exception("%s %r failed inside the gateway", METHOD, request_id)
+        error = types.ErrorData(code=types.INTERNAL_ERROR, message="mcp-guard failed; see its log")
+    return error_answer(request_id, error)
+
+
+async def _call(
+    gateway: Gateway,
+    principal: Callable[[], Principal],
+    session_id: str,
+    call: Call,
+    *,
+    server_info: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> dict[str, Any]:
+    """Raises: MCPError — invalid parameters, an unknown tool, an invalid result."""
+    params, version = call.params, call.version
+    try:
+        validate_client_request(METHOD, version, params if isinstance(params, dict) else None)
+    except ValidationError:
+        raise MCPError(code=types.INVALID_PARAMS, message="Invalid request parameters", data="") from None
+    assert isinstance(params, dict)
+    who = principal()  # as the SDK path asks after validating the parameters
+    meta = params.get("_meta")
+    try:
+        result = await gateway.call_tool(
+            who,
+            session_id,
+            params["name"],
+            params.get("arguments"),
+            meta=meta if isinstance(meta, dict) and meta else None,  # as server.py's handler passes it
+            client_info=call.client_info,
+            on_progress=_progress_reporter(params, send),
+        )
+    except UnknownToolError as exc:
+        raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+    try:
+        shaped = serialize_server_result(METHOD, version, _wire(result))
+    except ValidationError:
+        logger.exception("%s returned an invalid result", METHOD)
+        raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
+    if version in MODERN_PROTOCOL_VERSIONS:  # as the SDK's runner finishes a 2026-era result
+        if shaped.get("resultType") is None:
+            shaped["resultType"] = "complete"
+        meta = shaped.get("_meta")
+        if meta is None:
+            shaped["_meta"] = {SERVER_INFO_META_KEY: server_info}
+        elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
+            shaped["_meta"] = {**meta, SERVER_INFO_META_KEY: server_info}
+    return shaped
+
+
+def _progress_reporter(
+    params: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]
+) -> ProgressReporter | None:
+    token = progress_token_from_params(params)
+    if token is None:
+        return None
+
+    async def report(progress: float, total: float | None, message: str | None) -> None:
+        notice: dict[str, Any] = {"progressToken": token, "progress": progress}
+        if total is not None:
+            notice["total"] = total
+        if message is not None:
+            notice["message"] = message
+        await send({"jsonrpc": "2.0", "method": "notifications/progress", "params": notice})
+
+    return report
 
 
 def _typed(model: type[_M], value: object) -> _M | None:
@@ -302,5 +339,5 @@ def _wire(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-def _error_answer(request_id: types.RequestId, error: types.ErrorData) -> dict[str, Any]:
+def error_answer(request_id: types.RequestId, error: types.ErrorData) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": _wire(error)}

@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_guard.config.settings import ServerSettings
 from mcp_guard.gateway import Gateway
+from mcp_guard.http_lane import HttpCallLane
 from mcp_guard.identity import AuthError, StdioIdentity
 from mcp_guard.malformed import AnswerMalformedPosts, answer_malformed
 from mcp_guard.principal import Principal, principal_in
@@ -114,11 +115,6 @@ def stdio_principal(identity: StdioIdentity) -> Callable[[], Principal]:
     return current
 
 
-def request_principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
-    """The principal an authentication middleware placed on the HTTP request."""
-    return None if ctx.request is None else principal_in(ctx.request.scope)
-
-
 class AllowedHostsOnly:
     """DNS-rebinding protection for routes the SDK does not serve (the operator API): the
     Host/Origin allowlist of ``/mcp`` (421 for a foreign Host, 403 for a foreign Origin).
@@ -161,9 +157,10 @@ def health_summary(gateway: Gateway) -> dict[str, Any]:
 def build_http_app(
     gateway: Gateway,
     *,
-    resolve_principal: Callable[[ServerRequestContext[Any, Any]], Principal | None] = request_principal,
+    resolve_principal: Callable[[Scope], Principal | None] = principal_in,
     wrap_mcp: Callable[[ASGIApp], ASGIApp] = lambda app: app,
     extra_routes: list[BaseRoute] | None = None,
+    call_lane: bool = True,
 ) -> Starlette:
     """The HTTP app: streamable HTTP at ``/mcp``, SSE at ``/sse`` + ``/messages/``, ``/healthz``
     (unauthenticated, so it names nothing; see :func:`health_summary`).
@@ -171,10 +168,25 @@ def build_http_app(
     ``wrap_mcp`` wraps the MCP endpoints (authentication middleware goes there); inside it,
     each principal opens at most ``server.max_sessions_per_principal`` sessions
     (:mod:`mcp_guard.session_bounds`).
+    ``resolve_principal`` names the principal of a request from its ASGI scope (authentication
+    middleware places it there: :func:`~mcp_guard.principal.principal_in`).
+    ``call_lane``: streamable-HTTP ``tools/call`` requests skip the SDK's session
+    (:mod:`mcp_guard.http_lane`) unless false, ``server.fast_http_calls`` is false or a
+    middleware that sees calls (tracing) is installed.
     The app's lifespan owns the gateway's background tasks and the session manager.
     """
     settings = gateway.settings.server
-    server = build_server(gateway, resolve_principal)
+    lane: HttpCallLane | None = None
+
+    def on_initialized(ctx: ServerRequestContext[Any, Any]) -> None:
+        if lane is not None:
+            lane.note_initialized(ctx)
+
+    server = build_server(
+        gateway,
+        lambda ctx: resolve_principal(ctx.request.scope if ctx.request is not None else {}),
+        on_initialized=on_initialized,
+    )
     security = security_settings(settings)
     manager = StreamableHTTPSessionManager(
         app=server,
@@ -212,9 +224,29 @@ def build_http_app(
             finally:
                 tg.cancel_scope.cancel()
 
-    streamable = SessionsPerPrincipal(StreamableHTTPASGIApp(manager), ledger, opens_streamable_session)
+    streamable: ASGIApp = AnswerMalformedPosts(
+        SessionsPerPrincipal(StreamableHTTPASGIApp(manager), ledger, opens_streamable_session)
+    )
+    # The lane bypasses the SDK's middleware, so it stays off when any that sees calls is
+    # installed (tracing); SplicedToolPages touches tools/list alone.
+    if (
+        call_lane
+        and settings.fast_http_calls
+        and all(isinstance(m, SplicedToolPages) for m in server.middleware)
+    ):
+        lane = HttpCallLane(
+            streamable,
+            gateway,
+            manager,
+            resolve_principal,
+            security=security,
+            max_body_bytes=settings.max_body_bytes,
+            json_responses=settings.json_responses,
+            server_info=server.server_info_stamp,
+        )
+        streamable = lane
     routes: list[BaseRoute] = [
-        Route("/mcp", endpoint=wrap_mcp(AnswerMalformedPosts(streamable))),
+        Route("/mcp", endpoint=wrap_mcp(streamable)),
         Route("/sse", endpoint=wrap_mcp(SessionsPerPrincipal(SseEndpoint(), ledger)), methods=["GET"]),
         Mount(SSE_MESSAGES_PATH, app=wrap_mcp(AnswerMalformedPosts(sse.handle_post_message))),
         Route("/healthz", endpoint=health),

@@ -44,7 +44,7 @@ pytestmark = pytest.mark.anyio
 @asynccontextmanager
 async def http_gateway(tmp_path: Path, settings: GatewaySettings | None = None) -> AsyncIterator[str]:
     gateway = Gateway(behaviour_upstream(tmp_path), with_private_state(settings), backoff=FAST_BACKOFF)
-    app = build_http_app(gateway, resolve_principal=lambda ctx: LOCAL_PRINCIPAL)
+    app = build_http_app(gateway, resolve_principal=lambda scope: LOCAL_PRINCIPAL)
     async with serve_http(app) as url:
         yield url
 

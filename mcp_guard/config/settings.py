@@ -48,6 +48,9 @@ class ServerSettings(BaseModel):
     fast_stdio_calls: bool = True
     """Answer a stdio client's ``tools/call`` without the SDK's session (mcp_guard/stdio_lane.py);
     false sends every message through the SDK."""
+    fast_http_calls: bool = True
+    """Answer a streamable-HTTP client's ``tools/call`` without the SDK's session
+    (mcp_guard/http_lane.py); false sends every request through the SDK."""
     json_responses: bool = False
     """Answer each streamable-HTTP request with one JSON body instead of an SSE stream: faster
     (docs/benchmarks.md), but a client then gets no progress notifications during a call."""
