@@ -22,7 +22,7 @@ names a call the lane runs: that call is cancelled and the notification answered
 The lane answers as the SDK would in its mode (``server.json_responses``): the same status
 and headers, one SSE ``message`` event (progress events before it, for a progress token)
 or one JSON body; the same parameter validation, result shaping and errors for the
-session's negotiated protocol version (:func:`mcp_guard.stdio_lane.answer_call`), the same
+session's negotiated protocol version (:func:`mcp_guard.call_answer.answer_call`), the same
 principal, session id and client info handed to :meth:`Gateway.call_tool`. A call the
 client cancels is answered with the SDK's ``-32800 Request cancelled``; a call whose client
 drops the POST is cancelled and answered to nobody, as the SDK path does
@@ -68,9 +68,9 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_guard.call_answer import METHOD, Call, answer_call, error_answer
 from mcp_guard.gateway import Gateway
 from mcp_guard.principal import Principal
-from mcp_guard.stdio_lane import METHOD, Call, answer_call, error_answer
 
 logger = logging.getLogger(__name__)
 

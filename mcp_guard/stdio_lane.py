@@ -23,8 +23,7 @@ client's token, and a request the client cancels is never answered.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -32,24 +31,20 @@ import pydantic_core
 from anyio.abc import TaskGroup
 from mcp import types
 from mcp.shared.dispatcher import as_request_id, coerce_request_id
-from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import InboundLadderRejection, classify_inbound_request
-from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params, progress_token_from_params
-from mcp_types import PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY
-from mcp_types.methods import serialize_server_result, validate_client_request
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
+from mcp.shared.jsonrpc_dispatcher import cancelled_request_id_from_params
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 from pydantic import BaseModel, ValidationError
 
-from mcp_guard.errors import UnknownToolError
+from mcp_guard.call_answer import METHOD, Call, answer_call, error_answer
 from mcp_guard.gateway import Gateway
-from mcp_guard.pipeline.call import ProgressReporter
 from mcp_guard.principal import Principal
 from mcp_guard.stdio_wire import StdoutPipe
 
 logger = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
 
-METHOD = "tools/call"
 _MARKERS = ("tools", "initialize", "cancelled")
 """A line naming none of these is the SDK's without parsing it here. Fragments, not whole
 method names: JSON may spell ``notifications/cancelled`` as ``notifications\\/cancelled``,
@@ -223,108 +218,6 @@ class StdioCallLane:
         await self._out.send(pydantic_core.to_json(message) + b"\n")
 
 
-@dataclass(frozen=True)
-class Call:
-    """One ``tools/call`` the lane took, with the protocol version and client it came with."""
-
-    request_id: types.RequestId
-    params: object
-    version: str
-    client_info: dict[str, Any] | None
-
-
-async def answer_call(
-    gateway: Gateway,
-    principal: Callable[[], Principal],
-    session_id: str,
-    call: Call,
-    *,
-    server_info: dict[str, Any],
-    send: Callable[[dict[str, Any]], Awaitable[None]],
-) -> dict[str, Any]:
-    """The response message to ``call``: a result, or the error the SDK would have sent.
-
-    ``principal`` is asked after the parameters are validated, as the SDK path asks; it
-    raises ``MCPError`` to refuse the call. ``send`` writes each progress notification
-    (only asked when the call carries a progress token)."""
-    request_id = call.request_id
-    try:
-        result = await _call(gateway, principal, session_id, call, server_info=server_info, send=send)
-        return {"jsonrpc": "2.0", "id": request_id, "result": result}
-    except MCPError as exc:
-        error = exc.error
-    except anyio.BrokenResourceError:
-        raise  # the client went away while progress was reported
-    except Exception:  # fail closed: a bug answers with an error and never takes the lane down
-        logger.exception("%s %r failed inside the gateway", METHOD, request_id)
-        error = types.ErrorData(code=types.INTERNAL_ERROR, message="mcp-guard failed; see its log")
-    return error_answer(request_id, error)
-
-
-async def _call(
-    gateway: Gateway,
-    principal: Callable[[], Principal],
-    session_id: str,
-    call: Call,
-    *,
-    server_info: dict[str, Any],
-    send: Callable[[dict[str, Any]], Awaitable[None]],
-) -> dict[str, Any]:
-    """Raises: MCPError — invalid parameters, an unknown tool, an invalid result."""
-    params, version = call.params, call.version
-    try:
-        validate_client_request(METHOD, version, params if isinstance(params, dict) else None)
-    except ValidationError:
-        raise MCPError(code=types.INVALID_PARAMS, message="Invalid request parameters", data="") from None
-    assert isinstance(params, dict)
-    who = principal()  # as the SDK path asks after validating the parameters
-    meta = params.get("_meta")
-    try:
-        result = await gateway.call_tool(
-            who,
-            session_id,
-            params["name"],
-            params.get("arguments"),
-            meta=meta if isinstance(meta, dict) and meta else None,  # as server.py's handler passes it
-            client_info=call.client_info,
-            on_progress=_progress_reporter(params, send),
-        )
-    except UnknownToolError as exc:
-        raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
-    try:
-        shaped = serialize_server_result(METHOD, version, _wire(result))
-    except ValidationError:
-        logger.exception("%s returned an invalid result", METHOD)
-        raise MCPError(code=types.INTERNAL_ERROR, message="Handler returned an invalid result") from None
-    if version in MODERN_PROTOCOL_VERSIONS:  # as the SDK's runner finishes a 2026-era result
-        if shaped.get("resultType") is None:
-            shaped["resultType"] = "complete"
-        meta = shaped.get("_meta")
-        if meta is None:
-            shaped["_meta"] = {SERVER_INFO_META_KEY: server_info}
-        elif isinstance(meta, dict) and meta.get(SERVER_INFO_META_KEY) is None:
-            shaped["_meta"] = {**meta, SERVER_INFO_META_KEY: server_info}
-    return shaped
-
-
-def _progress_reporter(
-    params: dict[str, Any], send: Callable[[dict[str, Any]], Awaitable[None]]
-) -> ProgressReporter | None:
-    token = progress_token_from_params(params)
-    if token is None:
-        return None
-
-    async def report(progress: float, total: float | None, message: str | None) -> None:
-        notice: dict[str, Any] = {"progressToken": token, "progress": progress}
-        if total is not None:
-            notice["total"] = total
-        if message is not None:
-            notice["message"] = message
-        await send({"jsonrpc": "2.0", "method": "notifications/progress", "params": notice})
-
-    return report
-
-
 def _typed(model: type[_M], value: object) -> _M | None:
     """``value`` as ``model``, or None if it does not fit (the SDK's reading of envelope values)."""
     if value is None:
@@ -333,11 +226,3 @@ def _typed(model: type[_M], value: object) -> _M | None:
         return model.model_validate(value, by_name=False)
     except ValidationError:
         return None
-
-
-def _wire(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(by_alias=True, mode="json", exclude_none=True)
-
-
-def error_answer(request_id: types.RequestId, error: types.ErrorData) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": _wire(error)}
