@@ -31,19 +31,11 @@ from mcp_guard.principal import LOCAL_PRINCIPAL
 from mcp_guard.transports import build_http_app
 from tests.harness import FAST_BACKOFF, INITIALIZE_REQUEST, MCP_POST_HEADERS, behaviour_upstream, serve_http
 from tests.test_governance import ALEX, FIONA, bearer, demo_gateway_with_tokens
+from tests.test_stdio_lane import SCRIPT
 
 pytestmark = pytest.mark.anyio
 
-CALLS: list[tuple[int | str, dict[str, Any]]] = [
-    (10, {"name": "beh__echo", "arguments": {"text": "héllo \u2028 \U0001f600"}, "_meta": {"client/x": 1}}),
-    ("eleven", {"name": "beh__fail", "arguments": {}}),
-    (12, {"name": "beh__leak", "arguments": {}}),
-    (13, {"name": "beh__progress", "arguments": {}, "_meta": {"progressToken": "tok-13"}}),
-    (14, {"name": "beh__progress", "arguments": {}}),
-    (15, {"name": "beh__nope", "arguments": {}}),
-    (16, {"name": "beh__echo", "arguments": "not an object"}),
-    (17, {"arguments": {}}),
-]
+CALLS = SCRIPT  # the calls the stdio lane is checked with, each a different way to end
 
 
 class SeenBySdk:
