@@ -300,6 +300,65 @@ async def test_a_call_follows_an_upstream_that_moved_its_endpoint_within_its_ori
     assert posts_to_the_old_address - before == 1  # then the calls go to the new address
 
 
+async def test_a_call_cancelled_after_its_upstream_moved_its_endpoint_is_cancelled_at_the_new_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.responses import RedirectResponse
+
+    from tests.servers import behaviour
+
+    monkeypatch.setattr(behaviour, "MARKERS", tmp_path)
+    posts_to_the_old_address = 0
+
+    async def moved(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal posts_to_the_old_address
+        posts_to_the_old_address += scope["method"] == "POST"
+        await RedirectResponse("/real", status_code=307)(scope, receive, send)
+
+    async with behaviour_upstream_app(tmp_path, at="/real", before=moved, call_timeout_s="0.5") as (
+        _,
+        client,
+    ):
+        before = posts_to_the_old_address
+        with anyio.fail_after(10):
+            result = await client.call_tool("beh__hang", {"tag": "moved"})
+        assert result.is_error and "did not answer within 0.5s" in result.content[0].text
+        with anyio.fail_after(10):
+            while not (tmp_path / "cancelled-moved").exists():  # notifications/cancelled reached /real
+                await client.call_tool("beh__echo", {"text": "ping"})
+    assert posts_to_the_old_address - before == 1  # only the call itself, before it learnt the move
+
+
+async def test_every_call_posts_the_sessions_id_and_negotiated_protocol_version(tmp_path: Path) -> None:
+    call_headers: list[dict[bytes, bytes]] = []
+    listing_headers: list[dict[bytes, bytes]] = []  # the SDK's own requests, after initialize
+
+    async def record_calls(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await receive()
+        if b'"tools/call"' in body.get("body", b""):
+            call_headers.append(dict(scope["headers"]))
+        elif b'"tools/list"' in body.get("body", b""):
+            listing_headers.append(dict(scope["headers"]))
+        replayed = [body]
+
+        async def replay() -> Any:
+            return replayed.pop() if replayed else await receive()
+
+        await app(scope, replay, send)
+
+    async with behaviour_upstream_app(tmp_path, before=record_calls) as (_, client):
+        first = await client.call_tool("beh__echo", {"text": "one"})
+        second = await client.call_tool("beh__echo", {"text": "two"})
+    assert first.structured_content == {"echo": "one"} and second.structured_content == {"echo": "two"}
+    assert len(call_headers) == 2 and listing_headers
+    for headers in call_headers:  # what the SDK's transport sends on the same session
+        assert headers[b"mcp-protocol-version"] == listing_headers[0][b"mcp-protocol-version"]
+        assert headers[b"mcp-session-id"] == listing_headers[0][b"mcp-session-id"]
+        assert headers[b"accept"] == b"application/json, text/event-stream"
+        assert headers[b"content-type"] == b"application/json"
+    assert call_headers[0].keys() == call_headers[1].keys()
+
+
 @pytest.mark.parametrize("status", [302, 307])
 async def test_a_redirect_that_is_not_followed_fails_the_call_saying_where_it_pointed(
     tmp_path: Path, status: int
@@ -349,12 +408,12 @@ class _Endpoint:
 
 @asynccontextmanager
 async def behaviour_upstream_app(
-    tmp_path: Path, *, at: str = "/mcp", before: Any = None, resume: Any = None
+    tmp_path: Path, *, at: str = "/mcp", before: Any = None, resume: Any = None, **extra: str
 ) -> AsyncIterator[tuple[Gateway, ClientSession]]:
     """The behaviour server in process (resumable: it keeps its SSE events, retry 10 ms), on
     uvicorn, behind ``/mcp``: ``before(server, scope, receive, send)`` stands in front of it
     if given, ``resume`` answers the GETs that resume a stream; a gateway with it as
-    ``beh``, and a client of it."""
+    ``beh`` (``extra``: more keys of its entry), and a client of it."""
     from starlette.routing import Route
 
     from tests.servers import behaviour
@@ -383,7 +442,8 @@ async def behaviour_upstream_app(
         routes.append(Route(at, server))
     async with serve_http(Starlette(routes=routes, lifespan=lifespan)) as url:
         upstreams = write_upstreams(
-            tmp_path, f"upstreams:\n  beh:\n    type: streamable-http\n    url: {url}/mcp\n"
+            tmp_path,
+            f"upstreams:\n  beh:\n    type: streamable-http\n    url: {url}/mcp\n{upstream_keys(extra)}",
         )
         async with gateway_client(upstreams) as (gateway, client):
             await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)

@@ -115,12 +115,14 @@ class RawHttpCalls:
         self.upstream = upstream
         self._client = client
         self._url = url
+        self._endpoint = httpx2.URL(url)  # parsed once: httpx would parse the string on every request
         self._limit = max_message_bytes
         self._deliver = deliver
         self._ids = itertools.count(1)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.session_lost = session_lost
+        self._post_headers: tuple[tuple[str | None, str | None], httpx2.Headers] | None = None
 
     async def note_response(self, response: httpx2.Response) -> None:
         """The session id the upstream assigned (the first one its responses carry, as the
@@ -155,12 +157,13 @@ class RawHttpCalls:
             for _ in range(MAX_REDIRECTS + 1):
                 try:
                     async with self._client.stream(
-                        "POST", self._url, content=body, headers=self._headers()
+                        "POST", self._endpoint, content=body, headers=self._call_headers()
                     ) as response:
                         answer = await self._answer(ident, response, on_progress)
                     break
                 except _Redirected as moved:
-                    self._url = self._follow(moved)
+                    self._endpoint = self._follow(moved)
+                    self._url = str(self._endpoint)
             else:
                 raise MCPError(code=types.INVALID_REQUEST, message=f"more than {MAX_REDIRECTS} redirects")
         except httpx2.TransportError as exc:
@@ -173,18 +176,18 @@ class RawHttpCalls:
             raise
         return call_result(answer)
 
-    def _follow(self, moved: _Redirected) -> str:
+    def _follow(self, moved: _Redirected) -> httpx2.URL:
         """Where a redirect leads, if it is one to follow.
 
         Raises:
             MCPError: not a 307/308 (which keep the POST as it was), or to another origin.
         """
-        here = httpx2.URL(self._url)
+        here = self._endpoint
         target = here.join(moved.location)
         same_origin = (target.scheme, target.host, target.port) == (here.scheme, here.host, here.port)
         if moved.status in (307, 308) and same_origin:
             logger.info("upstream %s moved its endpoint to %s (HTTP %s)", self.upstream, target, moved.status)
-            return str(target)
+            return target
         raise MCPError(
             code=types.INVALID_REQUEST,
             message=f"redirected the call (HTTP {moved.status}) to {moved.location or 'nowhere'}; only "
@@ -195,6 +198,14 @@ class RawHttpCalls:
         """Raises: UpstreamUnavailableError — the connection has ended (its HTTP client is closed)."""
         if self._client.is_closed:
             raise UpstreamUnavailableError(self.upstream, "the connection closed")
+
+    def _call_headers(self) -> httpx2.Headers:
+        """:meth:`_headers` for a call's POST, encoded once per session id and protocol
+        version (httpx copies them into each request and never changes them)."""
+        known = (self.session_id, self.protocol_version)
+        if self._post_headers is None or self._post_headers[0] != known:
+            self._post_headers = (known, httpx2.Headers(self._headers()))
+        return self._post_headers[1]
 
     def _headers(self, fixed: Mapping[str, str] = POST_HEADERS) -> dict[str, str]:
         """``fixed`` plus the session's id and protocol version, once known."""
@@ -301,7 +312,7 @@ class RawHttpCalls:
                 self.upstream, "the connection closed before the call's answer came"
             )
         try:
-            async with self._client.stream("GET", self._url, headers=headers) as response:
+            async with self._client.stream("GET", self._endpoint, headers=headers) as response:
                 content_type = response.headers.get("content-type", "").lower()
                 if response.status_code == 404:  # the call ran, its answer is gone: never sent again
                     raise UpstreamUnavailableError(self.upstream, ANSWER_LOST)
@@ -348,7 +359,7 @@ class RawHttpCalls:
             anyio.move_on_after(CANCEL_WRITE_TIMEOUT_S),
             suppress(httpx2.HTTPError),
         ):
-            await self._client.post(self._url, content=cancel_bytes(ident), headers=self._headers())
+            await self._client.post(self._endpoint, content=cancel_bytes(ident), headers=self._headers())
 
 
 async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:
