@@ -114,7 +114,6 @@ class RawHttpCalls:
     ) -> None:
         self.upstream = upstream
         self._client = client
-        self._url = url
         self._endpoint = httpx2.URL(url)  # parsed once: httpx would parse the string on every request
         self._limit = max_message_bytes
         self._deliver = deliver
@@ -163,11 +162,10 @@ class RawHttpCalls:
                     break
                 except _Redirected as moved:
                     self._endpoint = self._follow(moved)
-                    self._url = str(self._endpoint)
             else:
                 raise MCPError(code=types.INVALID_REQUEST, message=f"more than {MAX_REDIRECTS} redirects")
         except httpx2.TransportError as exc:
-            raise UpstreamUnavailableError(self.upstream, f"cannot reach {self._url}: {exc}") from None
+            raise UpstreamUnavailableError(self.upstream, f"cannot reach {self._endpoint}: {exc}") from None
         except httpx2.RequestError as exc:  # e.g. a body its Content-Encoding does not describe
             unreadable = f"its answer could not be read: {type(exc).__name__}: {exc}"
             raise MCPError(code=types.INTERNAL_ERROR, message=unreadable) from None
