@@ -77,11 +77,13 @@ logger = logging.getLogger(__name__)
 PING_INTERVAL_S = 15.0
 """How often an SSE answer still waiting for its call sends a keep-alive comment (sse_starlette's default)."""
 _CANCELLED = "notifications/cancelled"
-_SSE_HEADERS = [
+_SESSION_ID_HEADER = MCP_SESSION_ID_HEADER.encode()
+_JSON_CONTENT_TYPE = (b"content-type", CONTENT_TYPE_JSON.encode())
+_SSE_HEADERS = (
     (b"cache-control", b"no-cache, no-transform"),
     (b"connection", b"keep-alive"),
     (b"content-type", CONTENT_TYPE_SSE.encode()),
-]
+)
 
 
 class HttpCallLane:
@@ -133,7 +135,8 @@ class HttpCallLane:
             if scope["type"] == "http" and scope["method"] == "DELETE":
                 self._end_calls_of_ended_sessions()
             return
-        headers = Headers(scope=scope)
+        request = Request(scope)  # its headers, parsed once, serve every check below
+        headers = request.headers
         session_id = headers.get(MCP_SESSION_ID_HEADER)
         connection = self._sessions.get(session_id) if session_id is not None else None
         transport = self._served_transport(scope, headers, session_id) if connection is not None else None
@@ -142,7 +145,7 @@ class HttpCallLane:
             return
         body, replay = await _read_body(receive, self._max_body_bytes)
         message = _parsed(body) if body is not None else None
-        if message is None or not await self._passes_checks(scope, replay, headers):
+        if message is None or not await self._passes_checks(request):
             await self.app(scope, replay, send)
             return
         if message.get("method") == _CANCELLED and "id" not in message:
@@ -180,15 +183,16 @@ class HttpCallLane:
             return None
         return transport
 
-    async def _passes_checks(self, scope: Scope, receive: Receive, headers: Headers) -> bool:
+    async def _passes_checks(self, request: Request) -> bool:
         """Whether the SDK's transport would accept this POST: Host/Origin and Content-Type
-        (its security middleware), Accept for the response mode, Content-Type again (its own test)."""
-        if await self._security.validate_request(Request(scope, receive), is_post=True) is not None:
+        (its security middleware), Accept for the response mode, Content-Type again (its own
+        test). They read the request's headers alone, never its body."""
+        if await self._security.validate_request(request, is_post=True) is not None:
             return False
-        has_json, has_sse = check_accept_headers(Request(scope))
+        has_json, has_sse = check_accept_headers(request)
         if not (has_json if self._json else has_json and has_sse):
             return False
-        content_type = headers.get("content-type", "")
+        content_type = request.headers.get("content-type", "")
         return any(part.strip() == CONTENT_TYPE_JSON for part in content_type.split(";")[0].split(","))
 
     def _end_calls_of_ended_sessions(self) -> None:
@@ -284,15 +288,11 @@ class _Response:
         self._sse = sse
         self._started = False
         self._done = False
-        self._writing = anyio.Lock()
+        self._writing = anyio.Lock(fast_acquire=True)  # no trip round the event loop when nobody else writes
 
     async def start(self) -> None:
         if self._sse:  # the SDK's EventSourceResponse answers before the call ends
-            headers = [
-                *_SSE_HEADERS,
-                (MCP_SESSION_ID_HEADER.encode(), self._session_id),
-                (b"x-accel-buffering", b"no"),
-            ]
+            headers = [*_SSE_HEADERS, (_SESSION_ID_HEADER, self._session_id), (b"x-accel-buffering", b"no")]
             await self._write({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def event(self, message: dict[str, Any]) -> None:
@@ -347,6 +347,8 @@ class _Response:
             with anyio.move_on_after(PING_INTERVAL_S if self._sse else math.inf):
                 while (await receive())["type"] != "http.disconnect":
                     pass
+                if self._done:  # uvicorn reports a request it has answered as disconnected
+                    return
                 logger.info("the client dropped its request; cancelling the call")
                 call.cancel()
                 return
@@ -355,8 +357,8 @@ class _Response:
 
     async def _json(self, status: int, body: bytes) -> None:
         headers = [
-            (b"content-type", CONTENT_TYPE_JSON.encode()),
-            (MCP_SESSION_ID_HEADER.encode(), self._session_id),
+            _JSON_CONTENT_TYPE,
+            (_SESSION_ID_HEADER, self._session_id),
             (b"content-length", str(len(body)).encode()),
         ]
         await self._write({"type": "http.response.start", "status": status, "headers": headers})
@@ -380,8 +382,8 @@ def _body(data: bytes, *, more: bool) -> Message:
 async def _send_empty(send: Send, status: int, session_id: str) -> None:
     """The SDK transport's answer to a notification: no body."""
     headers = [
-        (b"content-type", CONTENT_TYPE_JSON.encode()),
-        (MCP_SESSION_ID_HEADER.encode(), session_id.encode()),
+        _JSON_CONTENT_TYPE,
+        (_SESSION_ID_HEADER, session_id.encode()),
         (b"content-length", b"0"),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})

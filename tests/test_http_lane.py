@@ -5,6 +5,7 @@ as the SDK would answer it, and every other request left to the SDK. Real uvicor
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 from collections.abc import AsyncIterator
@@ -229,6 +230,23 @@ async def test_a_call_whose_client_drops_its_post_is_cancelled_upstream(
                 tg.cancel_scope.cancel()  # the client closes the connection
             while not (tmp_path / "cancelled-t").exists():
                 await echo(http, session)
+
+
+@pytest.mark.parametrize("json_responses", [False, True], ids=["sse", "json"])
+async def test_a_call_answered_in_full_is_not_taken_for_one_its_client_dropped(
+    tmp_path: Path, json_responses: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn reports a request it has answered as disconnected to a receive still waiting
+    caplog.set_level(logging.INFO, logger=http_lane.__name__)
+    async with (
+        http_gateway(tmp_path, json_responses=json_responses) as (url, _),
+        httpx2.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        session = await open_session(http)
+        for _ in range(5):
+            await echo(http, session)
+    assert decided(tmp_path, "beh__echo")
+    assert [r.getMessage() for r in caplog.records if r.name == http_lane.__name__] == []
 
 
 async def test_progress_reaches_the_sdk_client_through_the_lane(tmp_path: Path) -> None:
