@@ -9,7 +9,7 @@ import pydantic_core
 from mcp import types
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from mcp_guard.controls import Controls, bound_result
+from mcp_guard.controls import Controls
 from mcp_guard.decision import Decision, Verdict, most_severe
 from mcp_guard.findings import Finding
 from mcp_guard.inspection import Inspector, redact
@@ -51,16 +51,15 @@ class BoundStage:
 
     async def __call__(self, call: ToolCall, result: types.CallToolResult) -> types.CallToolResult:
         assert call.route is not None
-        spec = self.controls.bounds_for(call.route.upstream, call.tool)
-        if spec is None:  # most tools have no bound
-            return result
-        outcome = bound_result(result, spec)
-        if not outcome.changed:
+        outcome = self.controls.bound_result(call.route.upstream, call.tool, result)
+        if not outcome.changed:  # most tools have no bound, most results fit theirs
             return result
         if outcome.verdict is not None:
             call.verdict = outcome.verdict
             return refusal(call)
         if _dropped_required_structure(call, result, outcome.result):
+            spec = self.controls.bounds_for(call.route.upstream, call.tool)
+            assert spec is not None  # the bound that changed the result
             call.verdict = Verdict(
                 decision=Decision.BLOCK,
                 rules=(spec.id,),
