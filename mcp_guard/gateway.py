@@ -20,6 +20,8 @@ from mcp_guard.audit import AuditUnavailableError
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerTransition, ControlRefused, Controls, ControlsConfig
 from mcp_guard.errors import ConfigError, UnknownToolError, UpstreamUnavailableError
+from mcp_guard.exposure import classified_catalog
+from mcp_guard.long_lived import LongLivedHeap
 from mcp_guard.notify import ListChangedNotifier
 from mcp_guard.pinning import PinningError
 from mcp_guard.pipeline.access import AccessPolicy, AllowAll, AllowlistPolicy, PolicyAccess
@@ -36,11 +38,11 @@ from mcp_guard.principal import Principal
 from mcp_guard.services import Services, controls_config, open_services
 from mcp_guard.sessions import CallRecord, SessionMismatch
 from mcp_guard.tool_wire import WireForms, WireTool
-from mcp_guard.upstreams.catalog import Catalog, Route, build_catalog
+from mcp_guard.upstreams.catalog import Catalog, Route
 from mcp_guard.upstreams.config import UpstreamsFile
 from mcp_guard.upstreams.reaper import Reaper
 from mcp_guard.upstreams.supervisor import Backoff, Listing, Status, Upstream
-from mcp_guard.visibility import VisibilityCache, Visible
+from mcp_guard.visibility import Exposed, VisibilityCache, Visible
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +73,19 @@ class Gateway:
             for name, config in upstreams.enabled().items()
         }
         self.catalog = Catalog()
-        self.notifier = ListChangedNotifier(self.visible_tool_names)
+        self.notifier = ListChangedNotifier(self._worked_out_tool_names)
         self.services: Services | None = None
         self.controls: Controls | None = None
         self.recorder: CallRecorder | None = None
         self.chain = Chain([])
         self.result_chain = ResultChain([])
-        self._tools: dict[str, tuple[Route, types.Tool, ToolInfo]] = {}
+        self._tools: Exposed = {}
         self._bare = self._bare_namespaces()
         self._visibility = VisibilityCache()
         self._wire = WireForms()
+        self._heap = LongLivedHeap()
+        self._rebuilding = anyio.Lock()
+        """One catalogue rebuild at a time, so the last one started reads the latest listings."""
         self._allowed: dict[str, tuple[types.Tool, ...]] = {}
         self._reviewing = {name: anyio.Lock() for name in self.upstreams}
         """One review of an upstream at a time, so the last listing reviewed is the last one exposed."""
@@ -252,13 +257,17 @@ class Gateway:
                     "config_error", {"what": "controls", "why": why, "problems": exc.problems}
                 )
             return
-        self.policy = self._access(policies)
-        self._rebuild_catalog()  # action classes may have changed with the policies
-        if controls is not None and services is not None:
-            previous, self.controls = self.controls, controls
-            if previous is not None:
-                previous.hand_over(controls)  # calls waiting for a slot now keep to the new caps
-            self._build_chains(services)
+        async with self._rebuilding:
+            catalog, tools = await self._classified_catalog(policies)  # action classes may have changed
+            # From here to the chains, nothing awaits: a call is decided by the old set or the new one.
+            self.policy = self._access(policies)
+            self._expose(catalog, tools)
+            if controls is not None and services is not None:
+                previous, self.controls = self.controls, controls
+                if previous is not None:
+                    previous.hand_over(controls)  # calls waiting for a slot now keep to the new caps
+                self._build_chains(services)
+        if services is not None:
             await services.audit.append("policy_reload", policy_record(policies, why))
         logger.info("policies reloaded (%s)", why)
         await self.notifier.tools_changed()
@@ -272,7 +281,7 @@ class Gateway:
 
     async def _upstream_changed(self, name: str) -> None:
         await self._review_pins(name)
-        self._rebuild_catalog()
+        await self._rebuild_catalog()
         await self.notifier.tools_changed()
         await self.notifier.catalog_changed()
 
@@ -326,7 +335,7 @@ class Gateway:
                     await self._review_pins(name)
                 except AuditUnavailableError as exc:  # nothing pinned; its tools stay as they were
                     logger.error("upstream %s: tool pins not reviewed: %s", name, exc)
-            self._rebuild_catalog()
+            await self._rebuild_catalog()
             await self.notifier.tools_changed()
 
     async def _record_pin_event(self, event: dict[str, Any]) -> None:
@@ -334,19 +343,33 @@ class Gateway:
         assert self.services is not None
         await self.services.audit.append("tool_pin", event)
 
-    def _rebuild_catalog(self) -> None:
+    async def _rebuild_catalog(self) -> None:
+        """Rebuild the catalogue from the upstreams' reviewed listings and swap it in."""
+        async with self._rebuilding:
+            policies = self.policy_store.current() if self.policy_store else None
+            self._expose(*await self._classified_catalog(policies))
+
+    async def _classified_catalog(self, policies: PolicySet | None) -> tuple[Catalog, Exposed]:
+        """The catalogue of the upstreams' reviewed listings classified by ``policies``,
+        worked out in a worker thread (see :mod:`mcp_guard.exposure`). Changes nothing:
+        :meth:`_expose` swaps it in."""
         listings = {
             n: Listing(self._allowed.get(n, ()), u.listing.resources, u.listing.templates, u.listing.prompts)
             for n, u in self.upstreams.items()
         }
         prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
-        self.catalog = build_catalog(listings, prefixes, self.catalog)
-        self._tools = {
-            name: (route, tool, self._tool_info(name, route, tool))
-            for name, (route, tool) in self.catalog.tools.items()
-        }
-        self._wire.retain(tool for _, tool, _ in self._tools.values())
+        environments = {n: u.config.environment for n, u in self.upstreams.items()}
+        return await anyio.to_thread.run_sync(
+            classified_catalog, listings, prefixes, self.catalog, policies, environments
+        )
+
+    def _expose(self, catalog: Catalog, tools: Exposed) -> None:
+        """Swap in a catalogue and what policies know of its tools, then keep them (and
+        everything else alive now) out of full garbage collections."""
+        self.catalog, self._tools = catalog, tools
+        self._wire.retain(tool for _, tool, _ in tools.values())
         self._bare = self._bare_namespaces()
+        self._heap.settle()
 
     def _bare_namespaces(self) -> tuple[ToolInfo, ...]:
         """The bare namespace ``<prefix>__`` of each upstream serving no tools (what decides
@@ -355,22 +378,6 @@ class Gateway:
         return tuple(
             ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
             for upstream in self.upstreams.keys() - with_tools
-        )
-
-    def _tool_info(self, name: str, route: Route, tool: types.Tool) -> ToolInfo:
-        annotations = (
-            tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else None
-        )
-        actions = (
-            self.policy_store.current().classify(name, annotations) if self.policy_store else frozenset()
-        )
-        environment = self.upstreams[route.upstream].config.environment
-        return ToolInfo(
-            name=name,
-            upstream=route.upstream,
-            actions=actions,
-            environment=environment,
-            annotations=annotations,
         )
 
     def lookup_tool(self, name: str) -> tuple[Route, types.Tool, ToolInfo] | None:
@@ -388,14 +395,23 @@ class Gateway:
     def visible_tool_names(self, principal: Principal) -> frozenset[str]:
         return self.visible(principal).names
 
-    def wire_tools(self, tools: Sequence[types.Tool], version: str) -> list[WireTool]:
+    async def _worked_out_tool_names(self, principal: Principal) -> frozenset[str]:
+        """:meth:`visible_tool_names`, worked out a turn at a time when not kept."""
+        seen = await self._visibility.worked_out(principal, self._tools, self._bare, self.policy)
+        return seen.names
+
+    async def wire_tools(self, tools: Sequence[types.Tool], version: str) -> list[WireTool]:
         """``tools`` of the current catalogue as the SDK shapes them for protocol ``version``
-        (each shaped once, until it changes: see :mod:`mcp_guard.tool_wire`).
+        (each shaped once, in a worker thread, until it changes: see :mod:`mcp_guard.tool_wire`).
 
         Raises:
             MCPError: a tool does not fit ``version``'s schema.
         """
-        return self._wire.of(tools, version)
+        shaped = self._wire.shaped
+        forms = await self._wire.of_in_worker(tools, version)
+        if self._wire.shaped != shaped:
+            self._heap.settle()  # the new shapes live as long as their tools
+        return forms
 
     # -- resources and prompts ----------------------------------------------------------
 

@@ -9,7 +9,7 @@ changed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,16 +36,23 @@ class _Client:
 
 @dataclass
 class ListChangedNotifier:
-    """Remembers each connected handshake-era client and what it was shown."""
+    """Remembers each connected handshake-era client and what it was shown.
 
-    visible_tools: Callable[[Principal], frozenset[str]]
+    ``visible_tools`` works out what a principal sees now, letting other tasks run while
+    it does.
+    """
+
+    visible_tools: Callable[[Principal], Awaitable[frozenset[str]]]
     bus: InMemorySubscriptionBus = field(default_factory=InMemorySubscriptionBus)
     _clients: dict[int, _Client] = field(default_factory=dict)
 
-    def register(self, connection: Any, session: ServerSession, principal: Principal) -> None:
-        """Track a connection until it closes (``connection`` is the SDK's per-client Connection)."""
+    def register(
+        self, connection: Any, session: ServerSession, principal: Principal, visible: frozenset[str]
+    ) -> None:
+        """Track a connection until it closes (``connection`` is the SDK's per-client Connection);
+        ``visible`` is what its principal sees now."""
         key = id(connection)
-        self._clients[key] = _Client(session, principal, self.visible_tools(principal))
+        self._clients[key] = _Client(session, principal, visible)
         connection.exit_stack.callback(self._clients.pop, key, None)
 
     @property
@@ -56,11 +63,12 @@ class ListChangedNotifier:
         """Tell every client whose visible tool set changed (and every listen subscriber).
 
         Working out a principal's view can take tens of milliseconds with thousands of
-        tools: other requests get the event loop between one client and the next.
+        tools: other requests get the event loop between one client and the next, and
+        while a view is worked out.
         """
         for key, client in list(self._clients.items()):
             await anyio.lowlevel.checkpoint()
-            now = self.visible_tools(client.principal)
+            now = await self.visible_tools(client.principal)
             if now == client.visible:
                 continue
             client.visible = now

@@ -112,7 +112,7 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
     ) -> types.ListToolsResult:
         tools = gateway.visible_tools(principal(ctx))
         page, cursor = _page(tools, params.cursor if params else None, page_size)
-        return tool_page(page, cursor, lambda: gateway.wire_tools(page, ctx.protocol_version))
+        return await tool_page(page, cursor, lambda: gateway.wire_tools(page, ctx.protocol_version))
 
     async def call_tool(
         ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
@@ -195,7 +195,7 @@ def build_server(  # noqa: PLR0915 - one closure per MCP method
         found = resolve_principal(ctx)
         connection = getattr(ctx.session, "_connection", None)  # the SDK keeps no public accessor
         if found is not None and connection is not None:
-            gateway.notifier.register(connection, ctx.session, found)
+            gateway.notifier.register(connection, ctx.session, found, gateway.visible_tool_names(found))
         if on_initialized is not None:
             on_initialized(ctx)
 

@@ -405,6 +405,20 @@ async def test_a_broken_policy_file_never_replaces_the_running_policies(tmp_path
     assert "config_error" in kinds and kinds.count("policy_reload") >= 2
 
 
+async def test_after_a_policy_reload_calls_are_decided_by_the_action_classes_it_gives(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rules = policies / "rules.yaml"
+    no_deletes = "rules:\n  - {id: no-deletes, match: {actions: [delete]}, decision: BLOCK}\n"
+    rules.write_text(f"{no_deletes}actions:\n  beh__echo: [delete]\n", encoding="utf-8")
+    async with gateway_client(behaviour_upstream(tmp_path), policy_dir=policies) as (gateway, client):
+        assert decision(await client.call_tool("beh__echo", {"text": "x"}))["rules"] == ["no-deletes"]
+        rules.write_text(f"{no_deletes}actions:\n  beh__echo: [read]\n", encoding="utf-8")
+        assert await gateway.reload_policies("test") is None
+        result = await client.call_tool("beh__echo", {"text": "back"})
+    assert isinstance(result, types.CallToolResult) and result.structured_content == {"echo": "back"}
+
+
 async def test_a_circuit_breaker_opens_after_repeated_timeouts_and_fails_fast(tmp_path: Path) -> None:
     settings = GatewaySettings.model_validate(
         {

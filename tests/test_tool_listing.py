@@ -22,7 +22,7 @@ from mcp_guard.server import build_server
 from mcp_guard.tool_wire import SplicedToolPages, WireForms
 from mcp_guard.upstreams.catalog import Route, build_catalog
 from mcp_guard.upstreams.supervisor import Listing
-from mcp_guard.visibility import Exposed, VisibilityCache
+from mcp_guard.visibility import TOOLS_PER_TURN, Exposed, VisibilityCache
 from tests.harness import behaviour_upstream, gateway_client
 from tests.policy.helpers import load, who
 from tests.stdio_peer import ENVELOPE
@@ -122,6 +122,20 @@ def test_only_a_live_hide_rule_with_a_time_condition_makes_visibility_read_the_c
     assert not reads_clock(f"{{id: r, when: {night}, decision: HIDE, shadow: true}}")
     assert not reads_clock(f"{{id: r, when: {night}, decision: BLOCK}}")
     assert not reads_clock("{id: r, when: {principal.user: bob}, decision: HIDE}")
+
+
+async def test_a_view_worked_out_while_the_catalogue_is_replaced_is_not_kept_for_the_new_one(
+    tmp_path: Path,
+) -> None:
+    policy, cache = PolicyAccess(load(tmp_path, "rules: []\n")), VisibilityCache()
+    old = exposed(*(f"db__t{i}" for i in range(3 * TOOLS_PER_TURN)))
+    new = exposed("db__only")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cache.worked_out, ANALYST, old, (), policy)
+        await anyio.lowlevel.checkpoint()  # it asks about a first turn's tools, then lets others run
+        assert cache.of(ANALYST, new, (), policy).names == {"db__only"}  # an upstream changed meanwhile
+    assert cache.of(ANALYST, new, (), policy).names == {"db__only"}
+    assert cache.computed == 2
 
 
 def test_a_rebuilt_catalogue_keeps_the_definition_of_every_tool_its_upstream_listed_unchanged() -> None:
