@@ -159,17 +159,19 @@ def free_socket() -> socket.socket:
 
 
 @asynccontextmanager
-async def serve_http(app: ASGIApp | Callable[..., Any]) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1; yields the base URL. Lifespan runs before yielding."""
+async def serve_http(app: ASGIApp | Callable[..., Any], tls_pem: Path | None = None) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on 127.0.0.1 (over TLS with ``tls_pem``, a key and its
+    certificate chain); yields the base URL. Lifespan runs before yielding."""
     sock = free_socket()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    certfile = None if tls_pem is None else str(tls_pem)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", ssl_certfile=certfile)
     server = uvicorn.Server(config)
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve, [sock])
         with anyio.fail_after(30):
             while not server.started:  # uvicorn offers no event; yield to the loop until startup completes
                 await anyio.lowlevel.checkpoint()
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'http' if tls_pem is None else 'https'}://127.0.0.1:{port}"
         server.should_exit = True
     sock.close()

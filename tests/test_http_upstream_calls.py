@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
+import trustme
 from anyio.abc import Process
 from mcp import ClientSession, types
 from mcp.client.session import IncomingMessage, MessageHandlerFnT
@@ -329,7 +330,9 @@ async def test_a_call_cancelled_after_its_upstream_moved_its_endpoint_is_cancell
     assert posts_to_the_old_address - before == 1  # only the call itself, before it learnt the move
 
 
-async def test_every_call_posts_the_sessions_id_and_negotiated_protocol_version(tmp_path: Path) -> None:
+async def test_every_call_posts_the_sessions_id_negotiated_protocol_version_and_configured_headers(
+    tmp_path: Path,
+) -> None:
     call_headers: list[dict[bytes, bytes]] = []
     listing_headers: list[dict[bytes, bytes]] = []  # the SDK's own requests, after initialize
 
@@ -346,7 +349,8 @@ async def test_every_call_posts_the_sessions_id_and_negotiated_protocol_version(
 
         await app(scope, replay, send)
 
-    async with behaviour_upstream_app(tmp_path, before=record_calls) as (_, client):
+    configured = '{authorization: "Bearer s3cret", x-tenant: acme}'
+    async with behaviour_upstream_app(tmp_path, before=record_calls, headers=configured) as (_, client):
         first = await client.call_tool("beh__echo", {"text": "one"})
         second = await client.call_tool("beh__echo", {"text": "two"})
     assert first.structured_content == {"echo": "one"} and second.structured_content == {"echo": "two"}
@@ -356,7 +360,49 @@ async def test_every_call_posts_the_sessions_id_and_negotiated_protocol_version(
         assert headers[b"mcp-session-id"] == listing_headers[0][b"mcp-session-id"]
         assert headers[b"accept"] == b"application/json, text/event-stream"
         assert headers[b"content-type"] == b"application/json"
+        assert headers[b"authorization"] == b"Bearer s3cret" and headers[b"x-tenant"] == b"acme"
+    assert listing_headers[0][b"authorization"] == b"Bearer s3cret"
     assert call_headers[0].keys() == call_headers[1].keys()
+
+
+async def test_an_https_upstream_whose_ca_is_in_ssl_cert_file_serves_listings_and_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    server_pem = tmp_path / "server.pem"
+    authority.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(server_pem))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    async with behaviour_upstream_app(tmp_path, tls_pem=server_pem) as (gateway, client):
+        listed = await client.list_tools()  # initialize and the listing: the SDK's client
+        result = await client.call_tool("beh__echo", {"text": "over tls"})  # the gateway's own POST
+        url = gateway.upstreams["beh"].config.url
+    assert url.startswith("https://127.0.0.1:")
+    assert "beh__echo" in {tool.name for tool in listed.tools}
+    assert result.structured_content == {"echo": "over tls"} and not result.is_error
+
+
+async def test_an_upstream_reached_through_the_proxy_the_environment_names_serves_listings_and_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxied: list[tuple[str, bytes]] = []  # (method, Host) of every request the "proxy" received
+
+    async def as_proxy(app: Any, scope: Scope, receive: Receive, send: Send) -> None:
+        proxied.append((scope["method"], dict(scope["headers"])[b"host"]))
+        await app(scope, receive, send)
+
+    async with behaviour_listening(before=as_proxy) as listening:
+        for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", listening)  # the server plays the proxy: it answers for any host
+        upstreams = write_upstreams(
+            tmp_path, "upstreams:\n  beh:\n    type: streamable-http\n    url: http://upstream.invalid/mcp\n"
+        )
+        async with gateway_client(upstreams) as (gateway, client):
+            await wait_for_status(gateway, "beh", Status.READY, timeout_s=30)
+            result = await client.call_tool("beh__echo", {"text": "via proxy"})
+    assert result.structured_content == {"echo": "via proxy"} and not result.is_error
+    assert ("POST", b"upstream.invalid") in proxied and {host for _, host in proxied} == {b"upstream.invalid"}
 
 
 @pytest.mark.parametrize("status", [302, 307])
@@ -407,13 +453,13 @@ class _Endpoint:
 
 
 @asynccontextmanager
-async def behaviour_upstream_app(
-    tmp_path: Path, *, at: str = "/mcp", before: Any = None, resume: Any = None, **extra: str
-) -> AsyncIterator[tuple[Gateway, ClientSession]]:
+async def behaviour_listening(
+    *, at: str = "/mcp", before: Any = None, resume: Any = None, tls_pem: Path | None = None
+) -> AsyncIterator[str]:
     """The behaviour server in process (resumable: it keeps its SSE events, retry 10 ms), on
-    uvicorn, behind ``/mcp``: ``before(server, scope, receive, send)`` stands in front of it
-    if given, ``resume`` answers the GETs that resume a stream; a gateway with it as
-    ``beh`` (``extra``: more keys of its entry), and a client of it."""
+    uvicorn (over TLS with ``tls_pem``), behind ``/mcp``: ``before(server, scope, receive,
+    send)`` stands in front of it if given, ``resume`` answers the GETs that resume a
+    stream. Yields its base URL."""
     from starlette.routing import Route
 
     from tests.servers import behaviour
@@ -440,7 +486,23 @@ async def behaviour_upstream_app(
     routes: list[BaseRoute] = [Route("/mcp", _Endpoint(front), methods=["GET", "POST", "DELETE"])]
     if at != "/mcp":
         routes.append(Route(at, server))
-    async with serve_http(Starlette(routes=routes, lifespan=lifespan)) as url:
+    async with serve_http(Starlette(routes=routes, lifespan=lifespan), tls_pem) as url:
+        yield url
+
+
+@asynccontextmanager
+async def behaviour_upstream_app(
+    tmp_path: Path,
+    *,
+    at: str = "/mcp",
+    before: Any = None,
+    resume: Any = None,
+    tls_pem: Path | None = None,
+    **extra: str,
+) -> AsyncIterator[tuple[Gateway, ClientSession]]:
+    """:func:`behaviour_listening`, a gateway with it as ``beh`` (``extra``: more keys of
+    its entry), and a client of the gateway."""
+    async with behaviour_listening(at=at, before=before, resume=resume, tls_pem=tls_pem) as url:
         upstreams = write_upstreams(
             tmp_path,
             f"upstreams:\n  beh:\n    type: streamable-http\n    url: {url}/mcp\n{upstream_keys(extra)}",
@@ -479,7 +541,9 @@ async def test_an_answer_whose_encoding_lies_fails_the_call_as_the_upstreams_err
         audit = gateway.services.audit.config.path
     assert result.is_error
     assert result.content[0].text.startswith("mcp-guard: upstream 'beh' failed: ")
-    assert "its answer could not be read: DecodingError" in result.content[0].text
+    assert "its answer could not be read: ContentEncodingError: Can not decode content-encoding: gzip" in (
+        result.content[0].text
+    )
     with closing(sqlite3.connect(audit)) as db:  # the gateway has closed: its outcomes are written
         kinds = [
             r[0] for r in db.execute("SELECT kind FROM entries WHERE kind != 'policy_reload' ORDER BY seq")

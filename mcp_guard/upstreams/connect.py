@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+import aiohttp
 import anyio
 import httpx2
+from aiohttp.helpers import basicauth_from_netrc, get_env_proxy_for_url, netrc_from_env
 from mcp import ClientSession, types
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.sse import sse_client
@@ -17,6 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._stream_protocols import ReadStream
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from mcp.shared.message import SessionMessage
+from yarl import URL
 
 from mcp_guard import __version__
 from mcp_guard.upstreams.config import HttpUpstream, UpstreamConfig
@@ -129,13 +132,16 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
     to_session, from_upstream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     async with (
         httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout) as client,
+        _calls_client(config) as calls_client,
         streamable_http_client(
             config.url, http_client=client, max_sse_event_size=config.max_message_bytes
         ) as (read, write),
         anyio.create_task_group() as tg,
     ):
         limit, lost = config.max_message_bytes, link.session_lost
-        calls = RawHttpCalls(name, client, config.url, limit, to_session.send, session_lost=lost)
+        calls = RawHttpCalls(
+            name, calls_client, config.url, limit, to_session.send, session_lost=lost, background=tg
+        )
         client.event_hooks = {"response": [calls.note_response]}
         link.calls = calls
         relaying = anyio.CancelScope()
@@ -162,3 +168,40 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
         tg.start_soon(end_when_the_session_is_lost)
         yield from_upstream, write
         tg.cancel_scope.cancel()
+
+
+def _calls_client(config: HttpUpstream) -> aiohttp.ClientSession:
+    """The HTTP client of the gateway's own ``tools/call`` POSTs (``raw_http_calls.py``),
+    set up as the SDK's ``httpx`` client is: the upstream's headers, the same trust store,
+    a proxy and ``.netrc`` credentials from the environment, a connect timeout and no read
+    timeout (each call's own timeout governs it). The environment is read once here:
+    aiohttp's ``trust_env`` would read it on every request, in two worker threads. An idle
+    connection is let go after 4 s, before a uvicorn-served upstream closes it (its default
+    keep-alive is 5 s) and a call could be sent on it as it closes."""
+    url = URL(config.url)
+    proxy, proxy_auth = _proxy_from_env(url)
+    authorized = any(key.lower() == "authorization" for key in config.headers)
+    return aiohttp.ClientSession(
+        headers=config.headers,
+        auth=None if authorized else _netrc_credentials(url),
+        proxy=proxy,
+        proxy_auth=proxy_auth,
+        timeout=aiohttp.ClientTimeout(total=None, connect=config.connect_timeout_s),
+        connector=aiohttp.TCPConnector(ssl=httpx2.create_ssl_context(), keepalive_timeout=4.0),
+    )
+
+
+def _proxy_from_env(url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    """The proxy ``HTTP_PROXY``/``HTTPS_PROXY`` name for ``url`` unless ``NO_PROXY`` exempts it."""
+    try:
+        return get_env_proxy_for_url(url)
+    except LookupError:
+        return None, None
+
+
+def _netrc_credentials(url: URL) -> aiohttp.BasicAuth | None:
+    """``url``'s host's credentials in ``$NETRC`` or ``~/.netrc``, if any."""
+    try:
+        return basicauth_from_netrc(netrc_from_env(), url.host or "")
+    except LookupError:
+        return None

@@ -8,6 +8,13 @@ session's id and negotiated protocol version (what the SDK's transport sends) an
 reads the answer from the response itself: a JSON body, or an SSE stream carrying
 progress for the call and then its answer.
 
+The POST goes through ``aiohttp``, whose HTTP/1.1 parser is C, rather than the SDK's
+``httpx``: a bare POST and SSE read costs ~0.2 ms of CPU where ``httpx`` takes ~0.55 ms,
+and the whole hop about half what it did (``docs/benchmarks.md``). Its SSE stream is read by
+``httpx``'s own ``EventSource``, so events are parsed and bounded exactly as the SDK's
+client parses them. The SDK's transport (``initialize``, lists, the GET stream) keeps
+its ``httpx`` client; both send the upstream's configured headers.
+
 Anything else the upstream sends on that stream (a ``list_changed`` notification, a
 request of its own such as sampling) is handed to the SDK session, as if it had come
 through the SDK's transport. A stream that ends or breaks before the answer is resumed
@@ -23,13 +30,16 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+import aiohttp
 import anyio
 import httpx2
 import pydantic_core
+from aiohttp.http_exceptions import HttpProcessingError
+from anyio.abc import TaskGroup
 from mcp import types
 from mcp.client.streamable_http import (
     DEFAULT_RECONNECTION_DELAY_MS,
@@ -42,6 +52,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
+from yarl import URL
 
 from mcp_guard.errors import UpstreamUnavailableError
 from mcp_guard.upstreams.raw_calls import (
@@ -58,7 +69,7 @@ logger = logging.getLogger(__name__)
 
 Deliver = Callable[[SessionMessage], Awaitable[None]]
 DRAIN_S = 0.01
-"""How long the rest of a call's SSE stream may take to end after its answer (see :func:`_drain`)."""
+"""How long the rest of a call's SSE stream may take to end after its answer (see :func:`_finish`)."""
 SESSION_LOST = "the upstream no longer knows the gateway's session (HTTP 404: it restarted or expired it)"
 ANSWER_LOST = f"{SESSION_LOST}; the call ran, its answer is lost"
 POST_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
@@ -85,6 +96,15 @@ class SessionLostError(UpstreamUnavailableError):
 
 
 @dataclass
+class _Exchange:
+    """One request's response, and what is left of its SSE stream once the call's answer
+    has been read from it (None: nothing left to read, or not a stream)."""
+
+    response: aiohttp.ClientResponse
+    rest: AsyncIterator[httpx2.ServerSentEvent] | None = None
+
+
+@dataclass
 class _Cursor:
     """Where a call's SSE stream has got to: what a resumption asks for, and when."""
 
@@ -98,30 +118,34 @@ class RawHttpCalls:
     ``deliver`` hands a message the upstream sent on a call's stream to the SDK session;
     ``session_lost`` is set when the upstream forgets the session (the connection's
     :class:`~mcp_guard.upstreams.raw_calls.Link` owns it).
-    :meth:`note_response` must see the connection's HTTP responses (an ``httpx`` event
+    :meth:`note_response` must see the responses of the SDK's ``httpx`` client (an event
     hook) to learn the session id; ``protocol_version`` is set once ``initialize`` is done.
+    ``client`` carries the calls themselves.
     """
 
     def __init__(
         self,
         upstream: str,
-        client: httpx2.AsyncClient,
+        client: aiohttp.ClientSession,
         url: str,
         max_message_bytes: int,
         deliver: Deliver,
         *,
         session_lost: anyio.Event,
+        background: TaskGroup,
     ) -> None:
         self.upstream = upstream
         self._client = client
-        self._endpoint = httpx2.URL(url)  # parsed once: httpx would parse the string on every request
+        self._endpoint = URL(url)
+        self._sse_request = httpx2.Request("POST", url)  # what EventSource names in its errors
         self._limit = max_message_bytes
         self._deliver = deliver
         self._ids = itertools.count(1)
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.session_lost = session_lost
-        self._post_headers: tuple[tuple[str | None, str | None], httpx2.Headers] | None = None
+        self._background = background
+        self._post_headers: tuple[tuple[str | None, str | None], dict[str, str]] | None = None
 
     async def note_response(self, response: httpx2.Response) -> None:
         """The session id the upstream assigned (the first one its responses carry, as the
@@ -130,7 +154,12 @@ class RawHttpCalls:
         :attr:`session_lost`, on the SDK's requests as on the gateway's own."""
         if self.session_id is None:
             self.session_id = response.headers.get(MCP_SESSION_ID) or None
-        elif response.status_code == 404 and response.request.headers.get(MCP_SESSION_ID) == self.session_id:
+        elif response.status_code == 404:
+            self._note_not_found(response.request.headers.get(MCP_SESSION_ID))
+
+    def _note_not_found(self, sent_session_id: str | None) -> None:
+        """A 404 to a request that carried the session's id: the upstream forgot the session."""
+        if sent_session_id is not None and sent_session_id == self.session_id:
             self.session_lost.set()
 
     async def call_tool(
@@ -155,34 +184,59 @@ class RawHttpCalls:
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 try:
-                    async with self._client.stream(
-                        "POST", self._endpoint, content=body, headers=self._call_headers()
-                    ) as response:
-                        answer = await self._answer(ident, response, on_progress)
+                    post = self._client.post(
+                        self._endpoint, data=body, headers=self._call_headers(), allow_redirects=False
+                    )
+                    async with self._exchange(post) as exchange:
+                        answer = await self._answer(ident, exchange, on_progress)
                     break
                 except _Redirected as moved:
                     self._endpoint = self._follow(moved)
             else:
                 raise MCPError(code=types.INVALID_REQUEST, message=f"more than {MAX_REDIRECTS} redirects")
-        except httpx2.TransportError as exc:
-            raise UpstreamUnavailableError(self.upstream, f"cannot reach {self._endpoint}: {exc}") from None
-        except httpx2.RequestError as exc:  # e.g. a body its Content-Encoding does not describe
-            unreadable = f"its answer could not be read: {type(exc).__name__}: {exc}"
+        except aiohttp.ClientConnectionError as exc:  # a connect timeout included
+            unreachable = f"cannot reach {self._endpoint}: {str(exc) or type(exc).__name__}"
+            raise UpstreamUnavailableError(self.upstream, unreachable) from None
+        except aiohttp.ClientError as exc:  # e.g. a body its Content-Encoding does not describe
+            unreadable = f"its answer could not be read: {_why(exc)}"
             raise MCPError(code=types.INTERNAL_ERROR, message=unreadable) from None
         except anyio.get_cancelled_exc_class():
             await self._cancel_upstream(ident)
             raise
         return call_result(answer)
 
-    def _follow(self, moved: _Redirected) -> httpx2.URL:
+    @asynccontextmanager
+    async def _exchange(self, request: Awaitable[aiohttp.ClientResponse]) -> AsyncIterator[_Exchange]:
+        """The response to ``request``; afterwards its connection goes back to the pool for
+        the next call if its body was read to the end, or is closed if the exchange failed.
+        When what is left is the end of a call's SSE stream (the SDK's server ends it
+        0.1 to 0.3 ms after the answer), it is read in the background: the call need not wait."""
+        exchange = _Exchange(await request)
+        try:
+            yield exchange
+        except BaseException:
+            exchange.response.close()
+            raise
+        if exchange.rest is None:
+            exchange.response.release()  # back to the pool if read to its end, closed if not
+        else:
+            try:
+                self._background.start_soon(_finish, exchange.response, exchange.rest)
+            except RuntimeError:  # the connection is ending: its task group takes no more tasks
+                exchange.response.close()
+
+    def _follow(self, moved: _Redirected) -> URL:
         """Where a redirect leads, if it is one to follow.
 
         Raises:
             MCPError: not a 307/308 (which keep the POST as it was), or to another origin.
         """
         here = self._endpoint
-        target = here.join(moved.location)
-        same_origin = (target.scheme, target.host, target.port) == (here.scheme, here.host, here.port)
+        try:
+            target = here.join(URL(moved.location))
+            same_origin = target.absolute and target.origin() == here.origin()
+        except ValueError:  # not a URL
+            same_origin = False
         if moved.status in (307, 308) and same_origin:
             logger.info("upstream %s moved its endpoint to %s (HTTP %s)", self.upstream, target, moved.status)
             return target
@@ -194,15 +248,14 @@ class RawHttpCalls:
 
     def _check_open(self) -> None:
         """Raises: UpstreamUnavailableError — the connection has ended (its HTTP client is closed)."""
-        if self._client.is_closed:
+        if self._client.closed:
             raise UpstreamUnavailableError(self.upstream, "the connection closed")
 
-    def _call_headers(self) -> httpx2.Headers:
-        """:meth:`_headers` for a call's POST, encoded once per session id and protocol
-        version (httpx copies them into each request and never changes them)."""
+    def _call_headers(self) -> dict[str, str]:
+        """:meth:`_headers` for a call's POST, built once per session id and protocol version."""
         known = (self.session_id, self.protocol_version)
         if self._post_headers is None or self._post_headers[0] != known:
-            self._post_headers = (known, httpx2.Headers(self._headers()))
+            self._post_headers = (known, self._headers())
         return self._post_headers[1]
 
     def _headers(self, fixed: Mapping[str, str] = POST_HEADERS) -> dict[str, str]:
@@ -215,16 +268,19 @@ class RawHttpCalls:
         return headers
 
     async def _answer(
-        self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None
+        self, ident: str, exchange: _Exchange, on_progress: ProgressFnT | None
     ) -> dict[str, Any]:
-        """The answer to ``ident`` from ``response``, with the SDK client's reading of each status."""
-        status = response.status_code
+        """The answer to ``ident`` from the exchange's response, with the SDK client's
+        reading of each status."""
+        response = exchange.response
+        status = response.status
         content_type = response.headers.get("content-type", "").lower()
         if 300 <= status < 400:
             raise _Redirected(status, response.headers.get("location", ""))
         if status == 202:
             raise MCPError(code=types.INVALID_REQUEST, message="server answered a request with 202 Accepted")
         if status == 404 and self.session_id is not None:
+            self._note_not_found(response.request_info.headers.get(MCP_SESSION_ID))
             raise SessionLostError(self.upstream)
         if status >= 400:
             if content_type.startswith("application/json"):
@@ -241,16 +297,16 @@ class RawHttpCalls:
                 return message
             raise MCPError(code=types.INTERNAL_ERROR, message="the JSON response does not answer the request")
         if content_type.startswith("text/event-stream"):
-            return await self._from_events(ident, response, on_progress)
+            return await self._from_events(ident, exchange, on_progress)
         raise MCPError(code=types.INVALID_REQUEST, message=f"Unexpected content type: {content_type}")
 
     async def _from_events(
-        self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None
+        self, ident: str, exchange: _Exchange, on_progress: ProgressFnT | None
     ) -> dict[str, Any]:
         """The answer from the call's SSE stream, resuming the stream (as the SDK's client
         does) when it ends or breaks after an event with an id and before the answer."""
         cursor = _Cursor()
-        answer = await self._read_events(ident, response, on_progress, cursor)
+        answer = await self._read_events(ident, exchange, on_progress, cursor)
         fruitless = 0  # resumptions in a row that brought no new event
         while answer is None:
             if cursor.last_event_id is None:
@@ -266,12 +322,14 @@ class RawHttpCalls:
         return answer
 
     async def _read_events(
-        self, ident: str, response: httpx2.Response, on_progress: ProgressFnT | None, cursor: _Cursor
+        self, ident: str, exchange: _Exchange, on_progress: ProgressFnT | None, cursor: _Cursor
     ) -> dict[str, Any] | None:
         """The answer to ``ident`` from one SSE response; None if the stream ended (or
         broke, once resumable) before it. Progress for the call goes to ``on_progress``,
-        everything else to the SDK session."""
-        events = aiter(httpx2.EventSource(response, max_event_size=self._limit))
+        everything else to the SDK session; the events after the answer are left in
+        ``exchange.rest``."""
+        source = httpx2.EventSource(self._as_httpx(exchange.response), max_event_size=self._limit)
+        events = aiter(source)
         try:
             async for event in events:
                 cursor.last_event_id = event.id or cursor.last_event_id
@@ -280,7 +338,7 @@ class RawHttpCalls:
                     continue  # a priming event, or one this client does not know
                 message = _parse(event.data)
                 if _answers(message, ident):
-                    await _drain(events)
+                    exchange.rest = events
                     return message
                 params = progress_params(message)
                 if params is not None and params["progressToken"] == ident:
@@ -290,11 +348,21 @@ class RawHttpCalls:
                 await self._to_session(message)
         except httpx2.SSEError as exc:
             raise MCPError(code=types.CONNECTION_CLOSED, message=f"SSE stream failed: {exc}") from None
-        except httpx2.TransportError:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
             if cursor.last_event_id is None:
-                raise
+                raise UpstreamUnavailableError(self.upstream, f"the call's stream broke: {exc}") from None
             logger.info("upstream %s: a call's SSE stream broke; resuming it", self.upstream)
         return None
+
+    def _as_httpx(self, response: aiohttp.ClientResponse) -> httpx2.Response:
+        """``response`` for ``httpx2.EventSource``: its content type, and its body as aiohttp
+        reads it (already decompressed, so no ``Content-Encoding`` is passed on)."""
+        return httpx2.Response(
+            response.status,
+            headers={"content-type": response.headers.get("content-type", "")},
+            stream=_ByteStream(response),
+            request=self._sse_request,
+        )
 
     async def _resume(
         self, ident: str, on_progress: ProgressFnT | None, cursor: _Cursor
@@ -305,32 +373,35 @@ class RawHttpCalls:
         delay_ms = cursor.retry_ms if cursor.retry_ms is not None else DEFAULT_RECONNECTION_DELAY_MS
         await anyio.sleep(delay_ms / 1000)
         headers = self._headers({**RESUME_HEADERS, LAST_EVENT_ID: cursor.last_event_id})
-        if self._client.is_closed:  # the connection ended while we waited
+        if self._client.closed:  # the connection ended while we waited
             raise UpstreamUnavailableError(
                 self.upstream, "the connection closed before the call's answer came"
             )
         try:
-            async with self._client.stream("GET", self._endpoint, headers=headers) as response:
+            get = self._client.get(self._endpoint, headers=headers, allow_redirects=False)
+            async with self._exchange(get) as exchange:
+                response = exchange.response
                 content_type = response.headers.get("content-type", "").lower()
-                if response.status_code == 404:  # the call ran, its answer is gone: never sent again
+                if response.status == 404:  # the call ran, its answer is gone: never sent again
+                    self._note_not_found(headers.get(MCP_SESSION_ID))
                     raise UpstreamUnavailableError(self.upstream, ANSWER_LOST)
-                if response.status_code != 200 or not content_type.startswith("text/event-stream"):
+                if response.status != 200 or not content_type.startswith("text/event-stream"):
                     logger.info(
                         "upstream %s: resuming a call's SSE stream got HTTP %s (%s)",
                         self.upstream,
-                        response.status_code,
+                        response.status,
                         content_type or "no content type",
                     )
                     return None
-                return await self._read_events(ident, response, on_progress, cursor)
-        except httpx2.TransportError as exc:
+                return await self._read_events(ident, exchange, on_progress, cursor)
+        except aiohttp.ClientError as exc:
             logger.info("upstream %s: resuming a call's SSE stream failed: %s", self.upstream, exc)
             return None
 
-    async def _body(self, response: httpx2.Response) -> bytes:
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
         """The response body, refused as soon as it passes ``max_message_bytes``."""
         body = bytearray()
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.content.iter_any():
             body += chunk
             if len(body) > self._limit:
                 raise MCPError(
@@ -355,18 +426,48 @@ class RawHttpCalls:
         with (
             anyio.CancelScope(shield=True),
             anyio.move_on_after(CANCEL_WRITE_TIMEOUT_S),
-            suppress(httpx2.HTTPError),
+            suppress(aiohttp.ClientError),
         ):
-            await self._client.post(self._endpoint, content=cancel_bytes(ident), headers=self._headers())
+            async with self._client.post(
+                self._endpoint, data=cancel_bytes(ident), headers=self._headers(), allow_redirects=False
+            ):
+                pass
 
 
-async def _drain(events: AsyncIterator[httpx2.ServerSentEvent]) -> None:
-    """Read the stream to its end, which the server sends right after the answer: a response
-    read to its end gives its connection back to the pool for the next call, where one left
-    unread is closed. A server that keeps the stream open gets :data:`DRAIN_S`."""
-    with anyio.move_on_after(DRAIN_S):
-        async for _ in events:
-            pass
+class _ByteStream(httpx2.AsyncByteStream):
+    """An aiohttp response body as httpx reads a stream."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.content.iter_any():
+            yield chunk
+
+
+async def _finish(response: aiohttp.ClientResponse, rest: AsyncIterator[httpx2.ServerSentEvent]) -> None:
+    """Read a call's SSE stream to its end, which the server sends right after the answer,
+    and let the response go: one read to its end gives its connection back to the pool for
+    the next call, where one left unread is closed. A server that keeps the stream open
+    gets :data:`DRAIN_S`. Events after the answer are dropped, as the SDK's client drops
+    them once its request is answered."""
+    try:
+        with anyio.move_on_after(DRAIN_S):
+            async for _ in rest:
+                pass
+    except (aiohttp.ClientError, httpx2.SSEError):
+        pass  # the answer is in; the connection is closed below
+    finally:
+        response.release()
+
+
+def _why(exc: aiohttp.ClientError) -> str:
+    """What went wrong reading a response: the HTTP parser's own complaint when it had one
+    (aiohttp wraps it in a ``ClientPayloadError`` with the parser's status-line formatting)."""
+    cause = exc.__cause__
+    if isinstance(cause, HttpProcessingError):
+        return f"{type(cause).__name__}: {cause.message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _parse(data: bytes | str) -> Any:
