@@ -1,4 +1,4 @@
-"""The gateway: owns the upstream supervisors, the catalog, the services and the pipeline."""
+"""The gateway: owns the upstream supervisors, what it exposes, the services and the pipeline."""
 
 from __future__ import annotations
 
@@ -13,21 +13,17 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 from mcp import types
-from mcp.shared.exceptions import MCPError
-from pydantic import ValidationError
 
-from mcp_guard.audit import AuditUnavailableError
 from mcp_guard.config.settings import GatewaySettings
-from mcp_guard.controls import BreakerTransition, ControlRefused, Controls, ControlsConfig
-from mcp_guard.errors import ConfigError, UnknownToolError, UpstreamUnavailableError
-from mcp_guard.exposure import classified_catalog
-from mcp_guard.long_lived import LongLivedHeap
+from mcp_guard.controls import BreakerTransition, Controls, ControlsConfig
+from mcp_guard.errors import ConfigError, UnknownToolError
+from mcp_guard.exposure import Exposure
 from mcp_guard.notify import ListChangedNotifier
-from mcp_guard.pinning import PinningError
 from mcp_guard.pipeline.access import AccessPolicy, AllowAll, AllowlistPolicy, PolicyAccess
 from mcp_guard.pipeline.call import ProgressReporter, ToolCall
 from mcp_guard.pipeline.chain import Chain, ResultChain
-from mcp_guard.pipeline.governance import ApprovalStage, InspectStage, LimitsStage, ScoreStage, control_call
+from mcp_guard.pipeline.forwarding import forward
+from mcp_guard.pipeline.governance import ApprovalStage, InspectStage, LimitsStage, ScoreStage
 from mcp_guard.pipeline.outcomes import blocked, refusal, upstream_failure, with_decision
 from mcp_guard.pipeline.recording import CallRecorder, policy_record
 from mcp_guard.pipeline.results import BoundStage, InspectResultStage
@@ -37,12 +33,11 @@ from mcp_guard.policy.compiler import unknown_glob_warnings, unknown_upstream_wa
 from mcp_guard.principal import Principal
 from mcp_guard.services import Services, controls_config, open_services
 from mcp_guard.sessions import CallRecord, SessionMismatch
-from mcp_guard.tool_wire import WireForms, WireTool
+from mcp_guard.tool_wire import WireTool
 from mcp_guard.upstreams.catalog import Catalog, Route
 from mcp_guard.upstreams.config import UpstreamsFile
 from mcp_guard.upstreams.reaper import Reaper
-from mcp_guard.upstreams.supervisor import Backoff, Listing, Status, Upstream
-from mcp_guard.visibility import Exposed, VisibilityCache, Visible
+from mcp_guard.upstreams.supervisor import Backoff, Status, Upstream
 
 logger = logging.getLogger(__name__)
 
@@ -72,23 +67,19 @@ class Gateway:
             name: Upstream(name, config, self._upstream_changed, backoff)
             for name, config in upstreams.enabled().items()
         }
-        self.catalog = Catalog()
-        self.notifier = ListChangedNotifier(self._worked_out_tool_names)
+        self.exposure = Exposure(
+            self.upstreams,
+            upstreams,
+            self.policy_store,
+            access=lambda: self.policy,
+            services=lambda: self.services,
+        )
+        self.notifier = ListChangedNotifier(self.exposure.worked_out_tool_names)
         self.services: Services | None = None
         self.controls: Controls | None = None
         self.recorder: CallRecorder | None = None
         self.chain = Chain([])
         self.result_chain = ResultChain([])
-        self._tools: Exposed = {}
-        self._bare = self._bare_namespaces()
-        self._visibility = VisibilityCache()
-        self._wire = WireForms()
-        self._heap = LongLivedHeap()
-        self._rebuilding = anyio.Lock()
-        """One catalogue rebuild at a time, so the last one started reads the latest listings."""
-        self._allowed: dict[str, tuple[types.Tool, ...]] = {}
-        self._reviewing = {name: anyio.Lock() for name in self.upstreams}
-        """One review of an upstream at a time, so the last listing reviewed is the last one exposed."""
         self._tg: TaskGroup | None = None
 
     def _access(self, policies: PolicySet | None) -> AccessPolicy:
@@ -153,7 +144,7 @@ class Gateway:
         controls = self.controls
         self.chain = Chain(
             [
-                RouteStage(self.lookup_tool, lambda: self.policy),
+                RouteStage(self.exposure.lookup_tool, lambda: self.policy),
                 ValidateStage(self.settings.max_argument_bytes),
                 InspectStage(services.argument_inspector),
                 ScoreStage(services.scorer),
@@ -204,7 +195,7 @@ class Gateway:
         rules = list(policies.rules)
         warnings = [
             *policies.warnings,
-            *unknown_glob_warnings(rules, list(self._tools)),
+            *unknown_glob_warnings(rules, list(self.exposure.tools)),
             *unknown_upstream_warnings(rules, self.upstreams_file.upstreams.keys()),
         ]
         for warning in warnings:
@@ -257,16 +248,16 @@ class Gateway:
                     "config_error", {"what": "controls", "why": why, "problems": exc.problems}
                 )
             return
-        async with self._rebuilding:
-            catalog, tools = await self._classified_catalog(policies)  # action classes may have changed
-            # From here to the chains, nothing awaits: a call is decided by the old set or the new one.
+
+        def swap_in() -> None:  # with the catalogue (action classes may have changed), nothing awaited
             self.policy = self._access(policies)
-            self._expose(catalog, tools)
             if controls is not None and services is not None:
                 previous, self.controls = self.controls, controls
                 if previous is not None:
                     previous.hand_over(controls)  # calls waiting for a slot now keep to the new caps
                 self._build_chains(services)
+
+        await self.exposure.reclassify(policies, along_with=swap_in)
         if services is not None:
             await services.audit.append("policy_reload", policy_record(policies, why))
         logger.info("policies reloaded (%s)", why)
@@ -277,41 +268,12 @@ class Gateway:
         self.policy = policy
         await self.notifier.tools_changed()
 
-    # -- catalog ------------------------------------------------------------------------
+    # -- what is exposed (see :mod:`mcp_guard.exposure`) ---------------------------------
 
     async def _upstream_changed(self, name: str) -> None:
-        await self._review_pins(name)
-        await self._rebuild_catalog()
+        await self.exposure.listing_changed(name)
         await self.notifier.tools_changed()
         await self.notifier.catalog_changed()
-
-    async def _review_pins(self, name: str) -> None:
-        """Only pinned, unchanged, unpoisoned tools are exposed (rug pulls are quarantined)."""
-        async with self._reviewing[name]:
-            await self._review_listing(name)
-
-    async def _review_listing(self, name: str) -> None:
-        services = self.services
-        tools = self.upstreams[name].listing.tools
-        if services is None:
-            self._allowed[name] = ()
-            return
-        try:  # an audit failure propagates: nothing was pinned, and the review runs again later
-            review = await services.pins.review(name, tools, deliver=self._record_pin_event)
-        except PinningError as exc:
-            logger.error("upstream %s: tool pins unavailable (%s); exposing none of its tools", name, exc)
-            self._allowed[name] = ()
-            return
-        for quarantined in review.quarantined:
-            logger.warning(
-                "upstream %s: tool %r quarantined (%s); see `mcp-guard tools diff %s %s`",
-                name,
-                quarantined.name,
-                quarantined.reason,
-                name,
-                quarantined.name,
-            )
-        self._allowed[name] = review.allowed
 
     async def _refresh_pins_periodically(self) -> None:
         """Pick up operator decisions (``mcp-guard tools accept``) made on the pin database."""
@@ -320,98 +282,25 @@ class Gateway:
             await self.refresh_pins()
 
     async def refresh_pins(self) -> None:
-        services = self.services
-        if services is None:
-            return
-        try:
-            refreshed = await services.pins.refresh(deliver=self._record_pin_event)
-        except (PinningError, AuditUnavailableError) as exc:
-            # Nothing was claimed: the operator's decisions take effect, audited, at a later refresh.
-            logger.error("tool pins not refreshed: %s; retrying at the next refresh", exc)
-            return
-        if refreshed.upstreams:
-            for name in refreshed.upstreams & self.upstreams.keys():
-                try:
-                    await self._review_pins(name)
-                except AuditUnavailableError as exc:  # nothing pinned; its tools stay as they were
-                    logger.error("upstream %s: tool pins not reviewed: %s", name, exc)
-            await self._rebuild_catalog()
+        if await self.exposure.refresh_pins():
             await self.notifier.tools_changed()
 
-    async def _record_pin_event(self, event: dict[str, Any]) -> None:
-        """Append a pin review's or an operator's decision record to the audit log."""
-        assert self.services is not None
-        await self.services.audit.append("tool_pin", event)
-
-    async def _rebuild_catalog(self) -> None:
-        """Rebuild the catalogue from the upstreams' reviewed listings and swap it in."""
-        async with self._rebuilding:
-            policies = self.policy_store.current() if self.policy_store else None
-            self._expose(*await self._classified_catalog(policies))
-
-    async def _classified_catalog(self, policies: PolicySet | None) -> tuple[Catalog, Exposed]:
-        """The catalogue of the upstreams' reviewed listings classified by ``policies``,
-        worked out in a worker thread (see :mod:`mcp_guard.exposure`). Changes nothing:
-        :meth:`_expose` swaps it in."""
-        listings = {
-            n: Listing(self._allowed.get(n, ()), u.listing.resources, u.listing.templates, u.listing.prompts)
-            for n, u in self.upstreams.items()
-        }
-        prefixes = {n: self.upstreams_file.prefix_of(n) for n in self.upstreams}
-        environments = {n: u.config.environment for n, u in self.upstreams.items()}
-        return await anyio.to_thread.run_sync(
-            classified_catalog, listings, prefixes, self.catalog, policies, environments
-        )
-
-    def _expose(self, catalog: Catalog, tools: Exposed) -> None:
-        """Swap in a catalogue and what policies know of its tools, then keep them (and
-        everything else alive now) out of full garbage collections."""
-        self.catalog, self._tools = catalog, tools
-        self._wire.retain(tool for _, tool, _ in tools.values())
-        self._bare = self._bare_namespaces()
-        self._heap.settle()
-
-    def _bare_namespaces(self) -> tuple[ToolInfo, ...]:
-        """The bare namespace ``<prefix>__`` of each upstream serving no tools (what decides
-        whether a principal sees its resources and prompts)."""
-        with_tools = {route.upstream for route, _, _ in self._tools.values()}
-        return tuple(
-            ToolInfo(name=f"{self.upstreams_file.prefix_of(upstream)}__", upstream=upstream)
-            for upstream in self.upstreams.keys() - with_tools
-        )
+    @property
+    def catalog(self) -> Catalog:
+        return self.exposure.catalog
 
     def lookup_tool(self, name: str) -> tuple[Route, types.Tool, ToolInfo] | None:
-        """Where an exposed tool lives, its definition and what policies know of it."""
-        return self._tools.get(name)
-
-    def visible(self, principal: Principal) -> Visible:
-        """What ``principal`` sees of the current catalogue under the current policy (kept
-        until either is replaced: see :mod:`mcp_guard.visibility`)."""
-        return self._visibility.of(principal, self._tools, self._bare, self.policy)
+        return self.exposure.lookup_tool(name)
 
     def visible_tools(self, principal: Principal) -> tuple[types.Tool, ...]:
-        return self.visible(principal).tools
+        return self.exposure.visible(principal).tools
 
     def visible_tool_names(self, principal: Principal) -> frozenset[str]:
-        return self.visible(principal).names
-
-    async def _worked_out_tool_names(self, principal: Principal) -> frozenset[str]:
-        """:meth:`visible_tool_names`, worked out a turn at a time when not kept."""
-        seen = await self._visibility.worked_out(principal, self._tools, self._bare, self.policy)
-        return seen.names
+        return self.exposure.visible(principal).names
 
     async def wire_tools(self, tools: Sequence[types.Tool], version: str) -> list[WireTool]:
-        """``tools`` of the current catalogue as the SDK shapes them for protocol ``version``
-        (each shaped once, in a worker thread, until it changes: see :mod:`mcp_guard.tool_wire`).
-
-        Raises:
-            MCPError: a tool does not fit ``version``'s schema.
-        """
-        shaped = self._wire.shaped
-        forms = await self._wire.of_in_worker(tools, version)
-        if self._wire.shaped != shaped:
-            self._heap.settle()  # the new shapes live as long as their tools
-        return forms
+        """Raises: MCPError — a tool does not fit ``version``'s schema."""
+        return await self.exposure.wire_tools(tools, version)
 
     # -- resources and prompts ----------------------------------------------------------
 
@@ -419,7 +308,7 @@ class Gateway:
         """The upstreams whose resources and prompts ``principal`` may list and read: those
         with a tool it may see, and those serving no tools whose bare namespace
         ``<prefix>__`` it may see (so a rule hiding the upstream hides them too)."""
-        return self.visible(principal).upstreams
+        return self.exposure.visible(principal).upstreams
 
     async def admit_read(
         self, principal: Principal, session_id: str, method: str, target: str, upstream: str | None
@@ -495,8 +384,9 @@ class Gateway:
         self._remember(call)
         if not verdict.decision.forwards:
             return refusal(call)
+        assert call.route is not None and self.controls is not None
         started = time.perf_counter()
-        result = await self._forward(call)
+        result = await forward(call, self.upstreams[call.route.upstream], self.controls)
         result = await self.result_chain.run(call, result)
         unsynced = await recorder.durable(call)
         if unsynced is not None:  # fail closed: no result leaves without its decision on disk
@@ -529,64 +419,3 @@ class Gateway:
             self.services.baselines.observe(
                 call.principal, call.tool, call.received_at, arguments=call.arguments, shape=call.shape
             )
-
-    async def _forward(self, call: ToolCall) -> types.CallToolResult:
-        assert call.route is not None and self.controls is not None
-        controls = self.controls
-        upstream = self.upstreams[call.route.upstream]
-        request = control_call(call)
-        arguments = call.forward_arguments if call.forward_arguments is not None else call.arguments
-        timeout = controls.timeout_for(upstream.name, call.tool)
-        failed = True
-        try:
-            async with controls.concurrency(request):
-                call.forwarded = True
-                result = await upstream.call_tool(
-                    call.route.original,
-                    arguments,
-                    meta=call.meta,
-                    on_progress=call.report_progress,
-                    timeout_s=timeout,
-                )
-            failed = False
-            await controls.record_outcome(
-                request, failed=False, tool_error=bool(result.is_error), admission=call.admission
-            )
-            return result
-        except anyio.get_cancelled_exc_class():
-            failed = False  # the caller gave up (client cancel, shutdown): not the upstream's failure
-            if call.admission is not None:  # no outcome will free its probe permits
-                with anyio.CancelScope(shield=True):
-                    await controls.release_probes(call.admission)
-            raise
-        except ControlRefused as exc:
-            failed = False  # refused before reaching the upstream: not the upstream's failure
-            call.verdict = exc.verdict
-            return refusal(call)
-        except UpstreamUnavailableError as exc:
-            return upstream_failure(call, "upstream-unavailable", str(exc))
-        except TimeoutError:
-            return upstream_failure(
-                call,
-                "upstream-timeout",
-                f"upstream '{upstream.name}' did not answer within {timeout:g}s; "
-                "the call was cancelled upstream",
-            )
-        except MCPError as exc:
-            return upstream_failure(call, "upstream-error", f"upstream '{upstream.name}' failed: {exc}")
-        except ValidationError as exc:
-            return upstream_failure(
-                call,
-                "upstream-malformed",
-                f"upstream '{upstream.name}' returned a malformed result "
-                f"({exc.error_count()} problem(s), first: {exc.errors()[0]['msg']})",
-            )
-        except Exception as exc:  # fail closed, with the outcome audited: never a bare error
-            logger.exception("calling %s on upstream %s failed unexpectedly", call.tool, upstream.name)
-            return upstream_failure(
-                call, "upstream-error", f"upstream '{upstream.name}' failed: {type(exc).__name__}: {exc}"
-            )
-        finally:
-            if failed:
-                with anyio.CancelScope(shield=True):
-                    await controls.record_outcome(request, failed=True, admission=call.admission)
