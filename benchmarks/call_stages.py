@@ -86,12 +86,12 @@ class Timed:
         """Wrap the parts of a call on this gateway's instances (after it has started)."""
         gateway, recorder = self.gateway, self.gateway.recorder
         assert recorder is not None
-        recorder.decision = self.wrap("decision entry", recorder.decision)  # type: ignore[method-assign]
-        recorder.durable = self.wrap("wait for fsync", recorder.durable)  # type: ignore[method-assign]
+        recorder.decision = self.wrap("decision entry", recorder.decision)  # type: ignore[method-assign,assignment]
+        recorder.durable = self.wrap("wait for fsync", recorder.durable)  # type: ignore[method-assign,assignment]
         upstream = gateway.upstreams["bank"]
-        upstream.call_tool = self.wrap("upstream.call_tool", upstream.call_tool)  # type: ignore[method-assign]
+        upstream.call_tool = self.wrap("upstream.call_tool", upstream.call_tool)  # type: ignore[method-assign,assignment]
         chain = gateway.result_chain
-        chain.run = self.wrap("result stages", chain.run)  # type: ignore[method-assign]
+        chain.run = self.wrap("result stages", chain.run)  # type: ignore[method-assign,assignment]
 
     async def call(self, turnaround_s: float) -> None:
         await anyio.sleep(turnaround_s)

@@ -150,12 +150,14 @@ def pii(items: list[dict[str, Any]], inspector: Inspector, verbose: bool) -> Non
     total = [0, 0, 0]
     for t in sorted(counts):
         tp, fp, fn = counts[t]
-        p, r, f = prf(tp, fp, fn)
-        rows.append([t, str(tp + fn), f"{p:.3f}", f"{r:.3f}", f"{f:.3f}"])
+        precision, recall, f1 = prf(tp, fp, fn)
+        rows.append([t, str(tp + fn), f"{precision:.3f}", f"{recall:.3f}", f"{f1:.3f}"])
         if t != "PERSON":
             total = [total[0] + tp, total[1] + fp, total[2] + fn]
-    p, r, f = prf(*total)
-    rows.append(["ALL except PERSON", str(total[0] + total[2]), f"{p:.3f}", f"{r:.3f}", f"{f:.3f}"])
+    precision, recall, f1 = prf(*total)
+    rows.append(
+        ["ALL except PERSON", str(total[0] + total[2]), f"{precision:.3f}", f"{recall:.3f}", f"{f1:.3f}"]
+    )
     rows.append(["negatives flagged", str(negatives), "", "", f"{fp_records / max(negatives, 1):.3f}"])
     table("PII and secrets (span overlap, same type)", ["type", "gold", "precision", "recall", "F1"], rows)
 

@@ -39,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,8 @@ def serve_upstream(count: int) -> None:
             page["nextCursor"] = str(start + 500)
         return page
 
-    server: Server[Any] = Server("many-tools", on_list_tools=list_tools)
+    # A plain dict page: the SDK validates it into a ListToolsResult (cheaper to build here).
+    server: Server[Any] = Server("many-tools", on_list_tools=list_tools)  # type: ignore[arg-type]
 
     async def main() -> None:
         async with stdio_server() as (read, write):
@@ -224,12 +226,17 @@ class RawClient:
         return count
 
 
+def _always(principal: Principal) -> Callable[[Any], Principal]:
+    """A principal resolver that names ``principal`` for every request."""
+    return lambda ctx: principal
+
+
 async def open_clients(
     tg: TaskGroup, stack: AsyncExitStack, gateway: Gateway, principals: list[Principal]
 ) -> list[RawClient]:
     clients = []
     for principal in principals:
-        server = build_server(gateway, lambda ctx, p=principal: p)
+        server = build_server(gateway, _always(principal))
         client_streams, server_streams = await stack.enter_async_context(
             create_client_server_memory_streams()
         )
