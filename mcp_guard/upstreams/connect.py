@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -129,10 +130,11 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
             yield s
         return
     timeout = httpx2.Timeout(config.connect_timeout_s, read=None)
+    trust = httpx2.create_ssl_context()  # loading the trust store takes 20-80 ms: once for both clients
     to_session, from_upstream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     async with (
-        httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout) as client,
-        _calls_client(config) as calls_client,
+        httpx2.AsyncClient(headers=dict(config.headers), timeout=timeout, verify=trust) as client,
+        _calls_client(config, trust) as calls_client,
         streamable_http_client(
             config.url, http_client=client, max_sse_event_size=config.max_message_bytes
         ) as (read, write),
@@ -170,9 +172,9 @@ async def _http_streams(name: str, config: HttpUpstream, link: Link) -> AsyncIte
         tg.cancel_scope.cancel()
 
 
-def _calls_client(config: HttpUpstream) -> aiohttp.ClientSession:
+def _calls_client(config: HttpUpstream, trust: ssl.SSLContext) -> aiohttp.ClientSession:
     """The HTTP client of the gateway's own ``tools/call`` POSTs (``raw_http_calls.py``),
-    set up as the SDK's ``httpx`` client is: the upstream's headers, the same trust store,
+    set up as the SDK's ``httpx`` client is: the upstream's headers, its trust store (``trust``),
     a proxy and ``.netrc`` credentials from the environment, a connect timeout and no read
     timeout (each call's own timeout governs it). The environment is read once here:
     aiohttp's ``trust_env`` would read it on every request, in two worker threads. An idle
@@ -187,7 +189,7 @@ def _calls_client(config: HttpUpstream) -> aiohttp.ClientSession:
         proxy=proxy,
         proxy_auth=proxy_auth,
         timeout=aiohttp.ClientTimeout(total=None, connect=config.connect_timeout_s),
-        connector=aiohttp.TCPConnector(ssl=httpx2.create_ssl_context(), keepalive_timeout=4.0),
+        connector=aiohttp.TCPConnector(ssl=trust, keepalive_timeout=4.0),
     )
 
 
