@@ -281,10 +281,7 @@ class SqliteAuditLog:
                 if self._syncer is not None:
                     self._syncer.check()
                 self._check_backlog()
-                try:
-                    record_json = _record_json(build())
-                except (ValueError, TypeError) as exc:
-                    raise AuditUnavailableError(f"the {kind} record cannot be encoded: {exc}") from exc
+                record_json = _built_record_json(kind, build)
             except AuditUnavailableError as exc:
                 on_failure(exc)
                 continue
@@ -619,6 +616,22 @@ def _settle(
             pending.done.set()
         elif error is not None and pending.on_failure is not None:
             pending.on_failure(error)
+
+
+def _built_record_json(kind: str, build: RecordBuilder) -> str:
+    """The canonical JSON of the record ``build`` makes.
+
+    Raises:
+        AuditUnavailableError: the record is not JSON, or ``build`` failed.
+    """
+    try:
+        record = build()
+    except Exception as exc:  # top-level boundary of a record nobody awaits: report it, build the others
+        raise AuditUnavailableError(f"internal error while building the {kind} record: {exc!r}") from exc
+    try:
+        return _record_json(record)
+    except (ValueError, TypeError) as exc:
+        raise AuditUnavailableError(f"the {kind} record cannot be encoded: {exc}") from exc
 
 
 def _record_json(record: Mapping[str, Any]) -> str:

@@ -204,6 +204,23 @@ async def test_a_record_appended_behind_that_is_not_json_goes_to_on_failure_and_
     assert kinds(config.path) == ["decision"]
 
 
+async def test_a_builder_that_fails_goes_to_on_failure_and_the_entries_appended_with_it_are_written(
+    config: AuditConfig,
+) -> None:
+    failures: list[str] = []
+
+    def broken() -> dict[str, object]:
+        raise KeyError("result")
+
+    async with SqliteAuditLog.open(config) as log:
+        log.append_behind("outcome", lambda: {"i": 0}, not_expected)
+        log.append_behind("outcome", broken, lambda e: failures.append(e.reason))
+        log.append_behind("outcome", lambda: {"i": 2}, not_expected)
+        await anyio.lowlevel.checkpoint()
+        assert failures == ["internal error while building the outcome record: KeyError('result')"]
+    assert kinds(config.path) == ["outcome", "outcome"]
+
+
 async def test_append_behind_refuses_an_invalid_kind_at_once(config: AuditConfig) -> None:
     async with SqliteAuditLog.open(config) as log:
         with pytest.raises(ValueError, match="invalid audit kind 'Outcome'"):
