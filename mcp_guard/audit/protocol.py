@@ -33,10 +33,10 @@ class AuditLog(Protocol):
 
         Returns at once. ``build`` makes the record soon after, on the event loop, once
         the caller's current step is over (so the caller's next step, e.g. answering its
-        client, does not wait for it); the entry is then committed in order with the
-        log's later entries, at the latest when the log closes. The backend may group it
-        with others and must not hold up the caller's loop. If the entry cannot be built
-        or committed, ``on_failure`` is told why (on the event loop).
+        client, does not wait for it). Such entries are committed in the order they were
+        appended, at the latest when the log closes; the backend may group them with
+        others and must not hold up the caller's loop. If an entry cannot be built or
+        committed, ``on_failure`` is told why (on the event loop).
 
         Raises:
             ValueError: ``kind`` is invalid.
