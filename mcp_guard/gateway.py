@@ -396,9 +396,7 @@ class Gateway:
                 f"the call was forwarded, but its decision entry could not be made durable ({unsynced}); "
                 "its result is withheld",
             )
-        if self._tg is not None:
-            latency_ms = (time.perf_counter() - started) * 1000
-            self._tg.start_soon(recorder.write_outcome, call, result, latency_ms)
+        recorder.write_outcome(call, result, (time.perf_counter() - started) * 1000)
         return with_decision(result, call)
 
     def _remember(self, call: ToolCall) -> None:

@@ -12,9 +12,11 @@ Two ways an entry reaches the disk, both under one lock (one committer at a time
   next, so throughput grows with concurrency. A batch costs one hand-off to the
   thread and one wake-up of the event loop, whatever its size.
 
-Entries that record something already done (``write_ahead=False``, the gateway's
-outcomes) ride along with the next inline commit, so one client's calls cost one
-fsync each, not two; if none comes within :data:`_DEFER_S` they go to the writer.
+Entries that record something already done (:meth:`SqliteAuditLog.append_behind`, the
+gateway's outcomes) are built at the event loop's next turn and ride along with the next
+inline commit, so one client's calls cost one fsync each, not two; if none comes within
+:data:`_DEFER_S` they go to the writer. Nobody waits for them: a failure is handed to
+the ``on_failure`` their caller gave.
 
 With ``synchronous: OVERLAPPED`` a commit only writes the WAL; a
 :class:`~mcp_guard.audit.wal_sync.WalSyncer` thread fsyncs it straight after, and
@@ -56,6 +58,7 @@ from mcp_guard.audit.models import (
     AuditUnavailableError,
     format_time,
 )
+from mcp_guard.audit.protocol import FailureHandler, RecordBuilder
 from mcp_guard.audit.prune import PruneResult, prune_log
 from mcp_guard.audit.schema import DDL, SCHEMA_VERSION
 from mcp_guard.audit.wal_sync import WalSyncer
@@ -74,7 +77,7 @@ _INSERT_ENTRY = (
 )
 _SQLITE_BUSY = 5
 _DEFER_S = 0.05
-"""How long a ``write_ahead=False`` entry waits for an inline commit to ride along with.
+"""How long an entry appended behind waits for an inline commit to ride along with.
 Long enough to span a client's turnaround over HTTP (several ms): committed alone by the
 writer, an outcome would hold the commit lock through its fsync just as the next call's
 decision arrives, and that decision would wait for two fsyncs instead of one."""
@@ -101,8 +104,10 @@ class _Pending:
     kind: str
     record_json: str
     done: anyio.Event | None = None
-    """Set once the entry is settled; made only for an entry handed to someone else to commit
-    (an inline commit returns its receipt directly)."""
+    """Set once the entry is settled; made only for a write-ahead entry handed to someone else
+    to commit (an inline commit returns its receipt directly)."""
+    on_failure: FailureHandler | None = None
+    """Told why an entry appended behind (nobody waits for it) was not committed."""
     receipt: AuditReceipt | None = None
     error: AuditUnavailableError | None = None
 
@@ -153,8 +158,10 @@ class SqliteAuditLog:
         self._commit_lock = threading.Lock()
         """Held by whoever commits: the writer thread or an inline append."""
         self._write_ahead_in_flight = 0
+        self._unbuilt: list[tuple[str, RecordBuilder, FailureHandler]] = []
+        """Entries appended behind whose records are made at the loop's next turn."""
         self._deferred: list[_Pending] = []
-        """``write_ahead=False`` entries waiting to ride along with the next inline commit."""
+        """Entries appended behind waiting to ride along with the next inline commit."""
         self._defer_timer: asyncio.TimerHandle | None = None
         """Hands ``_deferred`` to the writer :data:`_DEFER_S` after the first of them came."""
         self._wal_commits = 0
@@ -201,6 +208,7 @@ class SqliteAuditLog:
         try:
             yield log
         finally:
+            log._build_behind()  # entries appended behind in this very turn are written too
             log._closed = True
             log._hand_deferred_to_writer()
             log._queue.put(_STOP)  # the writer drains what is queued, checkpoints, syncs, closes, returns
@@ -213,15 +221,12 @@ class SqliteAuditLog:
     def config(self) -> AuditConfig:
         return self._config
 
-    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
-        """Append an entry and return once it is committed (with ``OVERLAPPED``: written,
-        its fsync under way; :meth:`durable` waits for it).
+    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
+        """Append an entry ahead of what it records and return once it is committed (with
+        ``OVERLAPPED``: written, its fsync under way; :meth:`durable` waits for it).
 
-        ``write_ahead`` says the caller acts on the commit (a decision before the call
-        is forwarded): when the log is idle the entry is committed at once on the
-        caller's thread. With ``write_ahead=False`` (a record of something already done)
-        the entry rides along with the next inline commit, or goes to the writer thread
-        within :data:`_DEFER_S`; it never holds up the caller's event loop.
+        The caller acts on the commit (a decision before the call is forwarded): when the
+        log is idle the entry is committed at once on the caller's thread.
 
         If the caller is cancelled while waiting, the entry may still be committed.
 
@@ -236,9 +241,7 @@ class SqliteAuditLog:
             raise ValueError(f"invalid audit kind {kind!r}: expected a lower-case identifier")
         if self._syncer is not None:
             self._syncer.check()  # after a failed fsync nothing is appended any more
-        pending = _Pending(kind, canonical_json(record if type(record) is dict else dict(record)))
-        if not write_ahead:
-            return await self._deferred_commit(pending)
+        pending = _Pending(kind, _record_json(record))
         self._write_ahead_in_flight += 1
         try:
             if self._alone():
@@ -250,6 +253,39 @@ class SqliteAuditLog:
             return receipt if receipt is not None else await self._through_writer(pending)
         finally:
             self._write_ahead_in_flight -= 1
+
+    def append_behind(self, kind: str, build: RecordBuilder, on_failure: FailureHandler) -> None:
+        """Append an entry recording something already done, without waiting for it.
+
+        ``build`` makes the record at the event loop's next turn (all such records of a
+        turn together, or at once if the log closes first); the entry then rides along
+        with the next inline commit, or goes to the writer thread within :data:`_DEFER_S`.
+        It never holds up the caller's event loop. If the record cannot be encoded or the
+        entry cannot be committed (the log is closed, its backlog full, an earlier fsync
+        failed, a write failed), ``on_failure`` gets the error on the event loop's thread.
+
+        Raises:
+            ValueError: ``kind`` is not a lower-case identifier.
+        """
+        if not KIND_RE.match(kind):
+            raise ValueError(f"invalid audit kind {kind!r}: expected a lower-case identifier")
+        self._unbuilt.append((kind, build, on_failure))
+        if len(self._unbuilt) == 1 and self._loop is not None:
+            self._loop.call_soon(self._build_behind)
+
+    def _build_behind(self) -> None:
+        """Make the records appended behind and defer their entries (or report their failure)."""
+        unbuilt, self._unbuilt = self._unbuilt, []
+        for kind, build, on_failure in unbuilt:
+            try:
+                if self._syncer is not None:
+                    self._syncer.check()
+                self._check_backlog()
+                record_json = _built_record_json(kind, build)
+            except AuditUnavailableError as exc:
+                on_failure(exc)
+                continue
+            self._defer(_Pending(kind, record_json, on_failure=on_failure))
 
     async def durable(self, receipt: AuditReceipt) -> None:
         """Return once the entry behind ``receipt`` is on disk: at once unless ``synchronous``
@@ -318,16 +354,13 @@ class SqliteAuditLog:
             self._queue.put(_NUDGE)  # the writer may be asleep for checkpoint_interval_s
         return receipts[-1]
 
-    async def _deferred_commit(self, pending: _Pending) -> AuditReceipt:
+    def _defer(self, pending: _Pending) -> None:
         """Commit with the next inline commit, or through the writer thread if none comes
         within :data:`_DEFER_S`: a gateway's outcome entry then shares the fsync of the
         next call's decision entry instead of paying its own."""
-        self._check_backlog()
-        pending.done = anyio.Event()
         self._deferred.append(pending)
         if self._defer_timer is None and self._loop is not None:
             self._defer_timer = self._loop.call_later(_DEFER_S, self._hand_deferred_to_writer)
-        return await self._settled(pending)
 
     def _take_deferred(self) -> list[_Pending]:
         """Every deferred entry, and no timer left to hand over the next ones early."""
@@ -575,12 +608,35 @@ def _settle(
     batch: list[_Pending], receipts: list[AuditReceipt] | None, error: AuditUnavailableError | None
 ) -> None:
     """Hand the outcome of a batch (``receipts[i]`` is ``batch[i]``'s) to its waiting callers,
-    on the event loop's thread."""
+    and a failure to the ``on_failure`` of entries nobody waits for, on the event loop's thread."""
     for i, pending in enumerate(batch):
         pending.receipt = receipts[i] if receipts is not None else None
         pending.error = error
         if pending.done is not None:
             pending.done.set()
+        elif error is not None and pending.on_failure is not None:
+            pending.on_failure(error)
+
+
+def _built_record_json(kind: str, build: RecordBuilder) -> str:
+    """The canonical JSON of the record ``build`` makes.
+
+    Raises:
+        AuditUnavailableError: the record is not JSON, or ``build`` failed.
+    """
+    try:
+        record = build()
+    except Exception as exc:  # top-level boundary of a record nobody awaits: report it, build the others
+        raise AuditUnavailableError(f"internal error while building the {kind} record: {exc!r}") from exc
+    try:
+        return _record_json(record)
+    except (ValueError, TypeError) as exc:
+        raise AuditUnavailableError(f"the {kind} record cannot be encoded: {exc}") from exc
+
+
+def _record_json(record: Mapping[str, Any]) -> str:
+    """Raises: ValueError, TypeError: as :func:`~mcp_guard.audit.canonical.canonical_json`."""
+    return canonical_json(record if type(record) is dict else dict(record))
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -126,16 +126,20 @@ class CallRecorder:
             "latency_ms": round(latency_ms, 3),
         }
 
-    async def write_outcome(self, call: ToolCall, result: types.CallToolResult, latency_ms: float) -> None:
-        """Build and append the outcome entry of a call whose result is already on its way
-        to the client (run as a background task, so none of it delays the result). A
-        failure is logged: the decision entry, written ahead, stays the proof."""
-        try:
-            await self.log.append("outcome", self.outcome_record(call, result, latency_ms), write_ahead=False)
-        except AuditUnavailableError as exc:
+    def write_outcome(self, call: ToolCall, result: types.CallToolResult, latency_ms: float) -> None:
+        """Append the outcome entry of a call whose result is about to go to the client,
+        without waiting: the log builds the record once the caller's step is over, so none
+        of it delays the result. A failure is logged: the decision entry, written ahead,
+        stays the proof."""
+
+        def outcome_not_written(exc: AuditUnavailableError) -> None:
             logger.error(
                 "could not audit the outcome of %s (decision %s): %s", call.tool, call.audit_id, exc.reason
             )
+
+        self.log.append_behind(
+            "outcome", lambda: self.outcome_record(call, result, latency_ms), outcome_not_written
+        )
 
     def _decision_record(self, call: ToolCall) -> dict[str, Any]:
         verdict = call.verdict

@@ -24,6 +24,7 @@ from mcp_guard.approvals import (
     call_digest,
 )
 from mcp_guard.audit.models import AuditReceipt, AuditUnavailableError
+from mcp_guard.audit.protocol import FailureHandler, RecordBuilder
 from mcp_guard.principal import Principal
 
 ALICE = Principal(
@@ -59,10 +60,13 @@ class RecordingAudit:
 
     entries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
+    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
         self.entries.append((kind, dict(record)))
         n = len(self.entries)
         return AuditReceipt(id=f"e{n}", seq=n, hash="0" * 64)
+
+    def append_behind(self, kind: str, build: RecordBuilder, on_failure: FailureHandler) -> None:
+        self.entries.append((kind, dict(build())))
 
     async def durable(self, receipt: AuditReceipt) -> None:
         """Memory is as durable as this log gets."""
@@ -82,10 +86,10 @@ class UnavailableAudit(RecordingAudit):
         super().__init__()
         self.working = working
 
-    async def append(self, kind: str, record: Mapping[str, Any], *, write_ahead: bool = True) -> AuditReceipt:
+    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
         if len(self.entries) >= self.working:
             raise AuditUnavailableError("disk full")
-        return await super().append(kind, record, write_ahead=write_ahead)
+        return await super().append(kind, record)
 
 
 def make_config(tmp_path: Path, **overrides: Any) -> ApprovalConfig:

@@ -126,9 +126,12 @@ class ThreadNotingClock(StepClock):
     def __init__(self) -> None:
         super().__init__()
         self.threads: list[str] = []
+        self.writer_committing = threading.Event()
 
     def __call__(self) -> datetime:
         self.threads.append(threading.current_thread().name)
+        if self.threads[-1].startswith("audit-writer"):
+            self.writer_committing.set()
         return super().__call__()
 
 
@@ -137,9 +140,115 @@ async def test_a_lone_write_ahead_append_commits_on_the_callers_thread(config: A
     async with SqliteAuditLog.open(config, clock=clock) as log:
         await log.append("decision", decision_record(1))
         assert clock.threads == [threading.current_thread().name]  # no hand-off to the writer
-        await log.append("outcome", {"status": "ok"}, write_ahead=False)
+        log.append_behind("outcome", lambda: {"status": "ok"}, not_expected)
+        with anyio.fail_after(5):
+            await anyio.to_thread.run_sync(clock.writer_committing.wait)  # handed over by the timer
         assert clock.threads[1].startswith("audit-writer")  # records of done things never block the loop
+    assert kinds(config.path) == ["decision", "outcome"]
     assert verify(config.path, public_key(config)).ok
+
+
+def not_expected(exc: AuditUnavailableError) -> None:
+    raise AssertionError(f"an entry appended behind failed: {exc.reason}")
+
+
+def kinds(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [kind for (kind,) in db.execute("SELECT kind FROM entries ORDER BY seq")]
+
+
+async def test_append_behind_returns_before_the_record_is_built(config: AuditConfig) -> None:
+    built: list[str] = []
+
+    def build() -> dict[str, str]:
+        built.append("outcome")
+        return {"status": "ok"}
+
+    async with SqliteAuditLog.open(config) as log:
+        log.append_behind("outcome", build, not_expected)
+        assert built == []  # the caller's step (answering its client) goes on first
+        await anyio.lowlevel.checkpoint()
+        assert built == ["outcome"]
+    assert kinds(config.path) == ["outcome"]
+
+
+async def test_entries_appended_behind_just_before_the_log_closes_are_still_written(
+    config: AuditConfig,
+) -> None:
+    async with SqliteAuditLog.open(config) as log:
+        await log.append("decision", decision_record(1))
+        for i in range(3):
+            log.append_behind("outcome", lambda i=i: {"i": i}, not_expected)  # never built before the exit
+    assert kinds(config.path) == ["decision", "outcome", "outcome", "outcome"]
+    with sqlite3.connect(config.path) as db:
+        records = [r for (r,) in db.execute("SELECT record FROM entries WHERE kind = 'outcome' ORDER BY seq")]
+    assert records == ['{"i":0}', '{"i":1}', '{"i":2}']  # in the order they were appended
+    assert verify(config.path, public_key(config)).ok
+
+
+async def test_a_record_appended_behind_that_is_not_json_goes_to_on_failure_and_the_log_goes_on(
+    config: AuditConfig,
+) -> None:
+    failures: list[str] = []
+    async with SqliteAuditLog.open(config) as log:
+        log.append_behind(
+            "outcome", lambda: {"latency_ms": float("nan")}, lambda e: failures.append(e.reason)
+        )
+        log.append_behind("outcome", lambda: {"x": object()}, lambda e: failures.append(e.reason))
+        await anyio.lowlevel.checkpoint()
+        assert len(failures) == 2
+        assert failures[0].startswith("the outcome record cannot be encoded: ")
+        assert "NaN" in failures[0] or "nan" in failures[0]
+        assert "object is not JSON" in failures[1]
+        await log.append("decision", decision_record(1))
+    assert kinds(config.path) == ["decision"]
+
+
+async def test_a_builder_that_fails_goes_to_on_failure_and_the_entries_appended_with_it_are_written(
+    config: AuditConfig,
+) -> None:
+    failures: list[str] = []
+
+    def broken() -> dict[str, object]:
+        raise KeyError("result")
+
+    async with SqliteAuditLog.open(config) as log:
+        log.append_behind("outcome", lambda: {"i": 0}, not_expected)
+        log.append_behind("outcome", broken, lambda e: failures.append(e.reason))
+        log.append_behind("outcome", lambda: {"i": 2}, not_expected)
+        await anyio.lowlevel.checkpoint()
+        assert failures == ["internal error while building the outcome record: KeyError('result')"]
+    assert kinds(config.path) == ["outcome", "outcome"]
+
+
+async def test_append_behind_refuses_an_invalid_kind_at_once(config: AuditConfig) -> None:
+    async with SqliteAuditLog.open(config) as log:
+        with pytest.raises(ValueError, match="invalid audit kind 'Outcome'"):
+            log.append_behind("Outcome", lambda: {}, not_expected)
+
+
+async def test_an_entry_appended_behind_that_cannot_be_committed_goes_to_on_failure(
+    config: AuditConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_sqlite, "_DEFER_S", 30.0)  # only the decision can commit it here
+    failures: list[str] = []
+    async with SqliteAuditLog.open(config) as log:
+        await log.append("decision", decision_record(1))
+        log.append_behind("outcome", lambda: {"status": "ok"}, lambda e: failures.append(e.reason))
+        await anyio.lowlevel.checkpoint()  # built, waiting to ride along
+        os.unlink(config.path)
+        with pytest.raises(AuditUnavailableError, match="was removed"):
+            await log.append("decision", decision_record(2))
+        assert failures == [f"database file {config.path} was removed"]
+
+
+async def test_an_entry_appended_behind_after_the_log_closed_goes_to_on_failure(config: AuditConfig) -> None:
+    failures: list[str] = []
+    async with SqliteAuditLog.open(config) as log:
+        pass
+    log.append_behind("outcome", lambda: {"status": "ok"}, lambda e: failures.append(e.reason))
+    await anyio.lowlevel.checkpoint()
+    assert failures == ["the audit log is closed"]
 
 
 async def test_an_outcome_rides_along_with_the_next_decisions_commit(
@@ -148,18 +257,11 @@ async def test_an_outcome_rides_along_with_the_next_decisions_commit(
     monkeypatch.setattr(store_sqlite, "_DEFER_S", 30.0)  # only the decision can commit it here
     clock = ThreadNotingClock()
     async with SqliteAuditLog.open(config, clock=clock) as log:
-        outcome: list[AuditReceipt] = []
-
-        async def record_outcome() -> None:
-            outcome.append(await log.append("outcome", {"status": "ok"}, write_ahead=False))
-
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(record_outcome)
-                await wait_all_tasks_blocked()
-                assert outcome == []  # not committed on its own
-                decision = await log.append("decision", decision_record(2))
-        assert (outcome[0].seq, decision.seq) == (1, 2)
+        log.append_behind("outcome", lambda: {"status": "ok"}, not_expected)
+        await anyio.lowlevel.checkpoint()  # built
+        assert clock.threads == []  # not committed on its own
+        decision = await log.append("decision", decision_record(2))
+        assert decision.seq == 2 and kinds(config.path) == ["outcome", "decision"]
         assert clock.threads == [threading.current_thread().name]  # one transaction, no hand-off
         # the hand-over timer left with its entries: a later outcome gets its own full wait
         assert log._defer_timer is None
@@ -192,29 +294,16 @@ async def test_a_locked_database_never_stalls_the_event_loop_and_the_append_wait
 
 
 async def test_appends_fail_closed_once_the_backlog_is_full(config: AuditConfig) -> None:
-    small = config.model_copy(update={"busy_timeout_ms": 10_000, "max_pending": 3})
+    small = config.model_copy(update={"max_pending": 3})
+    refused: list[str] = []
     async with SqliteAuditLog.open(small) as log:
-        blocker = sqlite3.connect(config.path, isolation_level=None)
-        blocker.execute("BEGIN IMMEDIATE")
-        refused: list[str] = []
-        receipts: list[AuditReceipt] = []
-
-        async def append(i: int) -> None:
-            try:
-                receipts.append(await log.append("outcome", {"i": i}, write_ahead=False))
-            except AuditUnavailableError as exc:
-                refused.append(exc.reason)
-
-        with anyio.fail_after(5):
-            async with anyio.create_task_group() as tg:
-                for i in range(6):
-                    tg.start_soon(append, i)
-                await anyio.lowlevel.checkpoint()  # every append has queued or been refused
-                blocker.execute("ROLLBACK")
-        blocker.close()
-    assert refused and all("backlog is full" in r for r in refused)
-    assert sorted(r.seq for r in receipts) == list(range(1, len(receipts) + 1))
-    assert len(receipts) + len(refused) == 6
+        for i in range(6):
+            log.append_behind("outcome", lambda i=i: {"i": i}, lambda e: refused.append(e.reason))
+        await anyio.lowlevel.checkpoint()  # every entry has been built and deferred, or refused
+        assert refused == ["the audit backlog is full (3 entries waiting for the disk)"] * 3
+    with sqlite3.connect(config.path) as db:
+        records = [r for (r,) in db.execute("SELECT record FROM entries ORDER BY seq")]
+    assert records == ['{"i":0}', '{"i":1}', '{"i":2}']
     assert verify(config.path, public_key(config)).ok
 
 
