@@ -410,6 +410,7 @@ class Gateway:
             decision=call.verdict.decision,
             shape=call.shape or "",
             finding_types=frozenset(f.type for f in call.findings),
+            mono=self.services.sessions.now(),  # stamped once: each session would copy it to stamp it
         )
         for session in call.sessions:
             session.record_call(record)

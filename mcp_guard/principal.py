@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from functools import cached_property
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,7 +27,7 @@ class Principal(BaseModel):
     scopes: frozenset[str] = frozenset()
     issuer: str | None = None
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A stable identifier for sessions, approvals, baselines and audit (user, agent and
         tenant).
@@ -37,9 +38,18 @@ class Principal(BaseModel):
         tenant ``acme`` is ``kim||acme``, not the ``kim|`` of another tenant). Names without
         ``|`` or ``%`` are kept as they are, so keys of principals without a tenant,
         already stored (approvals, risk baselines), stay valid.
+
+        Built once per principal (a call reads it for each of its sessions and for its
+        baseline); :meth:`model_copy` builds it anew for the copy.
         """
         key = f"{escape_key_part(self.user)}|{escape_key_part(self.agent or '')}"
         return key if self.tenant is None else f"{key}|{escape_key_part(self.tenant)}"
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy (with ``update`` applied) whose :attr:`key` is worked out from its own fields."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("key", None)
+        return copied
 
     def same_identity(self, other: Principal) -> bool:
         """Whether ``other`` is the same person: the same user of the same tenant (its agent

@@ -25,6 +25,7 @@ from mcp_guard.gateway import Gateway
 from mcp_guard.pinning import commands as tools_commands
 from mcp_guard.policy import rego_check
 from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
+from mcp_guard.risk import FACTORS
 from tests.harness import (
     FAST_BACKOFF,
     INITIALIZE_REQUEST,
@@ -203,6 +204,24 @@ async def test_a_deferred_transfer_runs_once_after_approval_and_not_with_other_a
     assert isinstance(again, types.CallToolResult) and again.is_error
     assert decision(again)["decision"] in ("APPROVAL_REQUIRED", "BLOCK")
     assert decision(again).get("approval_id") != approval_id
+
+
+async def test_an_approval_request_shows_the_approver_the_risk_breakdown_of_the_call_it_holds(
+    tmp_path: Path,
+) -> None:
+    args = {"from_account": "ACC-1001", "to_iban": "DE89370400440532013000", "amount": 15000}
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=POLICIES) as (
+        gateway,
+        client,
+    ):
+        held = await client.call_tool("bank__transfer", args)
+        assert gateway.services is not None
+        request = await gateway.services.approvals.get(str(decision(held)["approval_id"]))
+    assert request is not None
+    breakdown = request.context.risk_breakdown
+    assert breakdown["score"] == request.context.risk == decision(held)["risk"]
+    assert list(breakdown["factors"]) == list(FACTORS)
+    assert breakdown["factors"]["action"]["score"] > 0 and breakdown["reasons"]
 
 
 async def test_a_call_over_the_pending_approvals_cap_is_blocked_and_audited_like_any_block(

@@ -47,3 +47,18 @@ def test_escaping_leaves_a_plain_value_as_it_is_and_encodes_each_separator() -> 
     assert escape_key_part("bot-1") == "bot-1"
     assert escape_key_part("a=b|c%d", "|=") == "a%3Db%7Cc%25d"
     assert escape_key_part("a=b") == "a=b"
+
+
+def test_a_copy_with_other_fields_gets_the_key_of_its_own_fields() -> None:
+    kim = Principal(user="kim", agent="bot")
+    assert kim.key == "kim|bot"  # worked out, and kept, before the copies are made
+    assert kim.model_copy(update={"tenant": "acme"}).key == "kim|bot|acme"
+    assert kim.model_copy(update={"user": "a|b"}, deep=True).key == "a%7Cb|bot"
+    assert kim.model_copy().key == "kim|bot" and kim.key == "kim|bot"
+
+
+def test_a_principal_whose_key_was_read_is_equal_to_one_whose_key_was_not() -> None:
+    read = Principal(user="kim", agent="bot")
+    assert read.key == "kim|bot"
+    fresh = Principal(user="kim", agent="bot")
+    assert read == fresh and hash(read) == hash(fresh) and read.model_dump() == fresh.model_dump()

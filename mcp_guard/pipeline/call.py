@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from mcp_guard.audit import AuditReceipt
     from mcp_guard.controls import Admission
     from mcp_guard.policy import PolicyResult, ToolInfo
+    from mcp_guard.risk import RiskAssessment
     from mcp_guard.sessions import Session
 
 ProgressReporter = ProgressFnT
@@ -30,6 +31,8 @@ class ToolCall:
     ``arguments`` are what the client sent; ``forward_arguments`` what will be
     forwarded (a stage may redact them); ``argument_bytes`` the size of their JSON form
     (measured by the validate stage). ``verdict`` is the decision so far.
+    ``risk_assessment`` is the score stage's whole assessment: its JSON-ready
+    ``breakdown()`` is built only when something shows it (an approval request).
     ``admission`` is what the limits stage took (budget charges, breaker probe permits),
     given back unless ``forwarded`` says the call reached the upstream.
     """
@@ -55,7 +58,7 @@ class ToolCall:
     result_findings: list[Finding] = field(default_factory=list)
     risk: float | None = None
     risk_factors: dict[str, float] = field(default_factory=dict)
-    risk_breakdown: dict[str, Any] = field(default_factory=dict)
+    risk_assessment: RiskAssessment | None = None
     policy: PolicyResult | None = None
     verdict: Verdict = ALLOWED
     audit_id: str | None = None

@@ -70,7 +70,7 @@ class ScoreStage:
         )
         call.risk = assessment.score
         call.risk_factors = assessment.factor_scores()
-        call.risk_breakdown = assessment.breakdown()
+        call.risk_assessment = assessment  # its breakdown is built only for an approval request
         return None
 
 
@@ -321,7 +321,7 @@ class ApprovalStage:
             call_digest=digest,
             findings=[f.model_dump(mode="json") for f in call.findings],
             risk=call.risk,
-            risk_breakdown=call.risk_breakdown,
+            risk_breakdown=call.risk_assessment.breakdown() if call.risk_assessment else {},
             rules=call.verdict.rules,
             reason=call.verdict.reason,
             history=history,

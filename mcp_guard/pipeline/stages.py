@@ -18,6 +18,10 @@ from mcp_guard.upstreams.catalog import Route
 
 ToolLookup = Callable[[str], tuple[Route, types.Tool, ToolInfo] | None]
 
+_COMPACT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+"""What ``json.dumps(..., ensure_ascii=False, separators=(",", ":"), allow_nan=False)`` uses,
+built once instead of on every call (``json.dumps`` builds a new encoder when given options)."""
+
 
 class RouteStage:
     """Namespaced tool → upstream and original name. Hidden tools do not exist."""
@@ -47,7 +51,7 @@ class ValidateStage:
 
     async def __call__(self, call: ToolCall) -> Verdict | None:
         try:
-            text = json.dumps(call.arguments, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            text = _COMPACT_JSON.encode(call.arguments)
         except ValueError:  # JSON has no NaN or Infinity; no upstream could read them either
             return blocked("invalid-arguments", "arguments hold NaN or Infinity, which JSON cannot carry")
         size = call.argument_bytes = len(text.encode())

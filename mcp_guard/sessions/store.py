@@ -91,6 +91,10 @@ class SessionStore:
         self.expired = 0
         """Sessions dropped because they were idle longer than ``idle_ttl_s``."""
 
+    def now(self) -> float:
+        """The store's monotonic time, which its sessions stamp records with (``mono``)."""
+        return self._clock()
+
     def get(self, session_id: str, principal: Principal) -> Session:
         """The session ``session_id``, created for ``principal`` when new (or expired).
 

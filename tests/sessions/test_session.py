@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from mcp_guard.decision import Decision
@@ -34,6 +35,18 @@ def test_records_keep_wall_time_and_the_monotonic_reading_of_the_store_clock() -
     stored = session.record_call(_rec("t__a", 0))
     assert stored.mono == 42.0
     assert stored.at == MONDAY_10
+
+
+def test_a_record_stamped_with_the_store_clock_is_kept_as_it_is_by_every_session_of_the_call() -> None:
+    clock = FakeClock(start=42.0)
+    store = sessions(clock)
+    session, _, principal_session = store.for_call("s", ALICE)
+    record = replace(_rec("t__a", 0), mono=store.now())
+    clock.advance(5.0)
+    assert session.record_call(record) is record
+    assert principal_session.record_call(record) is record
+    assert session.recent() == principal_session.recent() == [record]
+    assert record.mono == 42.0
 
 
 def test_count_counts_matching_calls_inside_the_window() -> None:
