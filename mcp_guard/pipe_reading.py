@@ -2,8 +2,10 @@
 
 Waiting for readiness per chunk (``anyio.wait_readable``) registers the descriptor with
 the loop's selector and unregisters it again every time (two ``epoll_ctl``, a future and a
-handle). The pipe transport keeps the descriptor registered while it is read and hands
-each chunk straight to its reader.
+handle); an upstream's stdout read through the process's streams reaches its reader one
+loop turn after it arrived (the subprocess transport hands each chunk on with
+``call_soon``). The pipe transport keeps the descriptor registered while it is read and
+hands each chunk straight to its reader.
 """
 
 from __future__ import annotations
