@@ -10,16 +10,18 @@ response costs one non-blocking ``write``.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import selectors
 import stat
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 
 from mcp_guard.line_buffer import LineBuffer
+from mcp_guard.pipe_reading import CHUNK_BYTES, pipe_chunks
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 """A JSON-RPC message longer than this is dropped (the client is broken or hostile) and
@@ -67,19 +69,10 @@ class StdinLines:
         return self._lines()
 
     async def _lines(self) -> AsyncIterator[str]:
-        was_blocking = os.get_blocking(self.fd)
-        os.set_blocking(self.fd, False)
         lines = LineBuffer()
         discarding = False
-        try:
-            while True:
-                await anyio.wait_readable(self.fd)
-                try:
-                    chunk = os.read(self.fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not chunk:
-                    break
+        async with _reading(self.fd) as chunks:
+            while chunk := await chunks.read(CHUNK_BYTES):
                 for line in lines.feed(chunk):
                     if discarding:
                         discarding = False
@@ -95,8 +88,18 @@ class StdinLines:
             rest = lines.take_rest()
             if rest and not discarding:
                 yield rest.decode("utf-8", errors="replace")
-        finally:
-            os.set_blocking(self.fd, was_blocking)
+
+
+@asynccontextmanager
+async def _reading(fd: int) -> AsyncIterator[asyncio.StreamReader]:
+    """The bytes arriving on ``fd`` (:func:`pipe_chunks`); ``fd`` stays open and its blocking
+    mode is restored on exit."""
+    was_blocking = os.get_blocking(fd)
+    try:
+        async with pipe_chunks(os.fdopen(fd, "rb", buffering=0, closefd=False)) as chunks:
+            yield chunks
+    finally:
+        os.set_blocking(fd, was_blocking)
 
 
 @contextmanager

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import tty
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import anyio
 import pytest
@@ -64,3 +66,36 @@ async def test_a_line_over_the_limit_is_yielded_as_an_overlong_line_and_the_next
     assert len(lines) == 2
     assert isinstance(lines[0], OverlongLine) and lines[0] == "" and lines[0].limit == 1024
     assert lines[1] == '{"jsonrpc": "2.0"}'
+
+
+@pytest.mark.anyio
+async def test_lines_from_a_socket_are_read_to_its_end_leaving_the_descriptor_open_and_blocking() -> None:
+    left, right = socket.socketpair()
+    try:
+        assert os.get_blocking(left.fileno())
+        right.sendall(b'{"jsonrpc": "2.0", "method": "a"}\n{"jsonrpc": "2.0", "method": "b"}')
+        right.close()
+        with anyio.fail_after(10):
+            lines = [line async for line in StdinLines(left.fileno())]
+        assert lines == ['{"jsonrpc": "2.0", "method": "a"}', '{"jsonrpc": "2.0", "method": "b"}']
+        assert os.get_blocking(left.fileno())  # still open, its blocking mode restored
+    finally:
+        left.close()
+        right.close()
+
+
+@pytest.mark.anyio
+async def test_a_line_typed_at_a_terminal_is_read_and_the_terminal_is_left_open_and_blocking() -> None:
+    terminal, typist = os.openpty()
+    try:
+        tty.setraw(terminal)  # no line-ending translation
+        os.write(typist, b'{"jsonrpc": "2.0", "method": "typed"}\n')
+        lines = cast(AsyncGenerator[str], aiter(StdinLines(terminal)))
+        with anyio.fail_after(10):
+            first = await anext(lines)
+            await lines.aclose()
+        assert first == '{"jsonrpc": "2.0", "method": "typed"}'
+        assert os.get_blocking(terminal) and os.isatty(terminal)
+    finally:
+        os.close(terminal)
+        os.close(typist)

@@ -56,7 +56,17 @@ Send = Callable[[bytes], Awaitable[None]]
 class _Pending:
     answer: dict[str, Any] | None = None
     progress: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED_PROGRESS))
-    wake: anyio.Event = field(default_factory=anyio.Event)
+    waiting: anyio.Event | None = None
+    """Set by :meth:`wake`; made only when the caller waits (a call answered at once needs one)."""
+
+    def wake(self) -> None:
+        if self.waiting is not None:
+            self.waiting.set()
+
+    async def wait(self) -> None:
+        """Until :meth:`wake` is called."""
+        self.waiting = anyio.Event()
+        await self.waiting.wait()
 
 
 class ToolCaller(Protocol):
@@ -109,7 +119,7 @@ class RawCalls:
             pending = self._pending.get(ident)
             if pending is not None:
                 pending.answer = message
-                pending.wake.set()
+                pending.wake()
             return ident.startswith(ID_PREFIX)  # a late answer to a cancelled call is dropped here
         params = progress_params(message)
         if params is None:
@@ -117,7 +127,7 @@ class RawCalls:
         pending = self._pending.get(params["progressToken"])
         if pending is not None:
             pending.progress.append(params)
-            pending.wake.set()
+            pending.wake()
         return True
 
     def unparseable(self, line: bytes, problem: str) -> None:
@@ -130,13 +140,13 @@ class RawCalls:
         if pending is not None:
             error = {"code": types.PARSE_ERROR, "message": f"the answer cannot be parsed as JSON: {problem}"}
             pending.answer = {"error": error}
-            pending.wake.set()
+            pending.wake()
 
     def close(self, reason: str) -> None:
         """The link is gone: every call in flight fails with ``reason``, and so does every new one."""
         self._closed = reason
         for pending in self._pending.values():
-            pending.wake.set()
+            pending.wake()
 
     # -- the caller's side ------------------------------------------------------------
 
@@ -184,8 +194,7 @@ class RawCalls:
                 return pending.answer
             if self._closed is not None:
                 raise UpstreamUnavailableError(self.upstream, f"{self._closed} during the call")
-            await pending.wake.wait()
-            pending.wake = anyio.Event()
+            await pending.wait()
 
     async def _write(self, data: bytes) -> None:
         try:

@@ -17,13 +17,15 @@ which stops it should the gateway die without getting to do that.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import pydantic_core
@@ -35,6 +37,7 @@ from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
 from mcp_guard.line_buffer import LineBuffer
+from mcp_guard.pipe_reading import CHUNK_BYTES, pipe_chunks
 from mcp_guard.upstreams.config import StdioUpstream
 from mcp_guard.upstreams.raw_calls import Link, RawCalls
 from mcp_guard.upstreams.reaper import Reaper
@@ -65,16 +68,7 @@ async def bounded_stdio_client(
     Raises:
         OSError: the command cannot be started.
     """
-    env = get_default_environment() | config.env
-    process = await anyio.open_process(
-        [config.command, *config.args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=sys.stderr,
-        cwd=config.cwd,
-        env=env,
-        start_new_session=True,  # its own process group: pgid == pid
-    )
+    process, stdout = await _start(config)
     if reaper is not None:
         await reaper.watch(process.pid)
     read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](0)
@@ -85,11 +79,11 @@ async def bounded_stdio_client(
     stdout_ended = anyio.Event()
     reading, watching = anyio.CancelScope(), anyio.CancelScope()
 
-    async def reader() -> None:
+    async def reader(chunks: asyncio.StreamReader) -> None:
         try:
             async with read_writer:
                 with reading:
-                    async for line in _lines(process, config.max_message_bytes, link):
+                    async for line in _lines(chunks, config.max_message_bytes, link):
                         message = _message(name, line, calls)
                         if message is not None:
                             await read_writer.send(SessionMessage(message))
@@ -107,8 +101,8 @@ async def bounded_stdio_client(
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             await read_writer.aclose()  # the process stopped reading: end the session
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(reader)
+    async with pipe_chunks(stdout) as chunks, anyio.create_task_group() as tg:
+        tg.start_soon(reader, chunks)
         tg.start_soon(writer)
         tg.start_soon(_end_when_the_process_exits, process, link, stdout_ended, reading, watching)
         try:
@@ -120,6 +114,34 @@ async def bounded_stdio_client(
                 if reaper is not None:
                     await reaper.forget(process.pid)
             tg.cancel_scope.cancel()
+
+
+async def _start(config: StdioUpstream) -> tuple[Process, BinaryIO]:
+    """The upstream process and the read end of its stdout: a pipe of the gateway's own,
+    read on the event loop's pipe transport (:func:`~mcp_guard.pipe_reading.pipe_chunks`),
+    not through the process's streams.
+
+    Raises:
+        OSError: the command cannot be started.
+    """
+    stdout_fd, child_stdout = os.pipe()
+    stdout = os.fdopen(stdout_fd, "rb", buffering=0)
+    try:
+        process = await anyio.open_process(
+            [config.command, *config.args],
+            stdin=subprocess.PIPE,
+            stdout=child_stdout,
+            stderr=sys.stderr,
+            cwd=config.cwd,
+            env=get_default_environment() | config.env,
+            start_new_session=True,  # its own process group: pgid == pid
+        )
+    except BaseException:
+        stdout.close()
+        raise
+    finally:
+        os.close(child_stdout)
+    return process, stdout
 
 
 async def _end_when_the_process_exits(
@@ -194,12 +216,11 @@ def _exit_reason(returncode: int) -> str:
     return f"the upstream process exited with status {returncode}"
 
 
-async def _lines(process: Process, limit: int, link: Link) -> AsyncIterator[bytes]:
+async def _lines(stdout: asyncio.StreamReader, limit: int, link: Link) -> AsyncIterator[bytes]:
     """Newline-delimited messages from stdout; ends at EOF or at the first over-long message."""
-    assert process.stdout is not None
     lines = LineBuffer()
     try:
-        async for chunk in process.stdout:
+        while chunk := await stdout.read(CHUNK_BYTES):
             for line in lines.feed(chunk):
                 if len(line) > limit:  # it arrived whole, within one read
                     _reset_as_too_large(link, limit)
