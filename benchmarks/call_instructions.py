@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from _common import PYTHON, ROOT, free_port  # benchmarks/ is on sys.path when run as a script
+from _common import PYTHON, ROOT, demo_command, free_port  # benchmarks/ is on sys.path when run as a script
 
 NORMAL_AUDIT = "local_principal: {user: bench, agent: call-instructions}\naudit: {synchronous: NORMAL}\n"
 HANDSHAKE = {
@@ -219,14 +219,14 @@ def main() -> None:
     gateway = [PYTHON, "-m", "mcp_guard", "serve"]
 
     def direct(calls: int, workdir: Path) -> int:
-        return stdio_run([PYTHON, "-m", "mcp_guard.demo", "bank"], "get_balance", calls, workdir, env)
+        return stdio_run(demo_command("bank"), "get_balance", calls, workdir, env)
 
     def guard_stdio(calls: int, workdir: Path) -> int:
         command = [*gateway, "--transport", "stdio", *gateway_files(workdir, config)]
         return stdio_run(command, "bank__get_balance", calls, workdir, env)
 
     def direct_http(calls: int, workdir: Path) -> int:
-        command = [PYTHON, "-m", "mcp_guard.demo", "bank", "--transport", "streamable-http"]
+        command = demo_command("bank", "--transport", "streamable-http")
         return http_run(command, "get_balance", calls, workdir, env)
 
     def guard_http(calls: int, workdir: Path) -> int:

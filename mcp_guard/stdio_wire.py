@@ -3,8 +3,9 @@
 The SDK reads stdin and writes stdout in worker threads. A cancellation cannot
 interrupt a blocked read, so on SIGTERM the gateway would hang until the client wrote
 another line; and every message out costs two thread hand-offs (write, flush). For
-pipes and terminals (how every MCP host starts a stdio server) these wait for
-readiness on the event loop instead: a signal stops the gateway at once, and a
+pipes, sockets and terminals (how every MCP host starts a stdio server) stdin is read
+on the event loop's pipe transport (:mod:`mcp_guard.pipe_reading`) and stdout written
+when the loop finds it writable instead: a signal stops the gateway at once, and a
 response costs one non-blocking ``write``.
 """
 
