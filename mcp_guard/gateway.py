@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import TaskStatus
 from mcp import types
 
+from mcp_guard.audit import AuditUnavailableError
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerTransition, Controls, ControlsConfig
 from mcp_guard.errors import ConfigError, UnknownToolError
@@ -80,7 +81,6 @@ class Gateway:
         self.recorder: CallRecorder | None = None
         self.chain = Chain([])
         self.result_chain = ResultChain([])
-        self._tg: TaskGroup | None = None
 
     def _access(self, policies: PolicySet | None) -> AccessPolicy:
         if policies is not None:
@@ -105,7 +105,6 @@ class Gateway:
             Reaper.open() as reaper,
             anyio.create_task_group() as tg,
         ):
-            self._tg = tg
             self.services = services
             self.recorder = CallRecorder(services.audit, self.settings.audit.arguments)
             policies = self.policy_store.current() if self.policy_store else None
@@ -125,7 +124,6 @@ class Gateway:
                 await anyio.sleep_forever()
             finally:
                 self.services = self.recorder = None
-                self._tg = None
 
     def _controls_config(self, policies: PolicySet | None) -> ControlsConfig:
         """Raises: ConfigError — a control is invalid."""
@@ -173,8 +171,16 @@ class Gateway:
             transition.new.value,
             transition.reason,
         )
-        if self._tg is not None and self.services is not None:
-            self._tg.start_soon(self.services.audit.append, "breaker", transition.model_dump(mode="json"))
+
+        def not_audited(exc: AuditUnavailableError) -> None:
+            logger.error(
+                "could not audit circuit breaker %s changing state: %s", transition.breaker, exc.reason
+            )
+
+        if self.services is not None:  # the change has happened: record it without holding up the call
+            self.services.audit.append_behind(
+                "breaker", lambda: transition.model_dump(mode="json"), not_audited
+            )
 
     async def _settle(self) -> None:
         """Wait until every upstream has connected or failed once (at most its connect timeout),

@@ -17,6 +17,8 @@ from anyio.abc import TaskGroup
 from mcp import ClientSession, types
 
 from mcp_guard.approvals import Approvers
+from mcp_guard.audit import AuditLog, AuditReceipt, AuditUnavailableError
+from mcp_guard.audit.protocol import FailureHandler, RecordBuilder
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.controls import BreakerState, Instant
 from mcp_guard.gateway import Gateway
@@ -289,9 +291,10 @@ async def decide(gateway: Gateway, held: HeldCall, approve: bool) -> types.CallT
     return held.result
 
 
-def decision_entries(settings: GatewaySettings) -> list[dict[str, Any]]:
+def audit_records(settings: GatewaySettings, kind: str) -> list[dict[str, Any]]:
+    """The records of the audit entries of ``kind``, oldest first."""
     with closing(sqlite3.connect(settings.state_dir / "audit.db")) as db:
-        rows = db.execute("SELECT record FROM entries WHERE kind = 'decision' ORDER BY seq").fetchall()
+        rows = db.execute("SELECT record FROM entries WHERE kind = ? ORDER BY seq", (kind,)).fetchall()
     return [json.loads(record) for (record,) in rows]
 
 
@@ -312,7 +315,7 @@ async def test_a_call_approved_after_its_upstreams_breaker_opened_is_refused_by_
     assert decision(refused)["approval_id"] == held.approval_id
     assert "retrying needs a new approval" in decision(refused)["reason"]
     assert forwarded_records(tmp_path) == []
-    audited = decision_entries(settings)[-1]
+    audited = audit_records(settings, "decision")[-1]
     assert audited["rules"] == ["beh-breaker"] and audited["decision"] == "BLOCK"
     assert audited["details"]["control"] == "circuit_breaker"
     assert audited["details"]["approval_id"] == held.approval_id
@@ -469,7 +472,7 @@ async def test_a_call_over_an_approval_required_budget_is_held_for_a_human_and_c
     assert forwarded_records(tmp_path) == ["first", "over"]
     assert "2 of 1 calls used" in asked[next_one.approval_id].context.reason  # the approved call is charged
     (audited,) = [
-        e for e in decision_entries(settings) if e["details"].get("approval_id") == held.approval_id
+        e for e in audit_records(settings, "decision") if e["details"].get("approval_id") == held.approval_id
     ]
     assert audited["decision"] == "ALLOW" and audited["rules"] == ["one-record-a-day"]
     assert audited["details"]["control"] == "budget"
@@ -528,7 +531,8 @@ async def test_a_deferred_call_over_an_approval_required_budget_is_charged_once_
     assert decision(next_one)["decision"] == "APPROVAL_REQUIRED"
     # charged once: for the retry that ran, not for the refusals before it
     assert "2 of 1 calls used" in asked[decision(next_one)["approval_id"]].context.reason
-    audited = [e for e in decision_entries(settings) if e["details"].get("approval_id") == approval_id]
+    decisions = audit_records(settings, "decision")
+    audited = [e for e in decisions if e["details"].get("approval_id") == approval_id]
     assert [e["decision"] for e in audited] == ["APPROVAL_REQUIRED", "APPROVAL_REQUIRED", "ALLOW"]
     assert all(e["rules"] == ["one-record-a-day"] for e in audited)
 
@@ -572,3 +576,45 @@ async def test_a_call_both_a_rule_and_a_budget_ask_approval_for_files_one_reques
     assert request.spec.approvers.roles == ("sre",)  # the rule's approval: block
     assert not approved.is_error, decision(approved)["reason"]
     assert forwarded_records(tmp_path) == ["first", "held"]
+
+
+async def test_a_breaker_that_opens_is_recorded_in_the_audit_log(tmp_path: Path) -> None:
+    settings = holding_settings(breakers=[BREAKER])
+    async with gateway_client(behaviour_upstream(tmp_path), settings) as (_, client):
+        await client.call_tool("beh__fail", {})
+    [opened] = audit_records(settings, "breaker")
+    assert (opened["breaker"], opened["old"], opened["new"]) == ("beh-breaker", "closed", "open")
+
+
+@dataclass
+class BreakerEntriesRefused:
+    """The gateway's audit log, except that it cannot take an entry about a circuit breaker."""
+
+    log: AuditLog
+
+    async def append(self, kind: str, record: Mapping[str, Any]) -> AuditReceipt:
+        if kind == "breaker":
+            raise AuditUnavailableError("disk full")
+        return await self.log.append(kind, record)
+
+    def append_behind(self, kind: str, build: RecordBuilder, on_failure: FailureHandler) -> None:
+        if kind == "breaker":
+            on_failure(AuditUnavailableError("disk full"))
+        else:
+            self.log.append_behind(kind, build, on_failure)
+
+    async def durable(self, receipt: AuditReceipt) -> None:
+        await self.log.durable(receipt)
+
+
+async def test_a_breaker_change_the_audit_log_cannot_take_is_logged_and_calls_go_on_being_decided(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = behaviour_upstream(tmp_path)
+    async with gateway_client(upstream, settings(breakers=[BREAKER])) as (gateway, client):
+        assert gateway.services is not None
+        gateway.services.audit = BreakerEntriesRefused(gateway.services.audit)
+        await client.call_tool("beh__fail", {})  # opens the breaker
+        refused = await client.call_tool("beh__echo", {"text": "x"})
+    assert decision(refused)["rules"] == ["beh-breaker"]
+    assert "could not audit circuit breaker beh-breaker changing state: disk full" in caplog.text
