@@ -81,6 +81,7 @@ class Gateway:
         self.recorder: CallRecorder | None = None
         self.chain = Chain([])
         self.result_chain = ResultChain([])
+        self._reload_lock = anyio.Lock()
 
     def _access(self, policies: PolicySet | None) -> AccessPolicy:
         if policies is not None:
@@ -234,6 +235,23 @@ class Gateway:
         await store.watch(on_reload, interval_s=POLICY_POLL_S)
 
     async def _apply_reload(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
+        """Put a freshly loaded set in force, or record why the folder was refused.
+
+        Reloads from SIGHUP, the admin API and the file watcher load in worker threads that
+        may hand their sets back out of order, so they are applied one at a time and a set
+        the store has already replaced with a newer one is not applied at all (the newer
+        set's own reload applies it)."""
+        async with self._reload_lock:
+            if (
+                error is None
+                and self.policy_store is not None
+                and policies is not self.policy_store.current()
+            ):
+                logger.info("policy reload (%s) skipped: a newer load replaced it", why)
+                return
+            await self._apply_reload_in_turn(policies, error, why)
+
+    async def _apply_reload_in_turn(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
         services = self.services
         if error is not None:
             logger.error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -21,9 +22,10 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_guard.assemble import http_app
 from mcp_guard.config.settings import GatewaySettings, load_settings
+from mcp_guard.errors import ConfigError
 from mcp_guard.gateway import Gateway
 from mcp_guard.pinning import commands as tools_commands
-from mcp_guard.policy import rego_check
+from mcp_guard.policy import PolicySet, rego_check
 from mcp_guard.principal import LOCAL_PRINCIPAL, Principal
 from mcp_guard.risk import FACTORS
 from tests.harness import (
@@ -422,6 +424,44 @@ async def test_a_broken_policy_file_never_replaces_the_running_policies(tmp_path
     with sqlite3.connect(settings.state_dir / "audit.db") as db:
         kinds = [k for (k,) in db.execute("SELECT kind FROM entries ORDER BY seq")]
     assert "config_error" in kinds and kinds.count("policy_reload") >= 2
+
+
+async def test_a_reload_whose_load_finishes_last_does_not_put_back_the_older_policies(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rules = policies / "rules.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    inbox_rule = "rules:\n  - {{id: {id}, match: {{tools: ['mail__list_inbox']}}, decision: {decision}}}\n"
+    first_loaded, second_applied = threading.Event(), threading.Event()
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        assert gateway.policy_store is not None
+        load = gateway.policy_store.try_reload
+        loads = 0
+
+        def slow_first_load() -> tuple[PolicySet, ConfigError | None]:
+            """The first reload's worker thread loads its set, then hands it back last."""
+            nonlocal loads
+            loads += 1
+            loaded = load()
+            if loads == 1:
+                first_loaded.set()
+                second_applied.wait(10)
+            return loaded
+
+        gateway.policy_store.try_reload = slow_first_load  # type: ignore[method-assign]
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                rules.write_text(inbox_rule.format(id="old-block", decision="BLOCK"), encoding="utf-8")
+                tg.start_soon(gateway.reload_policies, "first")
+                await anyio.to_thread.run_sync(first_loaded.wait)
+                rules.write_text(inbox_rule.format(id="new-warn", decision="WARN"), encoding="utf-8")
+                assert await gateway.reload_policies("second") is None
+                second_applied.set()
+        result = await client.call_tool("mail__list_inbox", {})
+    assert decision(result)["rules"] == ["new-warn"], decision(result)
 
 
 async def test_after_a_policy_reload_calls_are_decided_by_the_action_classes_it_gives(tmp_path: Path) -> None:
