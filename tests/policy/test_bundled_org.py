@@ -9,7 +9,7 @@ import pytest
 from mcp_guard.decision import Decision
 from mcp_guard.policy import PolicySet, load_policy_dir
 
-from .helpers import request, who
+from .helpers import finding, request, who
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "policies"
 DANA = who("dana", roles=["analyst"])
@@ -97,3 +97,29 @@ def test_sql_that_writes_needs_a_dbas_approval(bundled: PolicySet, sql: str) -> 
 def test_a_read_only_query_is_allowed(bundled: PolicySet, sql: str) -> None:
     result = bundled.evaluate(request("db__query", DANA, args={"sql": sql}))
     assert (result.decision, result.matched) == (Decision.ALLOW, ())
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        "evil@x.com, ok@example.com",
+        "evil@x.com;ok@example.com",
+        "evil@x.com ok@example.com",
+        "Ok <ok@example.com>, evil@x.com",
+        "ok@evil.example.com",
+        "ok@example.com.evil.io",
+        "a@b@example.com",
+    ],
+)
+def test_personal_data_mailed_anywhere_but_one_internal_address_is_flagged(
+    bundled: PolicySet, to: str
+) -> None:
+    mail = request("mail__send_email", DANA, args={"to": to, "body": "x"}, findings=[finding("PHONE_NUMBER")])
+    result = bundled.evaluate(mail)
+    assert (result.decision, result.verdict.rules) == (Decision.WARN, ("external-email-with-pii",))
+
+
+@pytest.mark.parametrize("to", ["ok@example.com", "First.Last+tag@Example.COM"])
+def test_personal_data_mailed_to_one_internal_address_is_not_flagged(bundled: PolicySet, to: str) -> None:
+    mail = request("mail__send_email", DANA, args={"to": to, "body": "x"}, findings=[finding("PHONE_NUMBER")])
+    assert bundled.evaluate(mail).decision == Decision.ALLOW
