@@ -40,6 +40,7 @@ from typing import Literal, TextIO
 
 import anyio
 import httpx2
+import yaml
 from _common import (  # benchmarks/ is on sys.path when run as a script
     PYTHON,
     cpu_ns,
@@ -57,6 +58,8 @@ from _common import (  # benchmarks/ is on sys.path when run as a script
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
+
+from mcp_guard.config.settings import GatewaySettings
 
 TOOL = "get_balance"
 ARGUMENTS = {"account": "ACC-1001"}
@@ -330,12 +333,26 @@ def verdict(paths: list[Path_], added: dict[str, tuple[float, float]]) -> list[s
     return lines
 
 
+def audit_durability(settings: str) -> str:
+    """The ``audit.synchronous`` mode the gateways run with, and what it costs each call."""
+    audit = (yaml.safe_load(settings) or {}).get("audit") or {}
+    mode = audit.get("synchronous", GatewaySettings().audit.synchronous)
+    costs = {
+        "FULL": "the disk's fsync before every call is forwarded",
+        "OVERLAPPED": "the disk's fsync beside the upstream's work",
+        "NORMAL": "no fsync (survives a process crash, not a power loss)",
+    }
+    source = "" if "synchronous" in audit else " (the default; --config to change)"
+    return f"synchronous {mode}{source}: {costs.get(str(mode), 'see docs/audit.md')}"
+
+
 async def run(args: argparse.Namespace, settings: str) -> None:
     print(f"proxy_latency: {args.calls} sequential calls per path after {args.warmup} warm-up calls")
     print(
         f"tool: demo bank {TOOL}{ARGUMENTS}; blocks of {args.block}, interleaved; "
         f"Python {platform.python_version()}, mcp {version('mcp')}"
     )
+    print(f"gateway audit durability: {audit_durability(settings)}")
     print(f"before: {load_line()}")
     with (
         tempfile.TemporaryDirectory(prefix="mcp-guard-bench-") as tmp,
