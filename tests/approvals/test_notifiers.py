@@ -153,7 +153,6 @@ async def test_an_undelivered_notification_is_resumed_after_a_restart(
     assert (status.state, status.attempts) == ("delivered", 2)
 
 
-
 class HeldReceiver(Receiver):
     """A webhook receiver that fails its first request with 500, answering it only once
     ``answer`` is set (``asked`` is set when it arrives), then accepts."""
@@ -205,6 +204,7 @@ async def test_a_delivery_outcome_the_locked_database_cannot_take_is_retried_and
     [error] = errors.messages
     assert f"approval {req.id}: channel 'ops': cannot record its delivery state" in error
     assert "database is locked" in error
+
 
 async def test_delivery_stops_once_the_request_is_decided(tmp_path: Path, clock: FakeClock) -> None:
     config = webhook_config(tmp_path, f"http://127.0.0.1:{closed_port()}/hook")
