@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,14 +225,32 @@ class Gateway:
         with anyio.open_signal_receiver(signal.SIGHUP) as signals:
             async for _ in signals:
                 logger.info("SIGHUP: reloading policies and tool pins")
-                await self.reload_policies("SIGHUP")
+                await self._reload_in_background(self.reload_policies("SIGHUP"), "SIGHUP")
                 await self.refresh_pins()
 
     async def _watch_policies(self, store: PolicyStore) -> None:
         async def on_reload(policies: PolicySet | None, error: ConfigError | None) -> None:
-            await self._apply_reload(policies or store.current(), error, "policy files changed")
+            why = "policy files changed"
+            await self._reload_in_background(self._apply_reload(policies or store.current(), error, why), why)
 
         await store.watch(on_reload, interval_s=POLICY_POLL_S)
+
+    async def _reload_in_background(self, reload: Awaitable[object], why: str) -> None:
+        """Run a reload the gateway started itself (SIGHUP, the policy watcher). When the audit
+        log cannot record it, that is logged and clients are told what they see now, instead
+        of the error stopping the gateway: the policies it swapped in stay in force, and each
+        call's own decision entry still fails closed while the log is unavailable."""
+        try:
+            await reload
+        except AuditUnavailableError as exc:
+            current = self.policy_store.current() if self.policy_store is not None else None
+            logger.error(
+                "could not audit the policy reload (%s): %s; the policies in force now have digest %s",
+                why,
+                exc.reason,
+                current.digest if current is not None else None,
+            )
+            await self.notifier.tools_changed()
 
     async def _apply_reload(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
         """Put a freshly loaded set in force, or record why the folder was refused.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -175,3 +176,38 @@ async def serve_http(app: ASGIApp | Callable[..., Any], tls_pem: Path | None = N
         yield f"{'http' if tls_pem is None else 'https'}://127.0.0.1:{port}"
         server.should_exit = True
     sock.close()
+
+
+class LoggedErrors(logging.Handler):
+    """The errors one logger logs (on the event loop's thread), as they come."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+        self._more = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self._more.set()
+
+    @property
+    def messages(self) -> list[str]:
+        return [r.getMessage() for r in self.records]
+
+    async def wait_for(self, count: int = 1) -> None:
+        """Return once ``count`` errors have been logged."""
+        while len(self.records) < count:
+            self._more = anyio.Event()
+            await self._more.wait()
+
+
+@contextmanager
+def logged_errors(logger: str) -> Iterator[LoggedErrors]:
+    """The errors ``logger`` logs while the block runs."""
+    handler = LoggedErrors()
+    target = logging.getLogger(logger)
+    target.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        target.removeHandler(handler)

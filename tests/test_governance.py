@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -36,6 +37,7 @@ from tests.harness import (
     behaviour_upstream,
     demo_upstreams_yaml,
     gateway_client,
+    logged_errors,
     serve_http,
     with_private_state,
     write_upstreams,
@@ -462,6 +464,34 @@ async def test_a_reload_whose_load_finishes_last_does_not_put_back_the_older_pol
                 second_applied.set()
         result = await client.call_tool("mail__list_inbox", {})
     assert decision(result)["rules"] == ["new-warn"], decision(result)
+
+
+async def test_a_policy_change_the_audit_log_cannot_record_is_logged_and_the_gateway_keeps_answering(
+    tmp_path: Path,
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rules = policies / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - {id: no-echo, match: {tools: ['beh__echo']}, decision: BLOCK}\n", encoding="utf-8"
+    )
+    settings = with_private_state(GatewaySettings.model_validate({"audit": {"busy_timeout_ms": 50}}))
+    with logged_errors("mcp_guard.gateway") as errors:
+        async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (_, client):
+            assert decision(await client.call_tool("beh__echo", {"text": "x"}))["rules"] == ["no-echo"]
+            with closing(sqlite3.connect(settings.state_dir / "audit.db", isolation_level=None)) as holder:
+                holder.execute("BEGIN IMMEDIATE")  # the audit log cannot be written for now
+                edited = policies / ".rules.yaml.new"
+                edited.write_text("rules: []\n", encoding="utf-8")
+                os.replace(edited, rules)  # an operator deploys new policies; the watcher reloads them
+                with anyio.fail_after(10):
+                    await errors.wait_for()
+                holder.execute("ROLLBACK")
+            result = await client.call_tool("beh__echo", {"text": "back"})
+    assert isinstance(result, types.CallToolResult) and result.structured_content == {"echo": "back"}
+    [error] = errors.messages
+    assert "could not audit the policy reload (policy files changed)" in error
+    assert "database is locked" in error
 
 
 async def test_after_a_policy_reload_calls_are_decided_by_the_action_classes_it_gives(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ few seconds of observations, which only delays learning a little.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,6 +28,8 @@ from mcp_guard.principal import Principal, escape_key_part
 from mcp_guard.risk.baseline import AgentBaseline, BaselineConfig
 from mcp_guard.sessions.records import epoch
 from mcp_guard.sessions.shape import argument_shape
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS risk_baselines (
@@ -145,7 +149,9 @@ class BaselineStore:
                 )
                 await db.commit()
             except BaseException:
-                self._dirty |= dirty
+                self._dirty |= dirty  # try again next time
+                with anyio.CancelScope(shield=True):
+                    await db.rollback()  # left open, its stale view of the file would fail every retry
                 raise
             return len(rows)
 
@@ -177,9 +183,24 @@ class BaselineStore:
         return self._db
 
     async def _run_flusher(self, interval: float) -> None:
+        """Flush every ``interval``; a failed flush is logged and retried next time.
+
+        Scoring reads the baselines in memory, so it is unaffected; letting the error
+        escape would tear down the gateway (this task shares its services' lifetime) over
+        a locked or full disk, and stop persisting baselines for good.
+        """
         while True:
             await anyio.sleep(interval)
-            await self.flush()
+            try:
+                await self.flush()
+            except sqlite3.Error as exc:
+                logger.error(
+                    "risk baselines: writing %d baseline(s) to %s failed (%s); they stay learned in "
+                    "memory and are written at the next flush",
+                    self.pending,
+                    self.path,
+                    exc,
+                )
 
 
 @asynccontextmanager

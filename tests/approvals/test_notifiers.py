@@ -25,7 +25,15 @@ from mcp_guard.approvals import (
 )
 from mcp_guard.approvals.notifiers import slack_message, teams_card, webhook_body
 from tests.approvals.helpers import BOB as BOB_APPROVER
-from tests.approvals.helpers import FakeClock, closed_port, make_config, make_context, serve
+from tests.approvals.helpers import (
+    FakeClock,
+    closed_port,
+    make_config,
+    make_context,
+    serve,
+    write_locked,
+)
+from tests.harness import logged_errors
 
 pytestmark = pytest.mark.anyio
 
@@ -143,6 +151,59 @@ async def test_an_undelivered_notification_is_resumed_after_a_restart(
                 [status] = await approvals.deliveries(req.id)
     assert json.loads(receiver.received[0][1])["approval"]["id"] == req.id
     assert (status.state, status.attempts) == ("delivered", 2)
+
+
+class HeldReceiver(Receiver):
+    """A webhook receiver that fails its first request with 500, answering it only once
+    ``answer`` is set (``asked`` is set when it arrives), then accepts."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=1)
+        self.asked = anyio.Event()
+        self.answer = anyio.Event()
+
+    async def hook(self, request: Request) -> JSONResponse:
+        if not self.received:
+            self.asked.set()
+            await self.answer.wait()
+        return await super().hook(request)
+
+
+async def test_a_delivery_outcome_the_locked_database_cannot_take_is_retried_and_the_service_keeps_serving(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    receiver = HeldReceiver()
+    sleep = InstantSleep(clock, block_after=1)
+    delivered = anyio.Event()
+
+    def observe(status: DeliveryStatus) -> None:
+        if status.state == "delivered":
+            delivered.set()
+
+    with logged_errors("mcp_guard.approvals.delivery") as errors, anyio.fail_after(10):
+        async with serve(receiver.app()) as base:
+            config = make_config(
+                tmp_path,
+                busy_timeout_ms=50,
+                channels={"ops": {"type": "webhook", "url": f"{base}/hook", "secret": WEBHOOK_SECRET}},
+            )
+            async with ApprovalService.open(
+                config, None, clock=clock, sleep=sleep, on_delivery=observe
+            ) as approvals:
+                req = await approvals.create(make_context(mode="defer"))
+                await receiver.asked.wait()
+                with write_locked(config.path):  # another writer holds the database meanwhile
+                    receiver.answer.set()  # the attempt fails; recording that meets the lock
+                    await sleep.blocked.wait()  # the service waits to retry
+                sleep.release.set()
+                await delivered.wait()
+                assert (await approvals.get(req.id)).state is ApprovalState.PENDING  # type: ignore[union-attr]
+                [status] = await approvals.deliveries(req.id)
+    assert (status.state, status.attempts) == ("delivered", 2)
+    assert len(receiver.received) == 2
+    [error] = errors.messages
+    assert f"approval {req.id}: channel 'ops': cannot record its delivery state" in error
+    assert "database is locked" in error
 
 
 async def test_delivery_stops_once_the_request_is_decided(tmp_path: Path, clock: FakeClock) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from mcp_guard.principal import Principal
 from mcp_guard.risk import BaselineConfig, BaselineStore, RiskConfig, hour_of_week, open_baseline_store
 from mcp_guard.sessions import CallRecord
+from tests.harness import logged_errors
 from tests.risk.helpers import ALICE, BOB, MONDAY_10, SUNDAY_03, call, scorer, sessions, warm_up
 
 pytestmark = pytest.mark.anyio
@@ -171,6 +174,29 @@ async def test_open_baseline_store_writes_the_last_changes_on_exit(tmp_path: Pat
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT key FROM risk_baselines").fetchall()
     assert rows == [(ALICE.key,)]
+
+
+def rename_table(db: Path, old: str, new: str) -> None:
+    with closing(sqlite3.connect(db)) as other:
+        other.execute(f"ALTER TABLE {old} RENAME TO {new}")
+        other.commit()
+
+
+async def test_a_failed_baseline_flush_is_logged_and_retried_while_the_store_keeps_learning(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "b.sqlite3"
+    with logged_errors("mcp_guard.risk.baseline_store") as errors, anyio.fail_after(10):
+        async with open_baseline_store(path, BaselineConfig(flush_interval_s=0.001)) as store:
+            rename_table(path, "risk_baselines", "moved_away")  # every write now fails
+            store.observe(ALICE, "crm__get_customer", MONDAY_10, arguments={"id": 1})
+            await errors.wait_for(2)  # failed, and the flusher tried again
+            store.observe(BOB, "crm__get_customer", MONDAY_10, arguments={"id": 1})
+            rename_table(path, "moved_away", "risk_baselines")
+    assert "writing 1 baseline(s) to" in errors.messages[0] and "no such table" in errors.messages[0]
+    with closing(sqlite3.connect(path)) as db:
+        keys = {key for (key,) in db.execute("SELECT key FROM risk_baselines")}
+    assert keys == {ALICE.key, BOB.key}
 
 
 async def test_an_unreadable_stored_baseline_is_skipped_and_named(tmp_path: Path) -> None:
