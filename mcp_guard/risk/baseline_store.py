@@ -16,7 +16,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,9 +150,9 @@ class BaselineStore:
                 await db.commit()
             except BaseException:
                 self._dirty |= dirty  # try again next time
-                with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True), suppress(sqlite3.Error, ValueError):
                     await db.rollback()  # left open, its stale view of the file would fail every retry
-                raise
+                raise  # the flush's own error, not the rollback's
             return len(rows)
 
     async def aclose(self) -> None:
