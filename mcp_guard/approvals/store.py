@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -333,7 +333,15 @@ class ApprovalStore:
                     await self._conn.execute("ROLLBACK")
                 raise
             with anyio.CancelScope(shield=True):
-                await self._conn.execute("COMMIT")
+                try:
+                    await self._conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may leave the transaction open after a failed COMMIT (I/O error,
+                    # disk full); every later BEGIN would then fail. Its advice: roll back,
+                    # ignoring the error if it had already rolled back on its own.
+                    with suppress(sqlite3.Error):
+                        await self._conn.execute("ROLLBACK")
+                    raise
 
 
 async def _pending_of(conn: aiosqlite.Connection, principal_key: str, now: datetime) -> int:
