@@ -1,10 +1,11 @@
 """Opening a versioned SQLite state file the same way everywhere: WAL, busy timeout,
-fsync per commit, and a schema version check (``PRAGMA user_version``)."""
+fsync per commit, and a schema version check (``PRAGMA user_version``); committing
+an explicit transaction the same way too."""
 
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from contextlib import closing, suppress
 from functools import cache
 from pathlib import Path
 
@@ -60,3 +61,21 @@ def _tables(ddl: str) -> frozenset[str]:
         scratch.executescript(ddl)
         rows = scratch.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return frozenset(str(r[0]) for r in rows)
+
+
+async def commit(conn: aiosqlite.Connection) -> None:
+    """``COMMIT`` the open transaction; if that fails, roll it back and raise the failure.
+
+    SQLite may leave the transaction open after a failed ``COMMIT`` (an I/O error, a full
+    disk), and every later ``BEGIN`` would then fail with "cannot start a transaction
+    within a transaction". Its advice: roll back, ignoring the error if it already did.
+
+    Raises:
+        sqlite3.Error: the commit failed.
+    """
+    try:
+        await conn.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            await conn.execute("ROLLBACK")
+        raise

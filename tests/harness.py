@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import anyio
 import uvicorn
 from mcp import ClientSession
@@ -211,3 +213,24 @@ def logged_errors(logger: str) -> Iterator[LoggedErrors]:
         yield handler
     finally:
         target.removeHandler(handler)
+
+
+class FailingCommitOnce:
+    """A store's SQLite connection, except that its next ``COMMIT`` fails as on a full disk and
+    leaves the transaction open, as SQLite may. A fake: a real full disk fails the writes first."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and not self.failed:
+            self.failed = True
+            return self._fail()
+        return self.conn.execute(sql, *args)
+
+    async def _fail(self) -> None:
+        raise sqlite3.OperationalError("database or disk is full")

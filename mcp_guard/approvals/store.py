@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from mcp_guard.approvals.models import (
 )
 from mcp_guard.audit.models import format_time, parse_time
 from mcp_guard.errors import GuardError
-from mcp_guard.sqlite_schema import initialise_schema
+from mcp_guard.sqlite_schema import commit, initialise_schema
 
 SCHEMA_VERSION = 1
 
@@ -333,15 +333,7 @@ class ApprovalStore:
                     await self._conn.execute("ROLLBACK")
                 raise
             with anyio.CancelScope(shield=True):
-                try:
-                    await self._conn.execute("COMMIT")
-                except BaseException:
-                    # SQLite may leave the transaction open after a failed COMMIT (I/O error,
-                    # disk full); every later BEGIN would then fail. Its advice: roll back,
-                    # ignoring the error if it had already rolled back on its own.
-                    with suppress(sqlite3.Error):
-                        await self._conn.execute("ROLLBACK")
-                    raise
+                await commit(self._conn)
 
 
 async def _pending_of(conn: aiosqlite.Connection, principal_key: str, now: datetime) -> int:

@@ -38,6 +38,7 @@ from mcp_guard.pinning.models import (
     finding_records,
 )
 from mcp_guard.pinning.review import plan_review, sight
+from mcp_guard.sqlite_schema import commit
 
 Clock = Callable[[], datetime]
 Deliver = Callable[[dict[str, Any]], Awaitable[object]]
@@ -326,7 +327,7 @@ class PinStore:
                 raise
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._conn.execute("COMMIT")
+                    await commit(self._conn)
                 except sqlite3.Error as exc:
                     raise PinStoreError(f"pin database {self._config.path}: {exc}") from None
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import anyio
 import pytest
 
@@ -33,6 +31,7 @@ from tests.approvals.helpers import (
     make_context,
     write_locked,
 )
+from tests.harness import FailingCommitOnce
 
 pytestmark = pytest.mark.anyio
 
@@ -181,27 +180,6 @@ async def test_holds_decided_in_another_process_leave_no_wakeup_entries_behind(
                         default_approvers=config.default_approvers,
                     )
         assert approvals.holding == 0
-
-
-class FailingCommitOnce:
-    """The store's connection, except that its next ``COMMIT`` fails as on a full disk and leaves
-    the transaction open, as SQLite may. A fake: a real full disk fails the writes before it."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
-        self.failed = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.conn, name)
-
-    def execute(self, sql: str, *args: Any) -> Any:
-        if sql == "COMMIT" and not self.failed:
-            self.failed = True
-            return self._fail()
-        return self.conn.execute(sql, *args)
-
-    async def _fail(self) -> None:
-        raise sqlite3.OperationalError("database or disk is full")
 
 
 async def test_a_request_whose_commit_fails_is_not_stored_and_the_next_one_is(

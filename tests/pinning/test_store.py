@@ -8,6 +8,7 @@ import pydantic
 import pytest
 
 from mcp_guard.pinning import PinningConfig, PinStoreError
+from tests.harness import FailingCommitOnce
 from tests.pinning.tools import opened, weather
 
 pytestmark = pytest.mark.anyio
@@ -38,3 +39,14 @@ async def test_a_file_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PinStoreError, match=r"pins\.db"):
         async with opened(db):
             pass
+
+
+async def test_a_review_whose_commit_fails_is_refused_and_the_next_one_is_kept(tmp_path: Path) -> None:
+    async with opened(tmp_path / "pins.db") as pins:
+        pins._conn = FailingCommitOnce(pins._conn)  # type: ignore[assignment]
+        with pytest.raises(PinStoreError, match="disk is full"):
+            await pins.review("wx", [weather()])
+        review = await pins.review("wx", [weather()])
+        records = await pins.records()
+    assert [tool.name for tool in review.allowed] == ["get_weather"]
+    assert [(record.name, record.pin is not None) for record in records] == [("get_weather", True)]
