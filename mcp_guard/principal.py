@@ -45,10 +45,28 @@ class Principal(BaseModel):
         key = f"{escape_key_part(self.user)}|{escape_key_part(self.agent or '')}"
         return key if self.tenant is None else f"{key}|{escape_key_part(self.tenant)}"
 
+    @cached_property
+    def audit_record(self) -> dict[str, Any]:
+        """Who acted, as every audit entry names them.
+
+        Built once per principal (each of its calls records it twice: decision and
+        outcome) and shared by those records: never to be changed. :meth:`model_copy`
+        builds it anew for the copy.
+        """
+        return {
+            "user": self.user,
+            "agent": self.agent,
+            "roles": sorted(self.roles),
+            "teams": sorted(self.teams),
+            "tenant": self.tenant,
+        }
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """A copy (with ``update`` applied) whose :attr:`key` is worked out from its own fields."""
+        """A copy (with ``update`` applied) whose :attr:`key` and :attr:`audit_record` are
+        worked out from its own fields."""
         copied = super().model_copy(update=update, deep=deep)
         copied.__dict__.pop("key", None)
+        copied.__dict__.pop("audit_record", None)
         return copied
 
     def same_identity(self, other: Principal) -> bool:

@@ -62,3 +62,11 @@ def test_a_principal_whose_key_was_read_is_equal_to_one_whose_key_was_not() -> N
     assert read.key == "kim|bot"
     fresh = Principal(user="kim", agent="bot")
     assert read == fresh and hash(read) == hash(fresh) and read.model_dump() == fresh.model_dump()
+
+
+def test_the_audit_record_is_built_once_and_a_copy_gets_the_record_of_its_own_fields() -> None:
+    kim = Principal(user="kim", agent="bot", roles=frozenset({"sre", "dev"}))
+    record = {"user": "kim", "agent": "bot", "roles": ["dev", "sre"], "teams": [], "tenant": None}
+    assert kim.audit_record == record and kim.audit_record is kim.audit_record
+    assert kim.model_copy(update={"tenant": "acme"}).audit_record == {**record, "tenant": "acme"}
+    assert kim == Principal(user="kim", agent="bot", roles=frozenset({"sre", "dev"}))

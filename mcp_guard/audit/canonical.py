@@ -16,17 +16,18 @@ The encoding every audit hash is computed over (docs/audit.md, "Canonical encodi
   never silently altered;
 * ``true``, ``false``, ``null``; tuples encode as arrays.
 
-Most values are encoded by the standard library's C encoder (``sort_keys``, compact,
-``ensure_ascii=False``): for plain JSON data its text is the canonical one except for
-some floats and the order of some keys. :func:`_fast_text` takes it only where it cannot
-differ: every container a ``dict`` with ``str`` keys (the C encoder would coerce other
-keys silently), a ``list`` or a ``tuple``; every scalar of exactly ``str``, ``int``,
-``float``, ``bool`` or ``None`` (subclasses such as enums are left to the RFC encoder);
-integral floats below 2**53 handed over as ints; every other float between 1e-4 and
-2**53, where ``repr`` and ECMAScript both print the shortest round-trip digits in fixed
-notation; no key with a character from U+E000 up (where code-point and UTF-16 order
-part ways). Anything else goes to the encoder below, written to the RFC. The two are
-checked against each other on random values in ``tests/audit/test_canonical.py``.
+Most values are encoded by orjson (``OPT_SORT_KEYS``; compact, UTF-8, escaping exactly
+the characters RFC 8785 escapes, with its short forms): for plain JSON data its text is
+the canonical one except for some floats and the order of some keys. :func:`_fast_bytes`
+takes it only where it cannot differ: every container a ``dict`` with ``str`` keys, a
+``list`` or a ``tuple``; every scalar of exactly ``str``, ``int``, ``float``, ``bool`` or
+``None`` (subclasses such as enums are left to the RFC encoder); integral floats below
+2**53 handed over as ints; every other float between 1e-4 and 2**53, where orjson and
+ECMAScript both print the shortest round-trip digits in fixed notation; no key with a
+character from U+E000 up (where code-point and UTF-16 order part ways). What orjson
+refuses (integers beyond 64 bits, lone surrogates, nesting deeper than 255) and anything
+else goes to the encoder below, written to the RFC. The two are checked against each
+other on random values in ``tests/audit/test_canonical.py``.
 """
 
 from __future__ import annotations
@@ -35,41 +36,18 @@ import hashlib
 import json.encoder
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C-accelerated
-
-
-def _make_c_encode() -> Callable[[Any], str]:
-    """The standard library's compact, key-sorted, non-ASCII-keeping JSON encoder. Its C
-    encoder object is built once, here, where ``JSONEncoder.encode`` builds a new one for
-    every value; ``JSONEncoder.encode`` itself where the C accelerator is missing or takes
-    other arguments."""
-    encoder = json.JSONEncoder(
-        ensure_ascii=False,
-        allow_nan=False,
-        sort_keys=True,
-        separators=(",", ":"),
-        check_circular=False,  # never circular: _for_c_encoder, walking it first, would not return
-    )
-    make: Callable[..., Any] | None = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    try:  # with the arguments JSONEncoder.iterencode passes it
-        chunks = make(None, encoder.default, _encode_str, None, ":", ",", True, False, False)
-    except TypeError:
-        return encoder.encode
-    return lambda value: "".join(chunks(value, 0))
-
-
-_c_encode = _make_c_encode()
 _from_e000 = re.compile("[\ue000-\U0010ffff]").search
 _AWKWARD = object()
 _PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
-"""Scalars the C encoder prints exactly as RFC 8785 does (not their subclasses, e.g. enums)."""
+"""Scalars orjson prints exactly as RFC 8785 does (not their subclasses, e.g. enums)."""
 _EXACT_INTEGERS = 2.0**53
-_FIXED_NOTATION_FROM = 1e-4  # repr prints smaller floats with an exponent (1e-05), JCS from 1e-6 down
+_FIXED_NOTATION_FROM = 1e-4  # orjson prints smaller floats with an exponent (1e-05), JCS from 1e-6 down
 
 
 def canonical_json(value: Any) -> str:
@@ -79,17 +57,23 @@ def canonical_json(value: Any) -> str:
         TypeError: ``value`` holds something that is not JSON (or a non-string key).
         ValueError: ``value`` holds NaN, an infinity, or a lone surrogate.
     """
-    text = _fast_text(value)
-    if text is None:
-        text = reference_json(value)
-    if not text.isascii():  # ASCII text has none
-        text.encode("utf-8")  # rejects lone surrogates (UnicodeEncodeError is a ValueError)
-    return text
+    encoded = _fast_bytes(value)
+    return encoded.decode("utf-8") if encoded is not None else _checked_reference_json(value)
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """UTF-8 bytes of :func:`canonical_json` (orjson's own bytes where it takes ``value``).
+
+    Raises:
+        TypeError, ValueError: as :func:`canonical_json`.
+    """
+    encoded = _fast_bytes(value)
+    return encoded if encoded is not None else _checked_reference_json(value).encode("utf-8")
 
 
 def reference_json(value: Any) -> str:
-    """The canonical JSON text of ``value`` from the encoder written to RFC 8785, without the
-    C encoder's fast path and without the lone-surrogate check (:func:`canonical_json` does both).
+    """The canonical JSON text of ``value`` from the encoder written to RFC 8785, without
+    orjson's fast path and without the lone-surrogate check (:func:`canonical_json` does both).
 
     Raises:
         TypeError, ValueError: as :func:`canonical_json`.
@@ -99,17 +83,30 @@ def reference_json(value: Any) -> str:
     return "".join(parts)
 
 
-def _fast_text(value: Any) -> str | None:
-    """The C encoder's text of ``value`` where it is the canonical text, else None (see the
-    module docstring)."""
-    prepared = _for_c_encoder(value)
-    return None if prepared is _AWKWARD else _c_encode(prepared)
+def _checked_reference_json(value: Any) -> str:
+    """:func:`reference_json`, rejecting lone surrogates (UnicodeEncodeError is a ValueError)."""
+    text = reference_json(value)
+    if not text.isascii():  # ASCII text has none
+        text.encode("utf-8")
+    return text
 
 
-def _for_c_encoder(value: Any) -> Any:
-    """``value`` with integral floats below 2**53 as ints (JCS prints ``1.0`` as ``1``, the C
-    encoder as ``1.0``), copying only the containers that change; :data:`_AWKWARD` if the C
-    encoder's text of it could still differ from the canonical one."""
+def _fast_bytes(value: Any) -> bytes | None:
+    """orjson's UTF-8 encoding of ``value`` where it is the canonical one, else None (see
+    the module docstring)."""
+    prepared = _for_orjson(value)
+    if prepared is _AWKWARD:
+        return None
+    try:
+        return orjson.dumps(prepared, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a lone surrogate, deep nesting
+        return None
+
+
+def _for_orjson(value: Any) -> Any:
+    """``value`` with integral floats below 2**53 as ints (JCS prints ``1.0`` as ``1``, orjson
+    as ``1.0``), copying only the containers that change; :data:`_AWKWARD` if orjson's text
+    of it could still differ from the canonical one."""
     kind = type(value)
     if kind in _PLAIN:
         return value
@@ -124,44 +121,42 @@ def _for_c_encoder(value: Any) -> Any:
     return _AWKWARD
 
 
+# The two walks below run over every item of every record: one loop each, the plain
+# scalars (most items) passed over without a call, for speed.
+
+
 def _prepared_object(value: dict[Any, Any]) -> Any:
-    """:func:`_for_c_encoder` of a ``dict``: every key a ``str`` below U+E000, every item prepared."""
-    for key in value:
+    """:func:`_for_orjson` of a ``dict``: every key a ``str`` below U+E000, every item prepared."""
+    changed = None
+    for key, item in value.items():
         if type(key) is not str or (not key.isascii() and _from_e000(key)):
             return _AWKWARD
-    return _with_prepared_items(value, value.items(), dict)
-
-
-def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
-    """:func:`_for_c_encoder` of a ``list`` or ``tuple`` (a changed one is copied to a list)."""
-    return _with_prepared_items(value, enumerate(value), list)
-
-
-def _with_prepared_items(value: Any, slots: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
-    """``value`` with each item in ``slots`` (key or index, item) prepared by
-    :func:`_for_c_encoder` (the plain scalars, most items of a record, without a call),
-    ``copy(value)`` taken at the first item that changes."""
-    changed = None
-    for slot, item in slots:
         if type(item) in _PLAIN:
             continue
-        prepared = _for_c_encoder(item)
+        prepared = _for_orjson(item)
         if prepared is not item:
             if prepared is _AWKWARD:
                 return _AWKWARD
             if changed is None:
-                changed = copy(value)
-            changed[slot] = prepared
+                changed = dict(value)
+            changed[key] = prepared
     return value if changed is None else changed
 
 
-def canonical_bytes(value: Any) -> bytes:
-    """UTF-8 bytes of :func:`canonical_json`.
-
-    Raises:
-        TypeError, ValueError: as :func:`canonical_json`.
-    """
-    return canonical_json(value).encode("utf-8")
+def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
+    """:func:`_for_orjson` of a ``list`` or ``tuple`` (a changed one is copied to a list)."""
+    changed = None
+    for index, item in enumerate(value):
+        if type(item) in _PLAIN:
+            continue
+        prepared = _for_orjson(item)
+        if prepared is not item:
+            if prepared is _AWKWARD:
+                return _AWKWARD
+            if changed is None:
+                changed = list(value)
+            changed[index] = prepared
+    return value if changed is None else changed
 
 
 def digest(value: Any) -> str:

@@ -199,11 +199,6 @@ def _representable(value: Any) -> Any:
 
 
 def principal_record(p: Principal) -> dict[str, Any]:
-    """Who acted, as every audit entry names them."""
-    return {
-        "user": p.user,
-        "agent": p.agent,
-        "roles": sorted(p.roles),
-        "teams": sorted(p.teams),
-        "tenant": p.tenant,
-    }
+    """Who acted, as every audit entry names them (built once per principal: shared, never
+    to be changed)."""
+    return p.audit_record

@@ -1,4 +1,4 @@
-"""Canonical JSON follows RFC 8785 (JCS), on the C encoder's fast path as on the RFC encoder."""
+"""Canonical JSON follows RFC 8785 (JCS), on orjson's fast path as on the RFC encoder."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from mcp_guard.audit import canonical_json, digest
-from mcp_guard.audit.canonical import _fast_text, format_number, reference_json
+from mcp_guard.audit import canonical_bytes, canonical_json, digest
+from mcp_guard.audit.canonical import _fast_bytes, format_number, reference_json
 from mcp_guard.decision import Decision
 
 
@@ -89,8 +89,12 @@ def _random_float(rng: random.Random) -> float:
 
 
 def _random_text(rng: random.Random) -> str:
-    alphabet = 'aZ09 .,:-e+"\\/\n\t\x00\x1f\x7f\u00e9\u2028\ud7ff\ue000\ufb01\uffff\U0001f600\U0010ffff'
-    return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+    alphabet = (
+        'aZ09 .,:-e+"\\/\n\t\r\b\f\x00\x01\x0b\x1e\x1f\x7f\x80\x85\u00e9'
+        "\u2028\u2029\ud7ff\ue000\ufb01\ufeff\uffff\U0001f600\U0010ffff"
+    )
+    text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+    return text + "\udc00" if rng.random() < 0.002 else text  # a lone surrogate, now and then
 
 
 def _random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -98,7 +102,8 @@ def _random_json(rng: random.Random, depth: int = 0) -> Any:
     if kind == 0:
         return rng.choice([None, True, False])
     if kind == 1:
-        return rng.choice([rng.randint(-1000, 1000), rng.randint(-(2**70), 2**70)])
+        edges = [2**53, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, -(2**64)]
+        return rng.choice([rng.randint(-1000, 1000), rng.randint(-(2**70), 2**70), rng.choice(edges)])
     if kind in (2, 3):
         return _random_float(rng)
     if kind in (4, 5):
@@ -117,14 +122,15 @@ def _outcome(encode: Callable[[Any], str], value: Any) -> str:
         return f"raises {type(exc).__name__}"
 
 
-def test_the_c_encoders_fast_path_gives_exactly_the_rfc_encoders_text() -> None:
+def test_the_fast_path_gives_exactly_the_rfc_encoders_text() -> None:
     rng = random.Random(8785)
     fast_path_taken = 0
     for _ in range(20_000):
         value = _random_json(rng)
         expected = _outcome(lambda v: reference_json(v).encode("utf-8").decode("utf-8"), value)
         assert _outcome(canonical_json, value) == expected, value
-        fast_path_taken += _fast_text(value) is not None
+        assert _outcome(lambda v: canonical_bytes(v).decode("utf-8"), value) == expected, value
+        fast_path_taken += _fast_bytes(value) is not None
     assert fast_path_taken > 5_000  # the fast path is really exercised, not always refused
 
 
@@ -137,10 +143,32 @@ def test_the_c_encoders_fast_path_gives_exactly_the_rfc_encoders_text() -> None:
         [{True: "bool key"}],
         {"nan": math.nan},
         {"inf": [-math.inf]},
-        OrderedDict([(1, "a mapping the C encoder would take")]),
+        OrderedDict([(1, "a mapping orjson would take")]),
         {"enum": Decision.ALLOW},
+        {"big": 2**64},
+        [-(2**63) - 1],
+        {"lone surrogate": "a\ud800"},
+        {"\udfff": "lone surrogate key"},
     ],
 )
-def test_values_the_c_encoder_would_take_differently_go_to_the_rfc_encoder(value: Any) -> None:
-    assert _fast_text(value) is None
-    assert _outcome(canonical_json, value) == _outcome(reference_json, value)
+def test_values_orjson_would_take_differently_or_refuses_go_to_the_rfc_encoder(value: Any) -> None:
+    assert _fast_bytes(value) is None
+    expected = _outcome(lambda v: reference_json(v).encode("utf-8").decode("utf-8"), value)
+    assert _outcome(canonical_json, value) == expected
+
+
+@pytest.mark.parametrize("depth", [1, 200, 254, 255, 256, 280])
+@pytest.mark.parametrize("container", ["list", "object"])
+def test_deep_nesting_gives_the_rfc_encoders_text(depth: int, container: str) -> None:
+    value: Any = 1.0
+    for _ in range(depth):
+        value = [value] if container == "list" else {"k": value}
+    assert canonical_json(value) == reference_json(value)
+    assert canonical_bytes(value) == reference_json(value).encode("utf-8")
+
+
+@pytest.mark.parametrize("encode", [canonical_json, canonical_bytes, digest])
+@pytest.mark.parametrize("value", [{"v": "a\ud800b"}, {"\udc00": 1}, ["\ud800", 2**64]])
+def test_lone_surrogates_raise_value_error_as_documented(encode: Callable[[Any], Any], value: Any) -> None:
+    with pytest.raises(ValueError, match="surrogate"):  # orjson's own error would be a TypeError
+        encode(value)

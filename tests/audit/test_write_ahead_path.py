@@ -3,7 +3,6 @@ appends that arrive together, and entries in the same format as ever."""
 
 from __future__ import annotations
 
-import json.encoder
 import random
 import sqlite3
 import uuid
@@ -14,7 +13,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from mcp_guard.audit import AuditConfig, SqliteAuditLog, canonical, verify
+from mcp_guard.audit import AuditConfig, SqliteAuditLog, verify
 from mcp_guard.audit.models import format_time
 
 from .helpers import decision_record, public_key
@@ -122,13 +121,3 @@ def test_audit_times_print_in_utc_with_microseconds_from_any_time_zone() -> None
     assert format_time(datetime(2025, 1, 1, 12, tzinfo=UTC)) == "2025-01-01T12:00:00.000000Z"
     with pytest.raises(ValueError, match="time-zone aware"):
         format_time(datetime(2025, 1, 1))
-
-
-def test_json_encoders_own_encode_stands_in_where_the_c_encoder_is_missing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    value = {"b": [1, 2.5, "\u00e9\n", None, True], "a": {"z": "", "y": -3}, "c": ()}
-    text = '{"a":{"y":-3,"z":""},"b":[1,2.5,"\u00e9\\n",null,true],"c":[]}'
-    assert canonical._make_c_encode()(value) == text
-    monkeypatch.setattr(json.encoder, "c_make_encoder", None)
-    assert canonical._make_c_encode()(value) == text
