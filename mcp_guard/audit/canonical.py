@@ -36,7 +36,7 @@ import hashlib
 import json.encoder
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -121,32 +121,25 @@ def _for_orjson(value: Any) -> Any:
     return _AWKWARD
 
 
-# The two walks below run over every item of every record: one loop each, the plain
-# scalars (most items) passed over without a call, for speed.
-
-
 def _prepared_object(value: dict[Any, Any]) -> Any:
     """:func:`_for_orjson` of a ``dict``: every key a ``str`` below U+E000, every item prepared."""
-    changed = None
-    for key, item in value.items():
+    for key in value:
         if type(key) is not str or (not key.isascii() and _from_e000(key)):
             return _AWKWARD
-        if type(item) in _PLAIN:
-            continue
-        prepared = _for_orjson(item)
-        if prepared is not item:
-            if prepared is _AWKWARD:
-                return _AWKWARD
-            if changed is None:
-                changed = dict(value)
-            changed[key] = prepared
-    return value if changed is None else changed
+    return _with_prepared_items(value, value.items(), dict)
 
 
 def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
     """:func:`_for_orjson` of a ``list`` or ``tuple`` (a changed one is copied to a list)."""
+    return _with_prepared_items(value, enumerate(value), list)
+
+
+def _with_prepared_items(value: Any, slots: Iterable[tuple[Any, Any]], copy: Callable[[Any], Any]) -> Any:
+    """``value`` with each item in ``slots`` (key or index, item) prepared by
+    :func:`_for_orjson` (the plain scalars, most items of a record, without a call),
+    ``copy(value)`` taken at the first item that changes."""
     changed = None
-    for index, item in enumerate(value):
+    for slot, item in slots:
         if type(item) in _PLAIN:
             continue
         prepared = _for_orjson(item)
@@ -154,8 +147,8 @@ def _prepared_array(value: list[Any] | tuple[Any, ...]) -> Any:
             if prepared is _AWKWARD:
                 return _AWKWARD
             if changed is None:
-                changed = list(value)
-            changed[index] = prepared
+                changed = copy(value)
+            changed[slot] = prepared
     return value if changed is None else changed
 
 
