@@ -13,6 +13,7 @@ from mcp import types
 from mcp_guard.config.settings import GatewaySettings
 from mcp_guard.inspection import Inspector
 from mcp_guard.inspection.config import InspectionConfig
+from mcp_guard.pipeline import results
 from mcp_guard.pipeline.call import ToolCall
 from mcp_guard.pipeline.results import (
     RESULT_CATEGORIES,
@@ -120,3 +121,18 @@ async def test_a_result_of_a_tool_without_a_bound_passes_the_bound_stage_untouch
     out = await BoundStage(bounded_elsewhere)(call, result)
 
     assert out is result and call.verdict.decision.forwards
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        types.TextContent(type="text", text="plain \u200b text"),
+        types.TextContent(type="text", text="noted", annotations=types.Annotations(priority=0.5)),
+        types.TextContent(type="text", text="with meta", _meta={"k": "v"}),
+        types.ImageContent(type="image", data="aGk=", mime_type="image/png"),
+    ],
+    ids=["plain text", "annotated text", "text with _meta", "image"],
+)
+def test_a_content_block_is_scanned_in_its_pydantic_json_form(block: types.ContentBlock) -> None:
+    dumped = block.model_dump(mode="json", by_alias=True, exclude_none=True)
+    assert list(results._as_json(block).items()) == list(dumped.items())

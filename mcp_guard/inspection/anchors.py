@@ -75,6 +75,8 @@ class _Automaton:
         witness tells that apart from "no family", and each family is then searched alone
         (a single regex falls back to its NFA rather than failing)."""
         matched = self._match(data)
+        if len(matched) == 1 and matched[0] == self._finished:  # only the witness: no family (most text)
+            return []
         if self._finished in matched:
             return [self.indexes[i] for i in matched if i != self._finished]
         return _each_alone(self.indexes, data)
@@ -114,6 +116,11 @@ class RestingSwitch:
         self._rest_s = rest_s
         self._last_slow_at = -window_s
         self._rests_until = 0.0
+
+    @property
+    def slow_s(self) -> float:
+        """CPU seconds above which a search counts as slow."""
+        return self._slow_s
 
     def may_search(self, now: float) -> bool:
         return now >= self._rests_until
@@ -161,19 +168,22 @@ def _present(
     - One longer string, or while it rests: one pass per group holding a wanted family.
     """
     end = len(data)
-    groups = _searched(families)
     if end >= _TOKEN_RUN_LENGTH and _TOKEN_RUN.Match(_UNANCHORED, data, 0, end)[0][0] >= 0:
-        return _each_alone(tuple(i for group in groups for i in group.indexes), data)
+        return _each_alone(tuple(i for group in _searched(families) for i in group.indexes), data)
     if end <= _COMBINED_MAX_BYTES:
         now = time.monotonic()
         if _COMBINED_SWITCH.may_search(now):
             began = time.thread_time()
             found = _COMBINED.present(data)
-            _COMBINED_SWITCH.searched(time.thread_time() - began, now)
+            # A thread cannot use more CPU time than the wall time that passed: a search
+            # that took no more than ``slow_s`` by the (cheap, vDSO) wall clock cannot be slow,
+            # and the CPU clock (a system call, ~1 µs) is read again only for one that did.
+            if time.monotonic() - now > _COMBINED_SWITCH.slow_s:
+                _COMBINED_SWITCH.searched(time.thread_time() - began, now)
             return found
     elif starts is not None and len(starts) > 1 and _COMBINED_SWITCH.may_search(time.monotonic()):
-        return _present_in_chunks(data, starts, groups)
-    return [i for group in groups for i in group.present(data)]
+        return _present_in_chunks(data, starts, _searched(families))
+    return [i for group in _searched(families) for i in group.present(data)]
 
 
 _CHUNK_ALLOWANCE_S = 0.005
@@ -281,14 +291,16 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
         lengths = [len(p) for p in parts]
     single = len(strings) == 1
     starts: list[int] = []
-    if not single:
-        pos = 0
-        for n in lengths:
-            starts.append(pos)
-            pos += n + 1
-    wanted = [_NAMES[i] for i in sorted(_present(data, families, starts)) if _NAMES[i] in families]
+    if not single and len(data) > _COMBINED_MAX_BYTES:  # searched a chunk of strings at a time
+        starts = _starts(lengths)
+    present = _present(data, families, starts)
+    if not present:  # most values: nothing more to do, not even to find where each string starts
+        return found
+    wanted = [_NAMES[i] for i in sorted(present) if _NAMES[i] in families]
     if not wanted:
         return found
+    if not single and not starts:
+        starts = _starts(lengths)
     end = len(data)
     bisect_left, bisect_right = bisect.bisect_left, bisect.bisect_right
     bounds = [*starts, end + 1]  # where the next string would begin, the last one's too
@@ -335,6 +347,16 @@ def find_anchors(  # noqa: PLR0915 - hot loop, inlined
                     f: [(_chars(raw, a), _chars(raw, b)) for a, b in sp] for f, sp in by_family.items()
                 }
     return found
+
+
+def _starts(lengths: list[int]) -> list[int]:
+    """Where each string begins in a buffer of strings of ``lengths`` joined by one byte."""
+    starts: list[int] = []
+    pos = 0
+    for n in lengths:
+        starts.append(pos)
+        pos += n + 1
+    return starts
 
 
 def _chars(raw: bytes, offset: int) -> int:

@@ -90,6 +90,13 @@ class Inspector:
             for f in _ALL_FAMILIES
             if f not in _FAMILY_CATEGORY or cfg.enabled(_FAMILY_CATEGORY[f])  # type: ignore[arg-type]
         )
+        # What :meth:`scan` reads on every call, read once: the config is frozen, and an
+        # attribute of a pydantic model costs a __getattr__ hook (no fast path) each time.
+        self._max_depth = cfg.max_depth
+        self._max_scan_chars = cfg.max_scan_chars
+        self._pii = cfg.enabled("pii")
+        self._attack = cfg.enabled("attack")
+        self._numbers = cfg.scan_numbers and self._pii
 
     # ------------------------------------------------------------------ public
     def scan(self, value: Any, path: str = "$") -> list[Finding]:  # noqa: PLR0915 - hot loop, inlined
@@ -103,8 +110,8 @@ class Inspector:
         add_key = keys.append
         key_parents: dict[str, list[str]] = {}  # a repeated dict key is scanned once
         stack: list[tuple[Any, str, int]] = [(value, path, 0)]
-        max_depth = self.config.max_depth
-        numbers = self.config.scan_numbers and self.config.enabled("pii")
+        max_depth = self._max_depth
+        numbers = self._numbers
         while stack:
             item, at, depth = stack.pop()
             kind = type(item)
@@ -173,20 +180,23 @@ class Inspector:
                 findings += [self._finding(h.moved(None, None, h.detail), at) for h in hits]
         if not strings:
             return findings
-        limit = self.config.max_scan_chars
+        limit = self._max_scan_chars
         scanned = strings
         long_ones: set[int] = set()
-        if max(map(len, strings)) > limit:
+        joined = "\x00".join(strings)
+        if len(joined) > limit and max(map(len, strings)) > limit:  # no string is longer than all of them
             long_ones = {i for i, s in enumerate(strings) if len(s) > limit}
             scanned = [s if len(s) <= limit else s[:limit] for s in strings]
-        joined = "\x00".join(scanned)
+            joined = "\x00".join(scanned)
         anchored = find_anchors(scanned, self._families, joined)
-        todo = set(anchored).union(long_ones)
+        todo = set(anchored).union(long_ones) if long_ones else set(anchored)
         if not joined.isascii():
             todo.update(i for i, s in enumerate(scanned) if not s.isascii())
-        if self.config.enabled("attack") and joined.count("\x00") > len(scanned) - 1:
+        if self._attack and joined.count("\x00") > len(scanned) - 1:
             todo.update(i for i, s in enumerate(scanned) if "\x00" in s)
-        emails_only = self.config.enabled("pii")
+        if not todo:  # no string holds an anchor (most values)
+            return findings
+        emails_only = self._pii
         for i in sorted(todo):
             spans = anchored.pop(i, _NO_SPANS)  # freed once read: fewer live objects, fewer GC passes
             text = scanned[i]

@@ -103,7 +103,7 @@ class InspectResultStage:
         self._structured_key_is_clean = not inspector.scan({"content": [], STRUCTURED: {}})
 
     async def __call__(self, call: ToolCall, result: types.CallToolResult) -> types.CallToolResult:
-        content = [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in result.content]
+        content = [_as_json(c) for c in result.content]
         value: dict[str, Any] = {"content": content}
         if result.structured_content is not None:
             value[STRUCTURED] = result.structured_content
@@ -199,6 +199,16 @@ class InspectResultStage:
 
 
 _CONTENT: TypeAdapter[types.ContentBlock] = TypeAdapter(types.ContentBlock)
+
+
+def _as_json(item: types.ContentBlock) -> dict[str, Any]:
+    """``item.model_dump(mode="json", by_alias=True, exclude_none=True)``.
+
+    A plain text block (no annotations, no ``_meta``: most results are one) is built
+    directly, the same dict in the same key order, at a quarter of pydantic's cost."""
+    if type(item) is types.TextContent and item.annotations is None and item.meta is None:
+        return {"type": "text", "text": item.text}
+    return item.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _content(item: dict[str, Any]) -> types.ContentBlock:
