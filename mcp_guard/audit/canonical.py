@@ -47,7 +47,7 @@ _AWKWARD = object()
 _PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
 """Scalars orjson prints exactly as RFC 8785 does (not their subclasses, e.g. enums)."""
 _EXACT_INTEGERS = 2.0**53
-_FIXED_NOTATION_FROM = 1e-4  # orjson prints smaller floats with an exponent (1e-05), JCS from 1e-6 down
+_FIXED_NOTATION_FROM = 1e-4  # smaller floats go to the RFC encoder (JCS prints an exponent from 1e-7 down)
 
 
 def canonical_json(value: Any) -> str:
