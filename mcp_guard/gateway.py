@@ -82,6 +82,7 @@ class Gateway:
         self.chain = Chain([])
         self.result_chain = ResultChain([])
         self._reload_lock = anyio.Lock()
+        self._policies_in_force = policies
 
     def _access(self, policies: PolicySet | None) -> AccessPolicy:
         if policies is not None:
@@ -253,20 +254,18 @@ class Gateway:
             await self.notifier.tools_changed()
 
     async def _apply_reload(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
-        """Put a freshly loaded set in force, or record why the folder was refused.
+        """Put the newest loaded set in force, or record why the folder was refused.
 
         Reloads from SIGHUP, the admin API and the file watcher load in worker threads that
-        may hand their sets back out of order, so they are applied one at a time and a set
-        the store has already replaced with a newer one is not applied at all (the newer
-        set's own reload applies it)."""
+        may hand their sets back out of order. So they are applied one at a time, each puts
+        in force the newest set the store holds (``policies`` itself, unless a later load
+        replaced it), and one that finds that set already in force has nothing to do: once
+        a reload returns, the newest set is in force, and an older one never comes back."""
         async with self._reload_lock:
-            if (
-                error is None
-                and self.policy_store is not None
-                and policies is not self.policy_store.current()
-            ):
-                logger.info("policy reload (%s) skipped: a newer load replaced it", why)
-                return
+            if error is None and self.policy_store is not None:
+                policies = self.policy_store.current()
+                if policies is self._policies_in_force:
+                    return
             await self._apply_reload_in_turn(policies, error, why)
 
     async def _apply_reload_in_turn(self, policies: PolicySet, error: ConfigError | None, why: str) -> None:
@@ -293,6 +292,7 @@ class Gateway:
 
         def swap_in() -> None:  # with the catalogue (action classes may have changed), nothing awaited
             self.policy = self._access(policies)
+            self._policies_in_force = policies
             if controls is not None and services is not None:
                 previous, self.controls = self.controls, controls
                 if previous is not None:

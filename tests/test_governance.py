@@ -466,6 +466,50 @@ async def test_a_reload_whose_load_finishes_last_does_not_put_back_the_older_pol
     assert decision(result)["rules"] == ["new-warn"], decision(result)
 
 
+async def test_a_reload_returns_once_the_newest_loaded_policies_are_in_force(tmp_path: Path) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    rules = policies / "rules.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    inbox_rule = "rules:\n  - {{id: {id}, match: {{tools: ['mail__list_inbox']}}, decision: {decision}}}\n"
+    first_loaded, second_loaded, first_returned = threading.Event(), threading.Event(), threading.Event()
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+        gateway,
+        client,
+    ):
+        assert gateway.policy_store is not None
+        load = gateway.policy_store.try_reload
+        loads = 0
+
+        def overlapping_loads() -> tuple[PolicySet, ConfigError | None]:
+            """The second reload (e.g. the file watcher's) loads newer files while the first one's
+            set is on its way back, and hands its own set back only after the first returned."""
+            nonlocal loads
+            loads += 1
+            first = loads == 1
+            loaded = load()
+            (first_loaded if first else second_loaded).set()
+            (second_loaded if first else first_returned).wait(10)
+            return loaded
+
+        gateway.policy_store.try_reload = overlapping_loads  # type: ignore[method-assign]
+        seen: list[dict[str, object]] = []
+
+        async def first_reload() -> None:
+            assert await gateway.reload_policies("first") is None
+            seen.append(decision(await client.call_tool("mail__list_inbox", {})))
+            first_returned.set()
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                rules.write_text(inbox_rule.format(id="old-block", decision="BLOCK"), encoding="utf-8")
+                tg.start_soon(first_reload)
+                await anyio.to_thread.run_sync(first_loaded.wait)
+                rules.write_text(inbox_rule.format(id="new-warn", decision="WARN"), encoding="utf-8")
+                tg.start_soon(gateway.reload_policies, "second")
+    assert [d["rules"] for d in seen] == [["new-warn"]], seen
+
+
 async def test_a_policy_change_the_audit_log_cannot_record_is_logged_and_the_gateway_keeps_answering(
     tmp_path: Path,
 ) -> None:
