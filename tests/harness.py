@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +234,10 @@ class FailingCommitOnce:
 
     async def _fail(self) -> None:
         raise sqlite3.OperationalError("database or disk is full")
+
+
+def rename_table(db: Path, old: str, new: str) -> None:
+    """Rename a table of a SQLite file from another connection (every write to ``old`` then fails)."""
+    with closing(sqlite3.connect(db)) as other:
+        other.execute(f"ALTER TABLE {old} RENAME TO {new}")
+        other.commit()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -428,38 +430,53 @@ async def test_a_broken_policy_file_never_replaces_the_running_policies(tmp_path
     assert "config_error" in kinds and kinds.count("policy_reload") >= 2
 
 
-async def test_a_reload_whose_load_finishes_last_does_not_put_back_the_older_policies(tmp_path: Path) -> None:
+INBOX_RULE = "rules:\n  - {{id: {id}, match: {{tools: ['mail__list_inbox']}}, decision: {decision}}}\n"
+
+
+def policy_file(tmp_path: Path, text: str) -> Path:
+    """``rules.yaml`` holding ``text``, alone in a policy folder (its parent)."""
     policies = tmp_path / "policies"
     policies.mkdir()
     rules = policies / "rules.yaml"
-    rules.write_text("rules: []\n", encoding="utf-8")
-    inbox_rule = "rules:\n  - {{id: {id}, match: {{tools: ['mail__list_inbox']}}, decision: {decision}}}\n"
+    rules.write_text(text, encoding="utf-8")
+    return rules
+
+
+def after_each_load(gateway: Gateway, hook: Callable[[int], None]) -> None:
+    """Run ``hook(n)`` in the worker thread of the gateway's n-th policy load (from 1), once
+    the folder is loaded and before the set is handed back to be applied."""
+    store = gateway.policy_store
+    assert store is not None
+    load, loads = store.try_reload, itertools.count(1)
+
+    def loading() -> tuple[PolicySet, ConfigError | None]:
+        loaded = load()
+        hook(next(loads))
+        return loaded
+
+    store.try_reload = loading  # type: ignore[method-assign]
+
+
+async def test_a_reload_whose_load_finishes_last_does_not_put_back_the_older_policies(tmp_path: Path) -> None:
+    rules = policy_file(tmp_path, "rules: []\n")
     first_loaded, second_applied = threading.Event(), threading.Event()
-    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+
+    def first_hands_back_last(n: int) -> None:
+        if n == 1:
+            first_loaded.set()
+            second_applied.wait(10)
+
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=rules.parent) as (
         gateway,
         client,
     ):
-        assert gateway.policy_store is not None
-        load = gateway.policy_store.try_reload
-        loads = 0
-
-        def slow_first_load() -> tuple[PolicySet, ConfigError | None]:
-            """The first reload's worker thread loads its set, then hands it back last."""
-            nonlocal loads
-            loads += 1
-            loaded = load()
-            if loads == 1:
-                first_loaded.set()
-                second_applied.wait(10)
-            return loaded
-
-        gateway.policy_store.try_reload = slow_first_load  # type: ignore[method-assign]
+        after_each_load(gateway, first_hands_back_last)
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:
-                rules.write_text(inbox_rule.format(id="old-block", decision="BLOCK"), encoding="utf-8")
+                rules.write_text(INBOX_RULE.format(id="old-block", decision="BLOCK"), encoding="utf-8")
                 tg.start_soon(gateway.reload_policies, "first")
                 await anyio.to_thread.run_sync(first_loaded.wait)
-                rules.write_text(inbox_rule.format(id="new-warn", decision="WARN"), encoding="utf-8")
+                rules.write_text(INBOX_RULE.format(id="new-warn", decision="WARN"), encoding="utf-8")
                 assert await gateway.reload_policies("second") is None
                 second_applied.set()
         result = await client.call_tool("mail__list_inbox", {})
@@ -467,32 +484,20 @@ async def test_a_reload_whose_load_finishes_last_does_not_put_back_the_older_pol
 
 
 async def test_a_reload_returns_once_the_newest_loaded_policies_are_in_force(tmp_path: Path) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    rules = policies / "rules.yaml"
-    rules.write_text("rules: []\n", encoding="utf-8")
-    inbox_rule = "rules:\n  - {{id: {id}, match: {{tools: ['mail__list_inbox']}}, decision: {decision}}}\n"
+    rules = policy_file(tmp_path, "rules: []\n")
     first_loaded, second_loaded, first_returned = threading.Event(), threading.Event(), threading.Event()
-    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=policies) as (
+
+    def loads_overlap(n: int) -> None:
+        """The second reload (e.g. the file watcher's) loads newer files while the first one's
+        set is on its way back, and hands its own set back only after the first returned."""
+        (first_loaded if n == 1 else second_loaded).set()
+        (second_loaded if n == 1 else first_returned).wait(10)
+
+    async with gateway_client(write_upstreams(tmp_path, DEMO), principal=FIONA, policy_dir=rules.parent) as (
         gateway,
         client,
     ):
-        assert gateway.policy_store is not None
-        load = gateway.policy_store.try_reload
-        loads = 0
-
-        def overlapping_loads() -> tuple[PolicySet, ConfigError | None]:
-            """The second reload (e.g. the file watcher's) loads newer files while the first one's
-            set is on its way back, and hands its own set back only after the first returned."""
-            nonlocal loads
-            loads += 1
-            first = loads == 1
-            loaded = load()
-            (first_loaded if first else second_loaded).set()
-            (second_loaded if first else first_returned).wait(10)
-            return loaded
-
-        gateway.policy_store.try_reload = overlapping_loads  # type: ignore[method-assign]
+        after_each_load(gateway, loads_overlap)
         seen: list[dict[str, object]] = []
 
         async def first_reload() -> None:
@@ -502,10 +507,10 @@ async def test_a_reload_returns_once_the_newest_loaded_policies_are_in_force(tmp
 
         with anyio.fail_after(20):
             async with anyio.create_task_group() as tg:
-                rules.write_text(inbox_rule.format(id="old-block", decision="BLOCK"), encoding="utf-8")
+                rules.write_text(INBOX_RULE.format(id="old-block", decision="BLOCK"), encoding="utf-8")
                 tg.start_soon(first_reload)
                 await anyio.to_thread.run_sync(first_loaded.wait)
-                rules.write_text(inbox_rule.format(id="new-warn", decision="WARN"), encoding="utf-8")
+                rules.write_text(INBOX_RULE.format(id="new-warn", decision="WARN"), encoding="utf-8")
                 tg.start_soon(gateway.reload_policies, "second")
     assert [d["rules"] for d in seen] == [["new-warn"]], seen
 
@@ -513,12 +518,9 @@ async def test_a_reload_returns_once_the_newest_loaded_policies_are_in_force(tmp
 async def test_a_policy_change_the_audit_log_cannot_record_is_logged_and_the_gateway_keeps_answering(
     tmp_path: Path,
 ) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    rules = policies / "rules.yaml"
-    rules.write_text(
-        "rules:\n  - {id: no-echo, match: {tools: ['beh__echo']}, decision: BLOCK}\n", encoding="utf-8"
-    )
+    no_echo = "rules:\n  - {id: no-echo, match: {tools: ['beh__echo']}, decision: BLOCK}\n"
+    rules = policy_file(tmp_path, no_echo)
+    policies = rules.parent
     settings = with_private_state(GatewaySettings.model_validate({"audit": {"busy_timeout_ms": 50}}))
     with logged_errors("mcp_guard.gateway") as errors:
         async with gateway_client(behaviour_upstream(tmp_path), settings, policy_dir=policies) as (_, client):

@@ -57,8 +57,7 @@ def canonical_json(value: Any) -> str:
         TypeError: ``value`` holds something that is not JSON (or a non-string key).
         ValueError: ``value`` holds NaN, an infinity, or a lone surrogate.
     """
-    encoded = _fast_bytes(value)
-    return encoded.decode("utf-8") if encoded is not None else _checked_reference_json(value)
+    return canonical_bytes(value).decode("utf-8")
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -68,7 +67,8 @@ def canonical_bytes(value: Any) -> bytes:
         TypeError, ValueError: as :func:`canonical_json`.
     """
     encoded = _fast_bytes(value)
-    return encoded if encoded is not None else _checked_reference_json(value).encode("utf-8")
+    # Encoding the reference text rejects lone surrogates (UnicodeEncodeError is a ValueError).
+    return encoded if encoded is not None else reference_json(value).encode("utf-8")
 
 
 def reference_json(value: Any) -> str:
@@ -81,14 +81,6 @@ def reference_json(value: Any) -> str:
     parts: list[str] = []
     _encode(value, parts)
     return "".join(parts)
-
-
-def _checked_reference_json(value: Any) -> str:
-    """:func:`reference_json`, rejecting lone surrogates (UnicodeEncodeError is a ValueError)."""
-    text = reference_json(value)
-    if not text.isascii():  # ASCII text has none
-        text.encode("utf-8")
-    return text
 
 
 def _fast_bytes(value: Any) -> bytes | None:

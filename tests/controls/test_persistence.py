@@ -15,6 +15,7 @@ import pytest
 from mcp_guard.controls import Controls, open_embedded_state
 from mcp_guard.decision import Decision
 from tests.controls.controls_support import at, call, config
+from tests.harness import rename_table
 
 pytestmark = pytest.mark.anyio
 
@@ -44,12 +45,6 @@ def errors_logged() -> Iterator[anyio.Event]:
         yield failed
     finally:
         logger.removeHandler(handler)
-
-
-def rename_table(db: Path, old: str, new: str) -> None:
-    with closing(sqlite3.connect(db)) as other:
-        other.execute(f"ALTER TABLE {old} RENAME TO {new}")
-        other.commit()
 
 
 async def test_a_failed_write_behind_flush_is_logged_and_retried_while_the_gateway_keeps_counting(

@@ -13,7 +13,7 @@ import pytest
 from mcp_guard.principal import Principal
 from mcp_guard.risk import BaselineConfig, BaselineStore, RiskConfig, hour_of_week, open_baseline_store
 from mcp_guard.sessions import CallRecord
-from tests.harness import logged_errors
+from tests.harness import logged_errors, rename_table
 from tests.risk.helpers import ALICE, BOB, MONDAY_10, SUNDAY_03, call, scorer, sessions, warm_up
 
 pytestmark = pytest.mark.anyio
@@ -174,12 +174,6 @@ async def test_open_baseline_store_writes_the_last_changes_on_exit(tmp_path: Pat
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT key FROM risk_baselines").fetchall()
     assert rows == [(ALICE.key,)]
-
-
-def rename_table(db: Path, old: str, new: str) -> None:
-    with closing(sqlite3.connect(db)) as other:
-        other.execute(f"ALTER TABLE {old} RENAME TO {new}")
-        other.commit()
 
 
 async def test_a_failed_baseline_flush_is_logged_and_retried_while_the_store_keeps_learning(
